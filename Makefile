@@ -1,0 +1,26 @@
+# Two commands a new user needs: `make demo` and `make test`.
+# Each creates the virtual environment and installs the project when missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Real test data (Reuters-21578, IPTC specimens, ...) lives beside the checkout.
+export WIRESTREAM_DATA ?= $(abspath ../shared/data)
+
+.PHONY: demo test bench install clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/wirestream run --source samples/archive --sink jsonl:./out
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf out .pytest_cache

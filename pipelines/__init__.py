@@ -1,0 +1,1 @@
+"""wirestream pipelines: the command line, the options and the one graph."""

@@ -1,0 +1,182 @@
+"""The ``wirestream`` command.
+
+    wirestream run --source SOURCE --sink SINK [--dead-letter SINK] [--runner RUNNER] [Beam options]
+
+User errors (bad arguments, unreadable sources, unknown sinks) print one line
+and exit 2; a failed pipeline exits 1; success exits 0. A bounded run ends
+with one summary line on stderr: ``read=N unique=U duplicates=D dead_letters=L``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+# Before Beam is imported: it logs import-time warnings (missing cloud client
+# libraries) that mean nothing to a local user. WIRESTREAM_LOG_LEVEL=INFO shows them.
+logging.basicConfig(level=os.environ.get("WIRESTREAM_LOG_LEVEL", "ERROR").upper(),
+                    format="%(levelname)s %(name)s: %(message)s")
+
+import apache_beam as beam  # noqa: E402
+from apache_beam.metrics.metric import MetricsFilter  # noqa: E402
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions  # noqa: E402
+
+from pipelines.graph import PipelineSettings, build_pipeline  # noqa: E402
+from pipelines.options import DEFAULT_RUNNER, WirestreamOptions  # noqa: E402
+from transforms.io.archive import ReadArchiveFiles, SourceError, list_archive_files  # noqa: E402
+from transforms.io.sinks import SinkError, SinkSettings, SinkSpec, default_dead_letter_spec, load_sinks  # noqa: E402
+from transforms.normalise import NormaliseSettings  # noqa: E402
+from transforms.parse import ParseSettings  # noqa: E402
+from transforms.stage import METRICS_NAMESPACE  # noqa: E402
+
+
+class UsageError(Exception):
+    """Shown to the user as one line; exit code 2."""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    read: int
+    unique: int
+    duplicates: int
+    dead_letters: int
+
+    @property
+    def adds_up(self) -> bool:
+        return self.read == self.unique + self.duplicates + self.dead_letters
+
+    def line(self) -> str:
+        return (f"read={self.read} unique={self.unique} duplicates={self.duplicates} "
+                f"dead_letters={self.dead_letters}")
+
+
+def _all_beam_option_names() -> set[str]:
+    parser = argparse.ArgumentParser(add_help=False)
+    seen = set()
+
+    def visit(cls):
+        for sub in cls.__subclasses__():
+            if sub not in seen:
+                seen.add(sub)
+                sub._add_argparse_args(parser)
+                visit(sub)
+    visit(PipelineOptions)
+    return {opt for action in parser._actions for opt in action.option_strings}
+
+
+def parse_run_arguments(argv: Sequence[str]) -> PipelineOptions:
+    """Strict parsing: a misspelt flag is an error, not silently ignored."""
+    known = _all_beam_option_names()
+    for arg in argv:
+        if arg.startswith("--") and arg.split("=", 1)[0] not in known:
+            raise UsageError(f"unknown option {arg.split('=', 1)[0]} (see wirestream run --help)")
+    options = PipelineOptions(list(argv))
+    standard = options.view_as(StandardOptions)
+    if not standard.runner:
+        standard.runner = DEFAULT_RUNNER
+    if not options.view_as(WirestreamOptions).source:
+        raise UsageError("--source is required (a file, directory or glob of archive files, "
+                         "or kafka://HOST:PORT/TOPIC)")
+    return options
+
+
+def resolve_source(spec: str) -> beam.PTransform:
+    try:
+        return ReadArchiveFiles(list_archive_files(spec))
+    except SourceError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def pipeline_settings(opts: WirestreamOptions, streaming: bool) -> PipelineSettings:
+    load_sinks()
+    try:
+        SinkSpec.parse(opts.sink)
+        dead_letter = opts.dead_letter or default_dead_letter_spec(opts.sink)
+        SinkSpec.parse(dead_letter)
+    except SinkError as exc:
+        raise UsageError(str(exc)) from None
+    if opts.num_shards < 1:
+        raise UsageError("--num-shards must be at least 1")
+    return PipelineSettings(
+        sink=opts.sink, dead_letter=dead_letter,
+        parse=ParseSettings(max_payload_bytes=opts.max_payload_bytes),
+        normalise=NormaliseSettings(default_timezone=opts.default_timezone),
+        sink_settings=SinkSettings(streaming=streaming, num_shards=opts.num_shards),
+        drop_duplicates=opts.drop_duplicates)
+
+
+def summary_from_metrics(result) -> RunSummary:
+    counters: dict[str, int] = {}
+    for counter in result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        counters[counter.key.metric.name] = counters.get(counter.key.metric.name, 0) + (value or 0)
+    return RunSummary(
+        read=counters.get("parse_out", 0) + counters.get("parse_dead_letters", 0),
+        unique=counters.get("unique", 0), duplicates=counters.get("duplicates", 0),
+        dead_letters=counters.get("dead_letters", 0))
+
+
+def run(argv: Sequence[str]) -> tuple[RunSummary, PipelineSettings]:
+    options = parse_run_arguments(argv)
+    opts = options.view_as(WirestreamOptions)
+    streaming = options.view_as(StandardOptions).streaming
+    source = resolve_source(opts.source)
+    settings = pipeline_settings(opts, streaming)
+    pipeline = beam.Pipeline(options=options)
+    build_pipeline(pipeline, source, settings)
+    result = pipeline.run()
+    result.wait_until_finish()
+    return summary_from_metrics(result), settings
+
+
+def _run_command(argv: Sequence[str]) -> int:
+    if any(a in ("-h", "--help") for a in argv):
+        parser = argparse.ArgumentParser(prog="wirestream run", description=(
+            "Run the pipeline. Any Beam pipeline option (--runner, --streaming, "
+            "--direct_num_workers, ...) is also accepted."))
+        WirestreamOptions._add_argparse_args(parser)
+        parser.print_help()
+        return 0
+    summary, settings = run(argv)
+    print(f"event records: {settings.sink}\ndead letters:  {settings.dead_letter}")
+    print(summary.line(), file=sys.stderr)
+    if not summary.adds_up:
+        print("error: counts do not add up (read != unique + duplicates + dead_letters)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+COMMANDS = {"run": _run_command}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        known = ", ".join(sorted(COMMANDS))
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"wirestream: unknown command {argv[0]!r} (commands: {known})", file=sys.stderr)
+            return 2
+        print(f"usage: wirestream {{{known}}} ...  (wirestream COMMAND --help)", file=sys.stderr)
+        return 0 if argv else 2
+    try:
+        return COMMANDS[argv[0]](argv[1:])
+    except UsageError as exc:
+        print(f"wirestream: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("wirestream: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a failed pipeline: one line, the detail in debug logs
+        logging.getLogger("wirestream").debug("pipeline failed", exc_info=True)
+        print(f"wirestream: pipeline failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

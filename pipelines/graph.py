@@ -1,0 +1,80 @@
+"""The one graph: read -> parse -> normalise -> dedup -> tag -> write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import apache_beam as beam
+
+from schemas import EventRecord
+from transforms.dedup import NearDuplicateClusters
+from transforms.normalise import NormaliseSettings, normalise_story
+from transforms.parse import ParseSettings, parse_record
+from transforms.stage import METRICS_NAMESPACE, ApplyStage
+from transforms.tag import tag_record
+from transforms.io.sinks import RecordKind, SinkSettings, write_records
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    sink: str
+    dead_letter: str
+    parse: ParseSettings = ParseSettings()
+    normalise: NormaliseSettings = NormaliseSettings()
+    sink_settings: SinkSettings = SinkSettings()
+    drop_duplicates: bool = False
+
+
+class _CountOutcome(beam.DoFn):
+    """Counts each event record as unique or duplicate; the run summary reads these."""
+
+    def __init__(self):
+        self._unique = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "unique")
+        self._duplicates = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "duplicates")
+
+    def process(self, record: EventRecord):
+        (self._duplicates if record.is_duplicate else self._unique).inc()
+        yield record
+
+
+class _CountDeadLetters(beam.DoFn):
+    def __init__(self):
+        self._dead = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dead_letters")
+
+    def process(self, dead_letter):
+        self._dead.inc()
+        yield dead_letter
+
+
+class StoriesToEventRecords(beam.PTransform):
+    """RawRecords -> (event records, dead letters): every stage but read and write."""
+
+    def __init__(self, settings: PipelineSettings):
+        super().__init__()
+        self._settings = settings
+
+    def expand(self, raw_records):
+        s = self._settings
+        stories, parse_dead = raw_records | "Parse" >> ApplyStage(
+            "parse", lambda raw: parse_record(raw, s.parse), many=True)
+        normalised, normalise_dead = stories | "Normalise" >> ApplyStage(
+            "normalise", lambda story: normalise_story(story, s.normalise))
+        clustered = normalised | "Dedup" >> NearDuplicateClusters()
+        tagged, tag_dead = clustered | "Tag" >> ApplyStage("tag", tag_record)
+        counted = tagged | "CountOutcomes" >> beam.ParDo(_CountOutcome())
+        if s.drop_duplicates:
+            counted = counted | "DropDuplicates" >> beam.Filter(lambda r: not r.is_duplicate)
+        dead_letters = ((parse_dead, normalise_dead, tag_dead)
+                        | "AllDeadLetters" >> beam.Flatten()
+                        | "CountDeadLetters" >> beam.ParDo(_CountDeadLetters()))
+        return counted, dead_letters
+
+
+def build_pipeline(pipeline: beam.Pipeline, source: beam.PTransform,
+                   settings: PipelineSettings) -> None:
+    raw_records = pipeline | "Read" >> source
+    events, dead_letters = raw_records | "Process" >> StoriesToEventRecords(settings)
+    events | "WriteEvents" >> write_records(settings.sink, RecordKind.EVENTS,
+                                            settings.sink_settings)
+    dead_letters | "WriteDeadLetters" >> write_records(
+        settings.dead_letter, RecordKind.DEAD_LETTERS, settings.sink_settings)

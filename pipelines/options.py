@@ -1,0 +1,40 @@
+"""Typed pipeline options for ``wirestream run``.
+
+They are Beam PipelineOptions, so the same flags reach remote workers and
+templates; Beam's own options (``--runner``, ``--streaming``...) pass through.
+"""
+
+from __future__ import annotations
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+# FnApiRunner: Beam's DirectRunner first tries to download the Prism runner,
+# which needs the network; this runner is local, in-process and offline.
+DEFAULT_RUNNER = "FnApiRunner"
+
+
+class WirestreamOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        group = parser.add_argument_group("wirestream")
+        group.add_argument(
+            "--source", required=False,
+            help="Archive file, directory or glob (.jsonl[.gz], .json, .xml, .sgm, .txt), "
+                 "or kafka://HOST:PORT/TOPIC?... ")
+        group.add_argument("--sink", default="jsonl:./out",
+                           help="Where event records go: jsonl:DIR, parquet:DIR, "
+                                "kafka://HOST:PORT/TOPIC, postgresql://USER@HOST:PORT/DB?table=T")
+        group.add_argument("--dead_letter", "--dead-letter", dest="dead_letter", default=None,
+                           help="Where dead letters go (default: derived from --sink, e.g. "
+                                "jsonl:DIR/dead-letter).")
+        group.add_argument("--drop_duplicates", "--drop-duplicates", dest="drop_duplicates",
+                           action="store_true", default=False,
+                           help="Leave duplicates out of the sink (they are still counted).")
+        group.add_argument("--max_payload_bytes", "--max-payload-bytes", dest="max_payload_bytes",
+                           type=int, default=5 * 1024 * 1024,
+                           help="Payloads larger than this go to the dead letters.")
+        group.add_argument("--default_timezone", "--default-timezone", dest="default_timezone",
+                           default="UTC",
+                           help="Zone for publication times written without one.")
+        group.add_argument("--num_shards", "--num-shards", dest="num_shards", type=int, default=4,
+                           help="Files per record kind for file sinks in a bounded run.")

@@ -1,0 +1,155 @@
+"""`wirestream run` end to end over real archive files, as a user runs it."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from schemas import validator
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "samples" / "archive"
+SUMMARY = re.compile(r"^read=(\d+) unique=(\d+) duplicates=(\d+) dead_letters=(\d+)$")
+
+
+def wirestream(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd or REPO,
+                          capture_output=True, text=True, timeout=900)
+
+
+def summary_of(proc) -> dict:
+    line = proc.stderr.strip().splitlines()[-1]
+    match = SUMMARY.match(line)
+    assert match, proc.stderr
+    return dict(zip(("read", "unique", "duplicates", "dead_letters"), map(int, match.groups())))
+
+
+def read_jsonl(directory: Path, pattern="*.jsonl") -> list[dict]:
+    return [json.loads(line) for f in sorted(directory.glob(pattern)) for line in f.open()]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    proc = wirestream("run", "--source", str(SAMPLES), "--sink", f"jsonl:{out}")
+    assert proc.returncode == 0, proc.stderr
+    return proc, out
+
+
+def test_demo_counts_add_up_and_match_the_files(demo_run):
+    proc, out = demo_run
+    counts = summary_of(proc)
+    events, dead = read_jsonl(out), read_jsonl(out / "dead-letter")
+    assert counts["read"] == counts["unique"] + counts["duplicates"] + counts["dead_letters"]
+    # 300 Reuters stories + seed + 2 ninjs + 7 NewsML-G2 documents (one holds 4 items)
+    assert counts["read"] == 300 + 1 + 2 + 6 + 4
+    assert len(events) == counts["unique"] + counts["duplicates"]
+    assert sum(not e["is_duplicate"] for e in events) == counts["unique"]
+    assert len(dead) == counts["dead_letters"] > 0
+    assert len({e["event_id"] for e in events}) == len(events)
+
+
+def test_every_output_is_valid_against_its_json_schema(demo_run):
+    _, out = demo_run
+    events_schema, dead_schema = validator("event_record"), validator("dead_letter")
+    for record in read_jsonl(out):
+        assert not list(events_schema.iter_errors(record)), record["event_id"]
+    for record in read_jsonl(out / "dead-letter"):
+        assert not list(dead_schema.iter_errors(record)), record["origin"]
+
+
+def test_dead_letters_keep_the_raw_payload_byte_for_byte(demo_run):
+    _, out = demo_run
+    dead = {Path(d["origin"]["path"]).name: d for d in read_jsonl(out / "dead-letter")
+            if "item" not in d["origin"]}
+    listing = dead["LISTING_1_A_NewsML-G2_News_Item.xml"]
+    assert listing["raw_encoding"] == "utf-8" and "no text content" in listing["error"]
+    assert listing["raw"].encode("utf-8") == (
+        SAMPLES / "newsml-g2" / "LISTING_1_A_NewsML-G2_News_Item.xml").read_bytes()
+
+
+def test_seed_story_event_record(demo_run):
+    _, out = demo_run
+    (seed,) = [e for e in read_jsonl(out) if e["format"] == "text"]
+    assert seed["section"] == "Geopolitics"
+    assert "Peace Proposal for Ukraine" in seed["headline"]
+    assert len(seed["related_headlines"]) == 2 and "Netanyahu" not in seed["body"]
+    assert seed["language"] == "en" and seed["story_id"].startswith("sha256:")
+
+
+def test_same_input_same_files_and_second_run_replaces(demo_run, tmp_path):
+    proc, first = demo_run
+    second = tmp_path / "again"
+    assert wirestream("run", "--source", str(SAMPLES), "--sink", f"jsonl:{second}").returncode == 0
+    for path in sorted(first.rglob("*.jsonl")):
+        assert path.read_bytes() == (second / path.relative_to(first)).read_bytes(), path
+    # A rerun with fewer shards into the same directory replaces, never appends.
+    rerun = wirestream("run", "--source", str(SAMPLES), "--sink", f"jsonl:{second}", "--num-shards", "2")
+    assert rerun.returncode == 0, rerun.stderr
+    assert sorted(p.name for p in second.glob("*.jsonl")) == [
+        "events-00000-of-00002.jsonl", "events-00001-of-00002.jsonl"]
+    assert sorted(e["event_id"] for e in read_jsonl(second)) == sorted(
+        e["event_id"] for e in read_jsonl(first))
+
+
+def test_named_direct_runner_gives_the_same_records(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(SAMPLES / "seed-story.txt", src)
+    shutil.copy(SAMPLES / "dpa_text.json", src)
+    proc = wirestream("run", "--source", str(src), "--sink", f"jsonl:{tmp_path / 'out'}",
+                      "--runner", "DirectRunner")
+    assert proc.returncode == 0, proc.stderr
+    assert summary_of(proc) == {"read": 2, "unique": 2, "duplicates": 0, "dead_letters": 0}
+    assert {e["format"] for e in read_jsonl(tmp_path / "out")} == {"text", "ninjs"}
+
+
+def test_exact_duplicates_and_bad_lines_in_one_file(tmp_path):
+    story = {"title": "Quake hits", "text": "An earthquake hit the coast on Monday.",
+             "published": "2024-06-24T08:00:00Z", "source": "A", "id": "a-1"}
+    copy = dict(story, source="B", id="b-7", published="2024-06-24T09:30:00Z")
+    lines = [json.dumps(story), json.dumps(copy), '{"title": broken', '\xff']
+    (tmp_path / "in.jsonl").write_bytes("\n".join(lines[:3]).encode() + b"\n\xff\xfe\n")
+    proc = wirestream("run", "--source", str(tmp_path / "in.jsonl"), "--sink", f"jsonl:{tmp_path / 'o'}")
+    assert summary_of(proc) == {"read": 4, "unique": 1, "duplicates": 1, "dead_letters": 2}
+    events = {e["source"]: e for e in read_jsonl(tmp_path / "o")}
+    assert not events["A"]["is_duplicate"] and events["B"]["is_duplicate"]
+    assert events["B"]["duplicate_of"] == events["A"]["event_id"]
+    assert events["A"]["cluster_id"] == events["B"]["cluster_id"]
+    dead = sorted(read_jsonl(tmp_path / "o" / "dead-letter"), key=lambda d: d["origin"]["line"])
+    assert [d["origin"]["line"] for d in dead] == [3, 4]
+    assert "malformed JSON" in dead[0]["error"] and dead[0]["raw"] == '{"title": broken'
+    assert dead[1]["raw_encoding"] == "base64" and "invalid UTF-8" in dead[1]["error"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "--sink", "jsonl:x"], "--source is required"),
+    (["run", "--source", "no/such/dir/*.jsonl"], "no archive files found"),
+    (["run", "--source", "samples/archive", "--sink", "ftp:x"], "unknown sink"),
+    (["run", "--source", "samples/archive", "--sourc", "x"], "unknown option --sourc"),
+    (["frobnicate"], "unknown command"),
+])
+def test_user_errors_are_one_line_without_traceback(args, message):
+    proc = wirestream(*args)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_whole_reuters_corpus(shared_data, tmp_path):
+    source = shared_data / "reuters21578" / "original" / "*.sgm"
+    proc = wirestream("run", "--source", str(source), "--sink", f"jsonl:{tmp_path}")
+    assert proc.returncode == 0, proc.stderr
+    counts = summary_of(proc)
+    assert counts["read"] == 21578
+    assert counts["read"] == counts["unique"] + counts["duplicates"] + counts["dead_letters"]
+    events = read_jsonl(tmp_path)
+    assert len(events) == counts["unique"] + counts["duplicates"]
+    schema = validator("event_record")
+    assert [e["event_id"] for e in events if list(schema.iter_errors(e))] == []
+    assert len({e["story_id"] for e in events}) == len(events)

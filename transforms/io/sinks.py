@@ -1,0 +1,136 @@
+"""The sink registry and the sink contract.
+
+A sink spec is ``SCHEME:TARGET`` (``jsonl:./out``, ``parquet:./out``,
+``kafka://host:9092/topic``, ``postgresql://user@host:5432/db?table=t``).
+Each scheme registers a factory that returns a Beam PTransform writing
+records (EventRecord or DeadLetter, each with a stable ``record_key``).
+
+Record-at-a-time sinks (Kafka, PostgreSQL) implement ``RecordSink``:
+
+* ``add(key, document)`` buffers one record;
+* ``flush()`` returns only once everything added is durable in the
+  destination, else raises: it is called at the end of every bundle, so a
+  bundle is never reported done while its records are still in a buffer;
+* writes are upserts by key, so a retried bundle or a replayed archive leaves
+  each record once (at-least-once delivery, idempotent result).
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import apache_beam as beam
+
+from transforms.stage import METRICS_NAMESPACE
+
+
+class RecordKind(str, enum.Enum):
+    EVENTS = "events"
+    DEAD_LETTERS = "dead_letters"
+
+
+class DeliveryGuarantee(str, enum.Enum):
+    # Records may be written more than once (after a retry or restart) but are
+    # keyed, so every sink here ends with each record exactly once.
+    AT_LEAST_ONCE_IDEMPOTENT = "at-least-once-idempotent"
+
+
+@dataclass(frozen=True)
+class SinkSpec:
+    scheme: str
+    target: str  # the part after "scheme:" (a directory, or //host/... for URLs)
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> "SinkSpec":
+        scheme, sep, target = text.partition(":")
+        if not sep or not target or scheme.lower() not in SINKS:
+            raise SinkError(f"unknown sink {text!r}: expected one of "
+                            f"{', '.join(f'{s}:...' for s in sorted(SINKS))}")
+        return cls(scheme.lower(), target, text)
+
+
+@dataclass(frozen=True)
+class SinkSettings:
+    streaming: bool = False
+    num_shards: int = 4
+    extra: dict = field(default_factory=dict)
+
+
+class SinkError(ValueError):
+    """A sink spec or destination that cannot be used; shown to the user as is."""
+
+
+class RecordSink(abc.ABC):
+    @abc.abstractmethod
+    def add(self, key: str, document: dict) -> None: ...
+
+    @abc.abstractmethod
+    def flush(self) -> None: ...
+
+    def close(self) -> None:
+        self.flush()
+
+
+class WriteToRecordSink(beam.DoFn):
+    """Drives a RecordSink: add per element, flush at the end of every bundle."""
+
+    def __init__(self, make_sink: Callable[[], RecordSink], kind: RecordKind):
+        self._make_sink = make_sink
+        self._written = beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"written_{kind.value}")
+        self._sink: Optional[RecordSink] = None
+
+    def setup(self):
+        self._sink = self._make_sink()
+
+    def process(self, record):
+        self._sink.add(record.record_key, record.to_dict())
+        self._written.inc()
+
+    def finish_bundle(self):
+        self._sink.flush()
+
+    def teardown(self):
+        if self._sink is not None:
+            self._sink.close()
+
+
+@dataclass(frozen=True)
+class SinkType:
+    write: Callable[[SinkSpec, RecordKind, SinkSettings], beam.PTransform]
+    default_dead_letter: Callable[[SinkSpec], str]
+
+
+SINKS: dict[str, SinkType] = {}
+
+
+def register_sink(scheme: str, *, default_dead_letter: Callable[[SinkSpec], str]):
+    """Decorator for a factory ``(spec, kind, settings) -> PTransform``."""
+    def wrap(factory):
+        SINKS[scheme] = SinkType(factory, default_dead_letter)
+        return factory
+    return wrap
+
+
+def write_records(spec_text: str, kind: RecordKind, settings: SinkSettings) -> beam.PTransform:
+    spec = SinkSpec.parse(spec_text)
+    return SINKS[spec.scheme].write(spec, kind, settings)
+
+
+def default_dead_letter_spec(spec_text: str) -> str:
+    spec = SinkSpec.parse(spec_text)
+    return SINKS[spec.scheme].default_dead_letter(spec)
+
+
+def load_sinks() -> None:
+    """Import the modules that register sinks (kept lazy: a sink's client
+    library is only needed when that sink is used)."""
+    import transforms.io.files  # noqa: F401
+    for optional in ("transforms.io.kafka", "transforms.io.postgres"):
+        try:
+            __import__(optional)
+        except ImportError:
+            pass

@@ -1,0 +1,27 @@
+"""Errors and checks shared by the format parsers."""
+
+from __future__ import annotations
+
+from schemas import Story
+
+
+class ParseError(ValueError):
+    """The payload (or one item of it) cannot become a story; the message is the
+    dead letter's readable reason."""
+
+
+def require_content(story: Story) -> Story:
+    """A story needs a headline or a body; a headline-only flash (Reuters BRIEF)
+    is a real story and is kept."""
+    if not story.body and not story.headline:
+        raise ParseError(f"empty story: no headline and no body ({story.format})")
+    return story
+
+
+def int_version(value) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
