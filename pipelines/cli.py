@@ -84,9 +84,13 @@ def parse_run_arguments(argv: Sequence[str]) -> PipelineOptions:
     return options
 
 
-def resolve_source(spec: str) -> beam.PTransform:
+def resolve_source(spec: str, options: PipelineOptions) -> tuple[beam.PTransform, bool]:
+    """SOURCE -> (a PTransform producing RawRecords, whether it is bounded)."""
     try:
-        return ReadArchiveFiles(list_archive_files(spec))
+        if spec.startswith("kafka://"):
+            from transforms.io.kafka import kafka_source
+            return kafka_source(spec, options)
+        return ReadArchiveFiles(list_archive_files(spec)), True
     except SourceError as exc:
         raise UsageError(str(exc)) from None
 
@@ -123,13 +127,18 @@ def summary_from_metrics(result) -> RunSummary:
 def run(argv: Sequence[str]) -> tuple[RunSummary, PipelineSettings]:
     options = parse_run_arguments(argv)
     opts = options.view_as(WirestreamOptions)
-    streaming = options.view_as(StandardOptions).streaming
-    source = resolve_source(opts.source)
-    settings = pipeline_settings(opts, streaming)
+    source, bounded = resolve_source(opts.source, options)
+    if not bounded:
+        options.view_as(StandardOptions).streaming = True
+    settings = pipeline_settings(opts, streaming=not bounded)
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, source, settings)
-    result = pipeline.run()
-    result.wait_until_finish()
+    if bounded:
+        result = pipeline.run()
+        result.wait_until_finish()
+    else:
+        from pipelines.streaming import run_until_interrupted
+        result = run_until_interrupted(pipeline)
     return summary_from_metrics(result), settings
 
 
@@ -151,7 +160,17 @@ def _run_command(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"run": _run_command}
+def _broker_command(argv: Sequence[str]) -> int:
+    from pipelines.kafka_commands import broker_command
+    return broker_command(argv)
+
+
+def _produce_command(argv: Sequence[str]) -> int:
+    from pipelines.kafka_commands import produce_command
+    return produce_command(argv)
+
+
+COMMANDS = {"run": _run_command, "broker": _broker_command, "produce": _produce_command}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -38,3 +38,21 @@ class WirestreamOptions(PipelineOptions):
                            help="Zone for publication times written without one.")
         group.add_argument("--num_shards", "--num-shards", dest="num_shards", type=int, default=4,
                            help="Files per record kind for file sinks in a bounded run.")
+
+
+class KafkaOptions(PipelineOptions):
+    """Client settings for kafka:// sources and sinks (passed to kafka-python)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        group = parser.add_argument_group("kafka")
+        group.add_argument("--kafka_config", "--kafka-config", dest="kafka_config",
+                           action="append", default=None, metavar="KEY=VALUE",
+                           help="A Kafka client setting (security_protocol, sasl_mechanism, "
+                                "ssl_cafile, request_timeout_ms, ...); repeatable.")
+        group.add_argument("--kafka_config_file", "--kafka-config-file", dest="kafka_config_file",
+                           default=None, metavar="PATH",
+                           help="A properties file of Kafka client settings (key=value lines).")
+        group.add_argument("--kafka_discovery_interval", "--kafka-discovery-interval",
+                           dest="kafka_discovery_interval", type=float, default=30.0,
+                           help="Seconds between checks for new partitions (streaming).")
