@@ -10,6 +10,7 @@ with one summary line on stderr: ``read=N unique=U duplicates=D dead_letters=L``
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -26,7 +27,7 @@ from apache_beam.metrics.metric import MetricsFilter  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions  # noqa: E402
 
 from pipelines.graph import PipelineSettings, build_pipeline  # noqa: E402
-from pipelines.options import DEFAULT_RUNNER, WirestreamOptions  # noqa: E402
+from pipelines.options import DEFAULT_RUNNER, KafkaOptions, LaunchOptions, WirestreamOptions  # noqa: E402
 from transforms.io.archive import ReadArchiveFiles, SourceError, list_archive_files  # noqa: E402
 from transforms.io.sinks import SinkError, SinkSettings, SinkSpec, default_dead_letter_spec, load_sinks  # noqa: E402
 from transforms.normalise import NormaliseSettings  # noqa: E402
@@ -90,7 +91,9 @@ def resolve_source(spec: str, options: PipelineOptions) -> tuple[beam.PTransform
         if spec.startswith("kafka://"):
             from transforms.io.kafka import kafka_source
             return kafka_source(spec, options)
-        return ReadArchiveFiles(list_archive_files(spec)), True
+        progress = options.view_as(LaunchOptions).progress
+        show = progress == "on" or (progress == "auto" and sys.stderr.isatty())
+        return ReadArchiveFiles(list_archive_files(spec), progress=show), True
     except SourceError as exc:
         raise UsageError(str(exc)) from None
 
@@ -124,15 +127,21 @@ def summary_from_metrics(result) -> RunSummary:
         dead_letters=counters.get("dead_letters", 0))
 
 
-def run(argv: Sequence[str]) -> tuple[RunSummary, PipelineSettings]:
+def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings]:
     options = parse_run_arguments(argv)
     opts = options.view_as(WirestreamOptions)
     source, bounded = resolve_source(opts.source, options)
     if not bounded:
         options.view_as(StandardOptions).streaming = True
     settings = pipeline_settings(opts, streaming=not bounded)
-    pipeline = beam.Pipeline(options=options)
+    try:
+        pipeline = beam.Pipeline(options=options)  # validates the options for the runner
+    except ValueError as exc:
+        raise UsageError(f"invalid pipeline options: {' '.join(str(exc).split())}") from None
     build_pipeline(pipeline, source, settings)
+    if options.view_as(LaunchOptions).validate_only:
+        describe_without_running(pipeline, options)
+        return None, settings
     if bounded:
         result = pipeline.run()
         result.wait_until_finish()
@@ -142,15 +151,46 @@ def run(argv: Sequence[str]) -> tuple[RunSummary, PipelineSettings]:
     return summary_from_metrics(result), settings
 
 
+def describe_without_running(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
+    """--dry-run: validate the options for the named runner, print them and the
+    graph's transform labels as JSON on stdout; submit nothing."""
+    from apache_beam.options.pipeline_options_validator import PipelineOptionsValidator
+    from apache_beam.runners.runner import create_runner
+
+    runner_name = options.view_as(StandardOptions).runner
+    errors = PipelineOptionsValidator(options, create_runner(runner_name)).validate()
+    if errors:
+        raise UsageError(f"invalid options for {runner_name}: {'; '.join(errors)}")
+    labels: list[str] = []
+
+    class Labels(beam.pipeline.PipelineVisitor):
+        # Two levels (stage and its steps) say what runs; deeper ones are Beam's internals.
+        def enter_composite_transform(self, node):
+            self.visit_transform(node)
+
+        def visit_transform(self, node):
+            if node.full_label and node.full_label.count("/") <= 1:
+                labels.append(node.full_label)
+
+    pipeline.visit(Labels())
+    resolved = options.get_all_options(drop_default=True)
+    resolved["runner"] = runner_name
+    print(json.dumps({"runner": runner_name, "options": resolved, "graph": labels},
+                     indent=2, default=str))
+
+
 def _run_command(argv: Sequence[str]) -> int:
     if any(a in ("-h", "--help") for a in argv):
         parser = argparse.ArgumentParser(prog="wirestream run", description=(
             "Run the pipeline. Any Beam pipeline option (--runner, --streaming, "
             "--direct_num_workers, ...) is also accepted."))
-        WirestreamOptions._add_argparse_args(parser)
+        for options_class in (WirestreamOptions, LaunchOptions, KafkaOptions):
+            options_class._add_argparse_args(parser)
         parser.print_help()
         return 0
     summary, settings = run(argv)
+    if summary is None:  # --dry-run
+        return 0
     print(f"event records: {settings.sink}\ndead letters:  {settings.dead_letter}")
     print(summary.line(), file=sys.stderr)
     if not summary.adds_up:

@@ -56,3 +56,20 @@ class KafkaOptions(PipelineOptions):
         group.add_argument("--kafka_discovery_interval", "--kafka-discovery-interval",
                            dest="kafka_discovery_interval", type=float, default=30.0,
                            help="Seconds between checks for new partitions (streaming).")
+
+
+class LaunchOptions(PipelineOptions):
+    """How the command line launches the pipeline; not used by the graph."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        group = parser.add_argument_group("launch")
+        # Beam's TestOptions already owns --dry_run (with a value), hence the hyphen only.
+        group.add_argument("--dry-run", dest="validate_only", action="store_true",
+                           default=False,
+                           help="Build and validate the pipeline for its runner, print the "
+                                "resolved options and the graph, submit nothing.")
+        group.add_argument("--progress", dest="progress", choices=("auto", "on", "off"),
+                           default="auto",
+                           help="Progress display for archive runs on stderr (auto: when "
+                                "stderr is a terminal).")

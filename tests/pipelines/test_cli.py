@@ -153,3 +153,26 @@ def test_whole_reuters_corpus(shared_data, tmp_path):
     schema = validator("event_record")
     assert [e["event_id"] for e in events if list(schema.iter_errors(e))] == []
     assert len({e["story_id"] for e in events}) == len(events)
+
+
+def test_progress_display_on_request(tmp_path):
+    proc = wirestream("run", "--source", str(SAMPLES / "newsml-g2"), "--sink", f"jsonl:{tmp_path}",
+                      "--progress", "on")
+    assert proc.returncode == 0, proc.stderr
+    assert "files 7/7  records 7" in proc.stderr
+    assert SUMMARY.match(proc.stderr.strip().splitlines()[-1])
+
+
+def test_dry_run_validates_and_prints_the_graph_without_running(tmp_path):
+    out = tmp_path / "never-written"
+    proc = wirestream("run", "--dry-run", "--runner", "FlinkRunner", "--flink_master", "localhost:8081",
+                      "--environment_type", "EXTERNAL", "--environment_config", "localhost:50000",
+                      "--source", str(SAMPLES), "--sink", f"jsonl:{out}")
+    assert proc.returncode == 0, proc.stderr
+    described = json.loads(proc.stdout)
+    assert described["options"]["flink_master"] == "localhost:8081"
+    assert {"Read", "Process/Parse", "Process/Normalise", "Process/Dedup", "Process/Tag",
+            "WriteEvents", "WriteDeadLetters"} <= set(described["graph"])
+    assert not list(out.rglob("*.jsonl"))
+    invalid = wirestream("run", "--dry-run", "--runner", "DataflowRunner", "--source", str(SAMPLES))
+    assert invalid.returncode == 2 and "Missing required option: project" in invalid.stderr

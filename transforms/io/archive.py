@@ -13,6 +13,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
+import threading
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Iterator
@@ -38,6 +41,7 @@ class ArchiveFile:
     path: str
     format_hint: str
     ingested_at: str  # the file's modification time: a stable reference for replays
+    size: int = 0
 
 
 def archive_format(path: str) -> str | None:
@@ -70,7 +74,8 @@ def list_archive_files(spec: str) -> list[ArchiveFile]:
                 raise SourceError(f"unsupported archive file type: {meta.path} (expected one of "
                                   f"{', '.join(sorted(ARCHIVE_FORMATS))})")
             continue
-        files.append(ArchiveFile(meta.path, fmt, _utc_seconds(meta.last_updated_in_seconds or 0)))
+        files.append(ArchiveFile(meta.path, fmt, _utc_seconds(meta.last_updated_in_seconds or 0),
+                                 meta.size_in_bytes or 0))
     if not files:
         raise SourceError(f"no archive files found at {spec!r}")
     return sorted(files)
@@ -147,16 +152,84 @@ def read_archive_file(archive: ArchiveFile) -> Iterator[RawRecord]:
         yield RawRecord(data, origin, archive.format_hint)
 
 
+class ArchiveProgress:
+    """Files and records done, rate and ETA, redrawn on one stderr line at most
+    once a second. It lives in the worker process: on the local runner that is
+    the process the user watches; on a cluster it only reaches worker logs."""
+
+    def __init__(self, total_files: int, total_bytes: int, stream=None):
+        self.total_files, self.total_bytes = total_files, max(total_bytes, 1)
+        self.files = self.records = self.bytes = 0
+        self._stream = stream or sys.stderr
+        self._started = self._drawn = time.monotonic()
+
+    def record_done(self) -> None:
+        self.records += 1
+        if self.records % 500 == 0:
+            self.draw()
+
+    def file_done(self, size: int) -> None:
+        self.files += 1
+        self.bytes += size
+        self.draw(force=self.files == self.total_files)
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        rate = self.records / elapsed
+        done = self.bytes / self.total_bytes
+        eta = f"{elapsed * (1 - done) / done:,.0f} s" if done > 0 else "?"
+        return (f"files {self.files}/{self.total_files}  records {self.records:,}  "
+                f"{rate:,.0f} records/s  ETA {eta}")
+
+    def draw(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._drawn >= 1.0:
+            self._drawn = now
+            end = "\n" if self.files == self.total_files else ""
+            print(f"\r{self.line()}\x1b[K", end=end, file=self._stream, flush=True)
+
+
+_PROGRESS_LOCK = threading.Lock()
+_PROGRESS: dict[tuple[int, int], ArchiveProgress] = {}
+
+
+def _process_progress(total_files: int, total_bytes: int) -> ArchiveProgress:
+    # One display per process, shared by the DoFn instances of all its threads.
+    with _PROGRESS_LOCK:
+        return _PROGRESS.setdefault((total_files, total_bytes),
+                                    ArchiveProgress(total_files, total_bytes))
+
+
+class _ReadArchiveFile(beam.DoFn):
+    def __init__(self, total_files: int, total_bytes: int, progress: bool):
+        self._totals, self._show = (total_files, total_bytes), progress
+        self._progress: ArchiveProgress | None = None
+
+    def setup(self):
+        if self._show:
+            self._progress = _process_progress(*self._totals)
+
+    def process(self, archive: ArchiveFile):
+        for record in read_archive_file(archive):
+            if self._progress:
+                self._progress.record_done()
+            yield record
+        if self._progress:
+            self._progress.file_done(archive.size)
+
+
 class ReadArchiveFiles(beam.PTransform):
     """Archive files -> PCollection[RawRecord]; a bounded source."""
 
-    def __init__(self, files: list[ArchiveFile]):
+    def __init__(self, files: list[ArchiveFile], progress: bool = False):
         super().__init__()
-        self._files = files
+        self._files, self._progress = files, progress
 
     def expand(self, pbegin):
+        total_bytes = sum(f.size for f in self._files)
         return (pbegin
                 | "ListFiles" >> beam.Create(self._files)
                 # Spread files over workers before the (fused) read.
                 | "SpreadFiles" >> beam.Reshuffle()
-                | "ReadRecords" >> beam.FlatMap(read_archive_file))
+                | "ReadRecords" >> beam.ParDo(
+                    _ReadArchiveFile(len(self._files), total_bytes, self._progress)))

@@ -73,3 +73,18 @@ def test_malformed_json_file_is_one_record(tmp_path):
     path.write_bytes(b'[{"title": "x"},')
     (record,) = read_archive_file(ArchiveFile(str(path), "json", "2024-01-01T00:00:00Z"))
     assert record.payload == b'[{"title": "x"},'
+
+
+def test_progress_line_counts_files_records_and_eta():
+    import io
+
+    from transforms.io.archive import ArchiveProgress
+    stream = io.StringIO()
+    progress = ArchiveProgress(total_files=2, total_bytes=200, stream=stream)
+    for _ in range(3):
+        progress.record_done()
+    progress.file_done(100)
+    line = progress.line()
+    assert line.startswith("files 1/2  records 3  ") and "ETA" in line and "ETA ?" not in line
+    progress.file_done(100)
+    assert stream.getvalue().endswith("\n") and "files 2/2  records 3" in stream.getvalue()
