@@ -113,7 +113,7 @@ def pipeline_settings(opts: WirestreamOptions, streaming: bool) -> PipelineSetti
         parse=ParseSettings(max_payload_bytes=opts.max_payload_bytes),
         normalise=NormaliseSettings(default_timezone=opts.default_timezone),
         sink_settings=SinkSettings(streaming=streaming, num_shards=opts.num_shards),
-        drop_duplicates=opts.drop_duplicates)
+        drop_duplicates=opts.drop_duplicates, tag_data_dir=opts.tag_data_dir)
 
 
 def summary_from_metrics(result) -> RunSummary:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Optional
 
 import apache_beam as beam
 
@@ -23,6 +25,7 @@ class PipelineSettings:
     normalise: NormaliseSettings = NormaliseSettings()
     sink_settings: SinkSettings = SinkSettings()
     drop_duplicates: bool = False
+    tag_data_dir: Optional[str] = None
 
 
 class _CountOutcome(beam.DoFn):
@@ -60,7 +63,8 @@ class StoriesToEventRecords(beam.PTransform):
         normalised, normalise_dead = stories | "Normalise" >> ApplyStage(
             "normalise", lambda story: normalise_story(story, s.normalise))
         clustered = normalised | "Dedup" >> NearDuplicateClusters()
-        tagged, tag_dead = clustered | "Tag" >> ApplyStage("tag", tag_record)
+        tagged, tag_dead = clustered | "Tag" >> ApplyStage(
+            "tag", functools.partial(tag_record, data_dir=s.tag_data_dir))
         counted = tagged | "CountOutcomes" >> beam.ParDo(_CountOutcome())
         if s.drop_duplicates:
             counted = counted | "DropDuplicates" >> beam.Filter(lambda r: not r.is_duplicate)

