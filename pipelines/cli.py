@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import zoneinfo
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -108,10 +109,23 @@ def pipeline_settings(opts: WirestreamOptions, streaming: bool) -> PipelineSetti
         raise UsageError(str(exc)) from None
     if opts.num_shards < 1:
         raise UsageError("--num-shards must be at least 1")
+    source_timezones = {}
+    for item in opts.source_timezone or []:
+        source_name, sep, zone = item.partition("=")
+        if not sep or not source_name:
+            raise UsageError(f"--source-timezone wants SOURCE=ZONE, got {item!r}")
+        source_timezones[source_name] = zone
+    for zone in [opts.default_timezone, *source_timezones.values()]:
+        try:
+            zoneinfo.ZoneInfo(zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise UsageError(f"unknown time zone {zone!r} (an IANA name such as "
+                             f"Europe/Berlin)") from None
     return PipelineSettings(
         sink=opts.sink, dead_letter=dead_letter,
         parse=ParseSettings(max_payload_bytes=opts.max_payload_bytes),
-        normalise=NormaliseSettings(default_timezone=opts.default_timezone),
+        normalise=NormaliseSettings(default_timezone=opts.default_timezone,
+                                    source_timezones=source_timezones),
         sink_settings=SinkSettings(streaming=streaming, num_shards=opts.num_shards),
         drop_duplicates=opts.drop_duplicates, tag_data_dir=opts.tag_data_dir)
 

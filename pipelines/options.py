@@ -35,7 +35,11 @@ class WirestreamOptions(PipelineOptions):
                            help="Payloads larger than this go to the dead letters.")
         group.add_argument("--default_timezone", "--default-timezone", dest="default_timezone",
                            default="UTC",
-                           help="Zone for publication times written without one.")
+                           help="IANA zone for publication times written without one.")
+        group.add_argument("--source_timezone", "--source-timezone", dest="source_timezone",
+                           action="append", default=None, metavar="SOURCE=ZONE",
+                           help="Zone for one source's naive times, e.g. "
+                                "Reuters=America/New_York; repeatable.")
         group.add_argument("--num_shards", "--num-shards", dest="num_shards", type=int, default=4,
                            help="Files per record kind for file sinks in a bounded run.")
         group.add_argument("--tag_data_dir", "--tag-data-dir", dest="tag_data_dir", default=None,

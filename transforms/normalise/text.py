@@ -1,4 +1,8 @@
-"""Text clean-up shared by parsing and normalisation."""
+"""Text clean-up shared by parsing and normalisation.
+
+`clean_text` is idempotent, so the normalise stage can apply it again to text
+the parse stage already cleaned.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,11 @@ import re
 import unicodedata
 from html.parser import HTMLParser
 
+import ftfy
+
 _BLOCK_TAGS = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article",
-               "blockquote", "tr", "pre", "hr", "ul", "ol", "table"}
-_SKIP_TAGS = {"script", "style", "head", "noscript"}
+               "blockquote", "tr", "pre", "hr", "ul", "ol", "table", "figure", "figcaption"}
+_SKIP_TAGS = {"script", "style", "head", "noscript", "template"}
 
 
 class _TextExtractor(HTMLParser):
@@ -50,15 +56,82 @@ def html_to_text(markup: str) -> str:
     return clean_text("".join(parser.parts))
 
 
-_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
+# Only well-formed references: html.unescape alone also expands legacy
+# semicolon-less names, turning "&notes" into "¬es".
+_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+# Typographic quotes to ASCII, so that copies of a story differing only in
+# quote style compare equal; guillemets are language typography and stay.
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'",
+                         "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"'})
+# Invisible characters that only break words apart: soft hyphen, zero-width
+# space, word joiner, BOM; and control characters other than \t \n. (Zero-width
+# (non-)joiners stay: Persian and Indic spelling needs them.)
+_INVISIBLE = re.compile(r"[\u00ad\u200b\u2060\ufeff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# "^M": a carriage return as rendered by the terminal that typed the wire copy.
+_CARET_M = re.compile(r"\^M(?=\s|$)")
+_SPACES = re.compile(r"[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 _PARA_BREAK = re.compile(r"\n\s*\n+")
 
 
+def repair_mojibake(text: str) -> str:
+    """UTF-8 read as Latin-1/cp1252 ("CafÃ©" -> "Café"); ftfy changes text
+    only when the repair is unambiguous. ASCII text cannot be mojibake."""
+    return text if text.isascii() else ftfy.fix_encoding(text)
+
+
 def clean_text(text: str) -> str:
-    """NFC, unescaped entities, collapsed spaces; paragraphs kept as blank-line breaks."""
-    text = unicodedata.normalize("NFC", html.unescape(text)).replace("\r\n", "\n").replace("\r", "\n")
+    """NFC, repaired mojibake, unescaped entities, ASCII quotes, collapsed
+    spaces; paragraphs kept as blank-line breaks."""
+    # Feeds double-escape ("&amp;amp;"); unescaping to a fixed point keeps this idempotent.
+    for _ in range(3):
+        unescaped = _ENTITY.sub(lambda m: html.unescape(m.group(0)), text)
+        if unescaped == text:
+            break
+        text = unescaped
+    text = repair_mojibake(text).replace("\r\n", "\n").replace("\r", "\n")
+    text = _CARET_M.sub("", _INVISIBLE.sub("", unicodedata.normalize("NFC", text))).translate(_QUOTES)
     paragraphs = [
         " ".join(_SPACES.sub(" ", line).strip() for line in block.split("\n") if line.strip())
         for block in _PARA_BREAK.split(text)
     ]
     return "\n\n".join(p for p in paragraphs if p)
+
+
+# Agency sign-offs and end-of-copy marks that close a wire story.
+_SIGN_OFF = re.compile(
+    r"(?:reuters?|ap|afp|dpa|upi|ansa|efe|xinhua|tass|more|ends?|\(end\)|#{3}|-\s*0\s*-)\W*"
+    r"|\((?:reporting|additional reporting|writing|editing|compiled) by\b[^)]*\)",
+    re.IGNORECASE)
+# The same sign-off run into the last paragraph when the copy had no blank line before it.
+# 1987 copy signs off with "Reuter" (the agency is "Reuters" in prose); the
+# plural only counts as a sign-off after a finished sentence.
+_TRAILING_SIGN_OFF = re.compile(
+    r"(?: +(?:Reuter|REUTER|reuter)|(?<=[.!?\"')]) +(?:Reuters|REUTERS))(?:\.\.\.)?\s*$")
+_RELATED = re.compile(
+    r"(?:related(?: stories| coverage| articles| news)?|read more|see also|more on this)\s*:\s*(.*)",
+    re.IGNORECASE)
+_RELATED_SEPARATOR = re.compile(r"[;|\u2022\n]")
+_BULLETS = " -*\u2022\u25aa"
+_MAX_RELATED_LINE = 200  # longer lines are story text, not a list of links
+
+
+def strip_boilerplate(body: str) -> tuple[str, list[str]]:
+    """Clean body -> (body without trailing sign-offs and "Related:" lists,
+    the headlines those lists named)."""
+    paragraphs = body.split("\n\n")
+    related: list[str] = []
+    for i, paragraph in enumerate(paragraphs):
+        m = _RELATED.match(paragraph)
+        tail = paragraphs[i + 1:]
+        if m and all(len(p) <= _MAX_RELATED_LINE for p in tail):
+            items = [m.group(1)] if m.group(1) else []
+            related = [item for text in items + tail
+                       for part in _RELATED_SEPARATOR.split(text)
+                       if (item := part.strip(_BULLETS)) and not _SIGN_OFF.fullmatch(item)]
+            paragraphs = paragraphs[:i]
+            break
+    while paragraphs and _SIGN_OFF.fullmatch(paragraphs[-1]):
+        paragraphs.pop()
+    if paragraphs:
+        paragraphs[-1] = _TRAILING_SIGN_OFF.sub("", paragraphs[-1])
+    return "\n\n".join(paragraphs), related

@@ -1,0 +1,68 @@
+import pytest
+
+from transforms.normalise.text import (
+    clean_text, html_to_text, looks_like_html, repair_mojibake, strip_boilerplate)
+
+
+def test_html_to_text_keeps_paragraphs_and_drops_scripts():
+    markup = ("<section><p>Für Lucien Favre war es «der größte Skandal».</p>"
+              "<script>track()</script><p>Zweiter&nbsp;Absatz &amp; mehr</p></section>")
+    assert html_to_text(markup) == "Für Lucien Favre war es «der größte Skandal».\n\nZweiter Absatz & mehr"
+    assert looks_like_html(markup) and not looks_like_html("3 < 4 and 5 > 2")
+
+
+def test_clean_text_normalises_unicode_quotes_and_spaces():
+    text = "Putin\u2019s  \u201cpeace\u201d\u00a0plan\r\nstays.\n\n\n  Cafe\u0301 \u200bopen\u00ad"
+    assert clean_text(text) == "Putin's \"peace\" plan stays.\n\nCafé open"
+
+
+def test_clean_text_repairs_mojibake_only_when_unambiguous():
+    assert repair_mojibake("Bundesbank-PrÃ¤sident sagte, dass") == "Bundesbank-Präsident sagte, dass"
+    assert clean_text("The cafÃ© said") == "The café said"
+    assert clean_text("Zürich, Ærø, Łódź") == "Zürich, Ærø, Łódź"  # correct text is left alone
+
+
+def test_clean_text_unescapes_only_well_formed_entities():
+    assert clean_text("AT&amp;T &lt;T&gt; &#8364;5 &notes") == "AT&T <T> €5 &notes"
+
+
+def test_clean_text_removes_wire_carriage_returns():
+    assert clean_text("Net 1.1 mln\nREUTER^M") == "Net 1.1 mln REUTER"
+
+
+@pytest.mark.parametrize("text", [
+    "Putin\u2019s “plan”\n\n\n Reuter\n",
+    "AT&amp;amp;T &amp;lt; x",
+    "PrÃ¤sident\u00a0 und\tso  weiter",
+    "a\r\nb\r\n\r\nc",
+])
+def test_clean_text_is_idempotent(text):
+    assert clean_text(clean_text(text)) == clean_text(text)
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("Cocoa rose.\n\nReuter", "Cocoa rose."),
+    ("Cocoa rose.\n\nREUTER...", "Cocoa rose."),
+    ("Net 1.1 mln vs 829,000 Reuter", "Net 1.1 mln vs 829,000"),
+    ("Prices fell, a trader told Reuters.", "Prices fell, a trader told Reuters."),
+    ("Prices fell. Reuters", "Prices fell."),
+    ("Talks resumed.\n\n(Reporting by Jane Doe; Editing by John Roe)", "Talks resumed."),
+    ("Talks resumed.\n\nMORE", "Talks resumed."),
+    ("The Reuter family said the talks resumed.", "The Reuter family said the talks resumed."),
+])
+def test_strip_boilerplate_sign_offs(body, expected):
+    assert strip_boilerplate(body) == (expected, [])
+
+
+def test_strip_boilerplate_moves_related_lists_out_of_the_body():
+    body = ("Talks resumed on Monday.\n\nRelated: Ceasefire holds; Aid convoy arrives\n\n"
+            "- Prices jump after talks\n\nReuters")
+    assert strip_boilerplate(body) == (
+        "Talks resumed on Monday.",
+        ["Ceasefire holds", "Aid convoy arrives", "Prices jump after talks"])
+
+
+def test_strip_boilerplate_keeps_a_related_paragraph_followed_by_story_text():
+    long_paragraph = "The minister said " + "the talks would continue " * 10 + "."
+    body = f"Related: this is not a list.\n\n{long_paragraph}"
+    assert strip_boilerplate(body) == (body, [])
