@@ -29,6 +29,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from pipelines.graph import PipelineSettings, build_pipeline  # noqa: E402
 from pipelines.options import DEFAULT_RUNNER, KafkaOptions, LaunchOptions, WirestreamOptions  # noqa: E402
+from transforms.dedup import DedupSettings  # noqa: E402
 from transforms.io.archive import ReadArchiveFiles, SourceError, list_archive_files  # noqa: E402
 from transforms.io.sinks import SinkError, SinkSettings, SinkSpec, default_dead_letter_spec, load_sinks  # noqa: E402
 from transforms.normalise import NormaliseSettings  # noqa: E402
@@ -109,6 +110,8 @@ def pipeline_settings(opts: WirestreamOptions, streaming: bool) -> PipelineSetti
         raise UsageError(str(exc)) from None
     if opts.num_shards < 1:
         raise UsageError("--num-shards must be at least 1")
+    if not 0 < opts.dedup_threshold <= 1 or opts.dedup_window_days <= 0:
+        raise UsageError("--dedup-threshold must be in (0, 1] and --dedup-window-days positive")
     source_timezones = {}
     for item in opts.source_timezone or []:
         source_name, sep, zone = item.partition("=")
@@ -127,7 +130,10 @@ def pipeline_settings(opts: WirestreamOptions, streaming: bool) -> PipelineSetti
         normalise=NormaliseSettings(default_timezone=opts.default_timezone,
                                     source_timezones=source_timezones),
         sink_settings=SinkSettings(streaming=streaming, num_shards=opts.num_shards),
-        drop_duplicates=opts.drop_duplicates, tag_data_dir=opts.tag_data_dir)
+        drop_duplicates=opts.drop_duplicates, tag_data_dir=opts.tag_data_dir,
+        parse_only=opts.parse_only,
+        dedup=DedupSettings(window_days=opts.dedup_window_days, threshold=opts.dedup_threshold,
+                            streaming=streaming))
 
 
 def summary_from_metrics(result) -> RunSummary:

@@ -9,8 +9,8 @@ from typing import Optional
 import apache_beam as beam
 
 from schemas import EventRecord
-from transforms.dedup import NearDuplicateClusters
-from transforms.normalise import NormaliseSettings, normalise_story
+from transforms.dedup import DedupSettings, NearDuplicateClusters
+from transforms.normalise import NormaliseSettings, normalise_story, unnormalised_record
 from transforms.parse import ParseSettings, parse_record
 from transforms.stage import METRICS_NAMESPACE, ApplyStage
 from transforms.tag import tag_record
@@ -26,6 +26,8 @@ class PipelineSettings:
     sink_settings: SinkSettings = SinkSettings()
     drop_duplicates: bool = False
     tag_data_dir: Optional[str] = None
+    parse_only: bool = False
+    dedup: DedupSettings = DedupSettings()
 
 
 class _CountOutcome(beam.DoFn):
@@ -60,15 +62,21 @@ class StoriesToEventRecords(beam.PTransform):
         s = self._settings
         stories, parse_dead = raw_records | "Parse" >> ApplyStage(
             "parse", lambda raw: parse_record(raw, s.parse), many=True)
-        normalised, normalise_dead = stories | "Normalise" >> ApplyStage(
-            "normalise", lambda story: normalise_story(story, s.normalise))
-        clustered = normalised | "Dedup" >> NearDuplicateClusters()
-        tagged, tag_dead = clustered | "Tag" >> ApplyStage(
-            "tag", functools.partial(tag_record, data_dir=s.tag_data_dir))
+        if s.parse_only:
+            tagged, normalise_dead = stories | "Normalise" >> ApplyStage(
+                "normalise", unnormalised_record)
+            dead = [parse_dead, normalise_dead]
+        else:
+            normalised, normalise_dead = stories | "Normalise" >> ApplyStage(
+                "normalise", lambda story: normalise_story(story, s.normalise))
+            clustered = normalised | "Dedup" >> NearDuplicateClusters(s.dedup)
+            tagged, tag_dead = clustered | "Tag" >> ApplyStage(
+                "tag", functools.partial(tag_record, data_dir=s.tag_data_dir))
+            dead = [parse_dead, normalise_dead, tag_dead]
         counted = tagged | "CountOutcomes" >> beam.ParDo(_CountOutcome())
         if s.drop_duplicates:
             counted = counted | "DropDuplicates" >> beam.Filter(lambda r: not r.is_duplicate)
-        dead_letters = ((parse_dead, normalise_dead, tag_dead)
+        dead_letters = (dead
                         | "AllDeadLetters" >> beam.Flatten()
                         | "CountDeadLetters" >> beam.ParDo(_CountDeadLetters()))
         return counted, dead_letters

@@ -42,6 +42,18 @@ class WirestreamOptions(PipelineOptions):
                                 "Reuters=America/New_York; repeatable.")
         group.add_argument("--num_shards", "--num-shards", dest="num_shards", type=int, default=4,
                            help="Files per record kind for file sinks in a bounded run.")
+        group.add_argument("--dedup_window_days", "--dedup-window-days", dest="dedup_window_days",
+                           type=float, default=7.0,
+                           help="Stories further apart than this in publication time never "
+                                "cluster as near-duplicates.")
+        group.add_argument("--dedup_threshold", "--dedup-threshold", dest="dedup_threshold",
+                           type=float, default=0.8,
+                           help="Minimum estimated containment of the shorter body's word "
+                                "3-shingles in the other for a near-duplicate.")
+        group.add_argument("--parse_only", "--parse-only", dest="parse_only", action="store_true",
+                           default=False,
+                           help="Write records straight after parsing: no dates, languages, "
+                                "clusters or tags (raw archiving; the benchmark's floor).")
         group.add_argument("--tag_data_dir", "--tag-data-dir", dest="tag_data_dir", default=None,
                            help="Directory of edited tagging data files (gazetteers, rules); "
                                 "a file found there replaces the packaged one.")

@@ -90,3 +90,18 @@ def normalise_story(story: Story, settings: NormaliseSettings = NormaliseSetting
         language_declared=declared, language_region=region, dates_mentioned=mentioned,
         origin=story.origin, format=story.format, quality=quality,
         subjects=list(story.subjects), place_labels=list(story.place_labels))
+
+
+def unnormalised_record(story: Story) -> EventRecord:
+    """The event record of a story as parsed, with no normalisation, clustering
+    or tagging (``--parse-only``): the floor that read, parse and write cost."""
+    story_id = story.story_id or "sha256:" + content_digest(story.headline, story.body)[:32]
+    event_id = derive_event_id(story.source, story_id, story.version, story.headline, story.body)
+    return EventRecord(
+        event_id=event_id, story_id=story_id, version=story.version, source=story.source,
+        headline=story.headline, body=story.body, url=story.url, section=story.section,
+        dateline=story.dateline, related_headlines=list(story.related_headlines),
+        published_at=None, published_raw=story.published_raw, updated_at=None,
+        language=UNDETERMINED, language_confidence=0.0, language_declared=None,
+        dates_mentioned=[], origin=story.origin, format=story.format, cluster_id=event_id,
+        quality=["parse-only run: not normalised, clustered or tagged"])

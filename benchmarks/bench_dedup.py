@@ -1,0 +1,156 @@
+"""Dedup figures: pair precision/recall on the labelled evaluation, groups found
+in the whole Reuters-21578 corpus, cost per story and state size per story.
+
+    .venv/bin/python -m benchmarks.bench_dedup [--beam]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import pickle
+import random
+import statistics
+import sys
+import time
+from collections import Counter, defaultdict
+from itertools import combinations
+
+from benchmarks.dedup_data import reuters_records
+from benchmarks.dedup_eval import build
+from transforms.dedup import (BandShardIndex, DedupSettings, band_keys, cluster_records,
+                              sketch_record)
+
+
+def pairs_by(items, key) -> set[frozenset]:
+    groups = defaultdict(list)
+    for i, item in enumerate(items):
+        groups[key(item)].append(i)
+    return {frozenset(p) for members in groups.values() for p in combinations(members, 2)}
+
+
+def evaluate(settings: DedupSettings, ev) -> dict:
+    records = cluster_records([copy.deepcopy(s.record) for s in ev.stories], settings)
+    truth = pairs_by(ev.stories, lambda s: s.group)
+    found = pairs_by(records, lambda r: r.cluster_id)
+    tp = len(truth & found)
+    by_kind = Counter()
+    for pair in found - truth:
+        by_kind["+".join(sorted(ev.stories[i].edit for i in pair))] += 1
+    missed = Counter()
+    for pair in truth - found:
+        missed[max((ev.stories[i].edit for i in pair), key=len)] += 1
+    expected_updates = [(s, r) for s, r in zip(ev.stories, records) if s.expected_update_of]
+    return {"precision": tp / len(found) if found else 1.0, "recall": tp / len(truth),
+            "true_pairs": len(truth), "found_pairs": len(found), "false_pairs": dict(by_kind),
+            "missed_pairs": dict(missed),
+            "updates_linked": sum(r.update_of == s.expected_update_of and not r.is_duplicate
+                                  for s, r in expected_updates),
+            "updates": len(expected_updates),
+            "records": records}
+
+
+def report_quality(ev) -> None:
+    print(f"== Labelled evaluation: {len(ev.stories)} stories")
+    default = DedupSettings()
+    for threshold in (0.7, 0.75, 0.8, 0.85, 0.9):
+        s = DedupSettings(threshold=threshold)
+        r = evaluate(s, ev)
+        mark = "  <- default" if threshold == default.threshold else ""
+        print(f"threshold {threshold:.2f}: precision {r['precision']:.4f} recall {r['recall']:.4f} "
+              f"(pairs: true {r['true_pairs']}, found {r['found_pairs']}){mark}")
+    r = evaluate(default, ev)
+    print(f"false pairs by kind: {r['false_pairs']}")
+    print(f"missed pairs by edit: {r['missed_pairs']}")
+    print(f"updates linked to the right earlier version: {r['updates_linked']}/{r['updates']}")
+    shuffled = list(range(len(ev.stories)))
+    random.Random(1).shuffle(shuffled)
+    again = cluster_records([copy.deepcopy(ev.stories[i].record) for i in shuffled], default)
+    same = {r.event_id + r.origin.path: r.cluster_id for r in again} == \
+        {r.event_id + r.origin.path: r.cluster_id for r in r["records"]}
+    print(f"same clusters after shuffling the input: {same}")
+
+
+def report_corpus(records) -> None:
+    print(f"\n== Whole Reuters-21578 corpus: {len(records)} stories")
+    clusters = defaultdict(list)
+    for r in records:
+        clusters[r.cluster_id].append(r)
+    multi = [c for c in clusters.values() if len(c) > 1]
+    exact = [c for c in multi if len({" ".join(r.body.split()) for r in c}) == 1]
+    dups = sum(r.is_duplicate for r in records)
+    print(f"clusters with 2+ stories: {len(multi)} ({sum(map(len, multi))} stories, {dups} marked duplicate); "
+          f"sizes {dict(sorted(Counter(map(len, multi)).items()))}")
+    print(f"  of which every body identical: {len(exact)} groups; with edits: {len(multi) - len(exact)}")
+    bodies = defaultdict(list)
+    for r in records:
+        bodies[" ".join(r.body.split())].append(r)
+    same_body = [g for g in bodies.values() if len(g) > 1]
+    kept_apart = [g for g in same_body if len({r.cluster_id for r in g}) > 1]
+    print(f"identical-body groups in the corpus: {len(same_body)}; split by dedup: {len(kept_apart)} "
+          f"(other company or outside the window)")
+    print(f"updates linked (CORRECTED reissues): {sum(r.update_of is not None for r in records)}")
+    print("examples of near-duplicates with edits:")
+    for c in sorted((c for c in multi if c not in exact), key=lambda c: c[0].story_id)[:4]:
+        for r in sorted(c, key=lambda r: r.is_duplicate):
+            print(f"  {r.story_id:>6} {r.published_at} sim={r.similarity:.2f} {r.headline[:60]}")
+        print()
+
+
+def report_cost(records, settings: DedupSettings) -> None:
+    print("== Cost per story")
+    sketch_us = []
+    for r in records:
+        t = time.perf_counter()
+        sketch_record(r, settings)
+        sketch_us.append((time.perf_counter() - t) * 1e6)
+    t = time.perf_counter()
+    cluster_records([copy.deepcopy(r) for r in records], settings)
+    total = time.perf_counter() - t
+    print(f"sketch (MinHash + figures): median {statistics.median(sketch_us):.1f} us, "
+          f"p95 {sorted(sketch_us)[int(0.95 * len(sketch_us))]:.1f} us")
+    print(f"whole in-memory clustering: {total / len(records) * 1e6:.1f} us/story "
+          f"({len(records) / total:.0f} stories/s, 1 core)")
+    sketches = [sketch_record(r, settings) for r in records]
+    per_sketch = statistics.median(len(pickle.dumps(s)) for s in sketches)
+    keys = statistics.mean(len(band_keys(s, settings)) for s in sketches)
+    index = BandShardIndex()
+    for s in sketches[:2000]:
+        for band, bucket in band_keys(s, settings):
+            index.probe(bucket, s, settings)
+    stored = len(pickle.dumps(index)) / 2000
+    print(f"state per story: one sketch pickles to {per_sketch:.0f} B; it is held in {keys:.1f} band "
+          f"buckets; a band-shard index holding 2,000 stories pickles to {stored / 1024:.1f} KiB per story "
+          f"(sketches are shared objects in memory; on the wire each band copy is sent)")
+
+
+def report_beam(records, settings: DedupSettings) -> None:
+    import apache_beam as beam
+    from transforms.dedup import NearDuplicateClusters
+    print("\n== Beam (FnApiRunner, default options, in-process)")
+    for streaming in (False, True):
+        s = DedupSettings(streaming=streaming)
+        subset = records if not streaming else records[:5000]
+        t = time.perf_counter()
+        with beam.Pipeline(runner="FnApiRunner") as p:
+            _ = p | beam.Create(subset) | NearDuplicateClusters(s) | beam.combiners.Count.Globally()
+        dt = time.perf_counter() - t
+        print(f"{'streaming' if streaming else 'batch'} path: {len(subset)} stories in {dt:.1f} s "
+              f"({len(subset) / dt:.0f} stories/s)")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--beam", action="store_true", help="also time the Beam transform")
+    args = parser.parse_args(argv)
+    ev = build()
+    report_quality(ev)
+    records = cluster_records(reuters_records(), DedupSettings())
+    report_corpus(records)
+    report_cost(records, DedupSettings())
+    if args.beam:
+        report_beam(records, DedupSettings())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
