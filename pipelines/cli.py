@@ -162,6 +162,12 @@ def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings]:
     if options.view_as(LaunchOptions).validate_only:
         describe_without_running(pipeline, options)
         return None, settings
+    if options.view_as(StandardOptions).no_wait_until_finish:
+        # Submit and return (Flink/Dataflow launchers): the job runs on without us.
+        result = pipeline.run()
+        job_id = getattr(result, "job_id", None)
+        print(f"submitted job {job_id() if callable(job_id) else ''}".rstrip())
+        return None, settings
     if bounded:
         result = pipeline.run()
         result.wait_until_finish()
@@ -209,7 +215,7 @@ def _run_command(argv: Sequence[str]) -> int:
         parser.print_help()
         return 0
     summary, settings = run(argv)
-    if summary is None:  # --dry-run
+    if summary is None:  # --dry-run, or submitted without waiting
         return 0
     print(f"event records: {settings.sink}\ndead letters:  {settings.dead_letter}")
     print(summary.line(), file=sys.stderr)

@@ -92,3 +92,14 @@ class LaunchOptions(PipelineOptions):
                            default="auto",
                            help="Progress display for archive runs on stderr (auto: when "
                                 "stderr is a terminal).")
+
+
+class FlinkStateOptions(PipelineOptions):
+    """Passed through to Beam's Flink runner, so an upgrade can restore a savepoint."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument("--savepoint_path", default=None,
+                            help="Flink: restore the job from this savepoint.")
+        parser.add_argument("--allow_non_restored_state", action="store_true", default=False,
+                            help="Flink: allow savepoint state that no operator claims.")
