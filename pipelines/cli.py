@@ -31,7 +31,8 @@ from pipelines.graph import PipelineSettings, build_pipeline  # noqa: E402
 from pipelines.options import DEFAULT_RUNNER, KafkaOptions, LaunchOptions, WirestreamOptions  # noqa: E402
 from transforms.dedup import DedupSettings  # noqa: E402
 from transforms.io.archive import ReadArchiveFiles, SourceError, list_archive_files  # noqa: E402
-from transforms.io.sinks import SinkError, SinkSettings, SinkSpec, default_dead_letter_spec, load_sinks  # noqa: E402
+from transforms.io.sinks import (SinkError, SinkSettings, SinkSpec, default_dead_letter_spec,  # noqa: E402
+                                 load_sinks, redacted_url)  # noqa: E402
 from transforms.normalise import NormaliseSettings  # noqa: E402
 from transforms.parse import ParseSettings  # noqa: E402
 from transforms.stage import METRICS_NAMESPACE  # noqa: E402
@@ -92,7 +93,8 @@ def resolve_source(spec: str, options: PipelineOptions) -> tuple[beam.PTransform
     try:
         if spec.startswith("kafka://"):
             from transforms.io.kafka import kafka_source
-            return kafka_source(spec, options)
+            kafka = options.view_as(KafkaOptions)
+            return kafka_source(spec, kafka_client_config(options), kafka.kafka_discovery_interval)
         progress = options.view_as(LaunchOptions).progress
         show = progress == "on" or (progress == "auto" and sys.stderr.isatty())
         return ReadArchiveFiles(list_archive_files(spec), progress=show), True
@@ -100,7 +102,17 @@ def resolve_source(spec: str, options: PipelineOptions) -> tuple[beam.PTransform
         raise UsageError(str(exc)) from None
 
 
-def pipeline_settings(opts: WirestreamOptions, streaming: bool) -> PipelineSettings:
+def kafka_client_config(options: PipelineOptions):
+    from transforms.io.kafka import client_config
+    kafka = options.view_as(KafkaOptions)
+    try:
+        return client_config(kafka.kafka_config, kafka.kafka_config_file)
+    except SourceError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def pipeline_settings(options: PipelineOptions, streaming: bool) -> PipelineSettings:
+    opts = options.view_as(WirestreamOptions)
     load_sinks()
     try:
         SinkSpec.parse(opts.sink)
@@ -129,7 +141,11 @@ def pipeline_settings(opts: WirestreamOptions, streaming: bool) -> PipelineSetti
         parse=ParseSettings(max_payload_bytes=opts.max_payload_bytes),
         normalise=NormaliseSettings(default_timezone=opts.default_timezone,
                                     source_timezones=source_timezones),
-        sink_settings=SinkSettings(streaming=streaming, num_shards=opts.num_shards),
+        sink_settings=SinkSettings(streaming=streaming, num_shards=opts.num_shards, extra={
+            "kafka_config": kafka_client_config(options),
+            "roll_seconds": opts.file_roll_seconds,
+            "roll_bytes": opts.file_roll_mb * 1024 * 1024,
+            "roll_records": opts.file_roll_records}),
         drop_duplicates=opts.drop_duplicates, tag_data_dir=opts.tag_data_dir,
         parse_only=opts.parse_only,
         dedup=DedupSettings(window_days=opts.dedup_window_days, threshold=opts.dedup_threshold,
@@ -153,12 +169,15 @@ def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings]:
     source, bounded = resolve_source(opts.source, options)
     if not bounded:
         options.view_as(StandardOptions).streaming = True
-    settings = pipeline_settings(opts, streaming=not bounded)
+    settings = pipeline_settings(options, streaming=not bounded)
     try:
         pipeline = beam.Pipeline(options=options)  # validates the options for the runner
     except ValueError as exc:
         raise UsageError(f"invalid pipeline options: {' '.join(str(exc).split())}") from None
-    build_pipeline(pipeline, source, settings)
+    try:
+        build_pipeline(pipeline, source, settings)
+    except (SinkError, SourceError) as exc:  # a sink or source that cannot be used
+        raise UsageError(str(exc)) from None
     if options.view_as(LaunchOptions).validate_only:
         describe_without_running(pipeline, options)
         return None, settings
@@ -217,7 +236,8 @@ def _run_command(argv: Sequence[str]) -> int:
     summary, settings = run(argv)
     if summary is None:  # --dry-run, or submitted without waiting
         return 0
-    print(f"event records: {settings.sink}\ndead letters:  {settings.dead_letter}")
+    print(f"event records: {redacted_url(settings.sink)}\n"
+          f"dead letters:  {redacted_url(settings.dead_letter)}")
     print(summary.line(), file=sys.stderr)
     if not summary.adds_up:
         print("error: counts do not add up (read != unique + duplicates + dead_letters)",

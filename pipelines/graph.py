@@ -74,8 +74,6 @@ class StoriesToEventRecords(beam.PTransform):
                 "tag", functools.partial(tag_record, data_dir=s.tag_data_dir))
             dead = [parse_dead, normalise_dead, tag_dead]
         counted = tagged | "CountOutcomes" >> beam.ParDo(_CountOutcome())
-        if s.drop_duplicates:
-            counted = counted | "DropDuplicates" >> beam.Filter(lambda r: not r.is_duplicate)
         dead_letters = (dead
                         | "AllDeadLetters" >> beam.Flatten()
                         | "CountDeadLetters" >> beam.ParDo(_CountDeadLetters()))
@@ -86,7 +84,17 @@ def build_pipeline(pipeline: beam.Pipeline, source: beam.PTransform,
                    settings: PipelineSettings) -> None:
     raw_records = pipeline | "Read" >> source
     events, dead_letters = raw_records | "Process" >> StoriesToEventRecords(settings)
-    events | "WriteEvents" >> write_records(settings.sink, RecordKind.EVENTS,
-                                            settings.sink_settings)
-    dead_letters | "WriteDeadLetters" >> write_records(
-        settings.dead_letter, RecordKind.DEAD_LETTERS, settings.sink_settings)
+    # Every sink returns what it has durably written; a source that commits
+    # (Kafka) commits only that, so a restart never skips a record.
+    written = []
+    if settings.drop_duplicates:
+        kept, dropped = events | "DropDuplicates" >> beam.Partition(
+            lambda record, _: int(record.is_duplicate), 2)
+        events = kept
+        written.append(dropped)  # counted and done with: nothing more to write
+    written.append(events | "WriteEvents" >> write_records(
+        settings.sink, RecordKind.EVENTS, settings.sink_settings))
+    written.append(dead_letters | "WriteDeadLetters" >> write_records(
+        settings.dead_letter, RecordKind.DEAD_LETTERS, settings.sink_settings))
+    if hasattr(source, "commit_written"):
+        source.commit_written(written)

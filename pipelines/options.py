@@ -42,6 +42,14 @@ class WirestreamOptions(PipelineOptions):
                                 "Reuters=America/New_York; repeatable.")
         group.add_argument("--num_shards", "--num-shards", dest="num_shards", type=int, default=4,
                            help="Files per record kind for file sinks in a bounded run.")
+        group.add_argument("--file_roll_seconds", "--file-roll-seconds", dest="file_roll_seconds",
+                           type=float, default=60.0,
+                           help="Streaming file sinks: close a file after this many seconds.")
+        group.add_argument("--file_roll_mb", "--file-roll-mb", dest="file_roll_mb", type=int,
+                           default=64, help="Streaming file sinks: ... or after this many MB.")
+        group.add_argument("--file_roll_records", "--file-roll-records", dest="file_roll_records",
+                           type=int, default=100_000,
+                           help="Streaming file sinks: ... or after this many records.")
         group.add_argument("--dedup_window_days", "--dedup-window-days", dest="dedup_window_days",
                            type=float, default=7.0,
                            help="Stories further apart than this in publication time never "

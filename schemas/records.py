@@ -40,9 +40,12 @@ class Origin:
     key: Optional[str] = None
     headers: Optional[dict[str, str]] = None
     timestamp: Optional[str] = None  # Kafka record timestamp, UTC ISO
+    # How many items the payload held, with `item`: a Kafka offset is fully
+    # written (and may be committed) once all its items are.
+    item_count: Optional[int] = None
 
-    def with_item(self, item: int) -> "Origin":
-        return dataclasses.replace(self, item=item)
+    def with_item(self, item: int, item_count: Optional[int] = None) -> "Origin":
+        return dataclasses.replace(self, item=item, item_count=item_count)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}

@@ -18,12 +18,17 @@ Record-at-a-time sinks (Kafka, PostgreSQL) implement ``RecordSink``:
 from __future__ import annotations
 
 import abc
+from urllib.parse import urlsplit, urlunsplit
 import enum
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import apache_beam as beam
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 
+from schemas import Origin
 from transforms.stage import METRICS_NAMESPACE
 
 
@@ -36,6 +41,15 @@ class DeliveryGuarantee(str, enum.Enum):
     # Records may be written more than once (after a retry or restart) but are
     # keyed, so every sink here ends with each record exactly once.
     AT_LEAST_ONCE_IDEMPOTENT = "at-least-once-idempotent"
+
+
+def redacted_url(url: str) -> str:
+    """The URL with its password replaced, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @dataclass(frozen=True)
@@ -75,8 +89,33 @@ class RecordSink(abc.ABC):
         self.flush()
 
 
+@dataclass(frozen=True)
+class Acknowledgement:
+    """Offsets of one partition that need nothing more: [start, end) finished,
+    or one item of a multi-item payload at ``start`` written. ``begins`` marks
+    where reading began (everything below ``start`` counts as finished)."""
+
+    topic: str
+    partition: int
+    start: int
+    end: int
+    item: Optional[int] = None
+    item_count: Optional[int] = None
+    begins: bool = False
+
+    @classmethod
+    def of_origin(cls, origin: Origin) -> Optional["Acknowledgement"]:
+        if origin.kind != "kafka" or origin.offset is None:
+            return None
+        return cls(origin.topic, origin.partition, origin.offset, origin.offset + 1,
+                   origin.item, origin.item_count)
+
+
+
 class WriteToRecordSink(beam.DoFn):
-    """Drives a RecordSink: add per element, flush at the end of every bundle."""
+    """Drives a RecordSink: add per element, flush at the end of every bundle.
+    Once a flush has succeeded it emits an Acknowledgement for each record of
+    the bundle that came from Kafka, so the source can commit what was written."""
 
     def __init__(self, make_sink: Callable[[], RecordSink], kind: RecordKind):
         self._make_sink = make_sink
@@ -86,12 +125,24 @@ class WriteToRecordSink(beam.DoFn):
     def setup(self):
         self._sink = self._make_sink()
 
-    def process(self, record):
+    def start_bundle(self):
+        self._acknowledgements: list[Acknowledgement] = []
+        self._latest = MIN_TIMESTAMP
+
+    def process(self, record, timestamp=beam.DoFn.TimestampParam):
         self._sink.add(record.record_key, record.to_dict())
         self._written.inc()
+        ack = Acknowledgement.of_origin(record.origin)
+        if ack is not None:
+            self._acknowledgements.append(ack)
+            self._latest = max(self._latest, timestamp)
 
     def finish_bundle(self):
         self._sink.flush()
+        for ack in self._acknowledgements:
+            # The commits run in the global window whatever the records' windows were.
+            yield WindowedValue(ack, self._latest, [GlobalWindow()])
+        self._acknowledgements = []
 
     def teardown(self):
         if self._sink is not None:
@@ -126,11 +177,7 @@ def default_dead_letter_spec(spec_text: str) -> str:
 
 
 def load_sinks() -> None:
-    """Import the modules that register sinks (kept lazy: a sink's client
-    library is only needed when that sink is used)."""
+    """Import the modules that register sinks."""
     import transforms.io.files  # noqa: F401
-    for optional in ("transforms.io.kafka", "transforms.io.postgres"):
-        try:
-            __import__(optional)
-        except ImportError:
-            pass
+    import transforms.io.kafka  # noqa: F401
+    import transforms.io.postgres  # noqa: F401

@@ -9,7 +9,7 @@ a dead letter, never nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator, Union
 
 from schemas import DeadLetter, RawRecord, Story
@@ -90,11 +90,15 @@ def parse_record(raw: RawRecord, settings: ParseSettings = ParseSettings()
     except ParseError as exc:
         yield dead(str(exc))
         return
+    count = len(items)
     for item in items:
         if isinstance(item, Story):
             if not item.raw:
                 item.raw = raw.payload
+            if item.origin.item is not None:
+                # A Kafka offset is fully written (and may be committed) once all its items are.
+                item.origin = replace(item.origin, item_count=count)
             yield item
         else:
             index, item_raw, reason = item
-            yield dead(reason, item_raw, raw.origin.with_item(index))
+            yield dead(reason, item_raw, raw.origin.with_item(index, count))

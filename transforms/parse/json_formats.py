@@ -147,6 +147,8 @@ def parse_json_story(text: str, origin: Origin) -> Iterator[Story | tuple[int, b
     if not isinstance(doc, list):
         yield story_from_json_object(doc, origin)
         return
+    if not doc:
+        raise ParseError("empty JSON array: no stories")
     for index, obj in enumerate(doc):
         try:
             yield story_from_json_object(obj, origin.with_item(index))

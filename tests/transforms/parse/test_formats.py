@@ -275,3 +275,15 @@ def test_json_array_item_failure_keeps_the_other_items():
 ])
 def test_sniffing_without_a_hint(payload, expected):
     assert sniff_format(payload) == expected
+
+
+def test_container_items_carry_their_count():
+    out = parse(json.dumps([{"title": "a", "text": "A."}, {"title": ""}]))
+    assert [(o.origin.item, o.origin.item_count) for o in out] == [(0, 2), (1, 2)]
+    (single,) = parse(json.dumps({"title": "a", "text": "A."}))
+    assert (single.origin.item, single.origin.item_count) == (None, None)
+
+
+def test_empty_container_is_a_dead_letter():
+    (dead,) = parse(b"[]")
+    assert isinstance(dead, DeadLetter) and "empty JSON array" in dead.error and dead.raw == b"[]"

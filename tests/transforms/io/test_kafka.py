@@ -1,0 +1,168 @@
+"""Kafka source/sink logic without a broker: specs, settings, the offset-commit arithmetic."""
+
+from collections import namedtuple
+
+import pytest
+
+from schemas import Origin
+from transforms.io.kafka import ClientConfig, KafkaSpecError, client_config, parse_topic_spec
+from transforms.io.kafka_source import (UNBOUNDED, Acknowledgement, KafkaSourceSpec,
+                                        PartitionProgress, TopicOffsets, TopicOffsetsTracker,
+                                        raw_record_from_kafka)
+from transforms.io.sinks import default_dead_letter_spec, load_sinks
+
+
+def test_source_spec_reads_every_part():
+    spec = KafkaSourceSpec.parse(
+        "kafka://a:9092,b:9093/wire.en,wire.fr?group=ingest&start=2024-03-01T12:00:00Z&stop=end")
+    assert spec.brokers == ("a:9092", "b:9093")
+    assert spec.topics == ("wire.en", "wire.fr")
+    assert spec.group == "ingest"
+    assert spec.start == 1709294400000  # epoch milliseconds
+    assert spec.stop == "end" and spec.bounded
+
+
+def test_source_spec_defaults():
+    with_group = KafkaSourceSpec.parse("kafka://h:1/t?group=g")
+    assert (with_group.start, with_group.stop, with_group.bounded) == ("committed", "never", False)
+    assert KafkaSourceSpec.parse("kafka://h:1/t").start == "earliest"
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("kafka://h:1/t?start=committed", "needs group"),
+    ("kafka://h:1/t?start=yesterday", "start must be"),
+    ("kafka://h:1/t?stop=soon", "stop must be"),
+    ("kafka://h/t", "HOST:PORT"),
+    ("kafka://h:1/", "topic"),
+    ("kafka://h:1/t?grup=g", "unknown parameter 'grup'"),
+])
+def test_bad_source_specs_say_why(spec, message):
+    with pytest.raises(KafkaSpecError, match=message):
+        KafkaSourceSpec.parse(spec)
+
+
+def test_sink_spec_and_default_dead_letters():
+    assert parse_topic_spec("kafka://h:1,g:2/events") == (("h:1", "g:2"), "events")
+    with pytest.raises(KafkaSpecError):
+        parse_topic_spec("kafka://h:1/a,b")
+    load_sinks()
+    assert default_dead_letter_spec("kafka://h:1/events") == "kafka://h:1/events.dlq"
+
+
+def test_client_config_types_dotted_keys_and_files(tmp_path):
+    props = tmp_path / "client.properties"
+    props.write_text("# comment\nsecurity.protocol=SASL_SSL\nsasl.plain.password=hunter2\n"
+                     "request.timeout.ms=1000\n")
+    config = client_config(["request_timeout_ms=2500", "check_crcs=false"], str(props))
+    assert config == {"security_protocol": "SASL_SSL", "sasl_plain_password": "hunter2",
+                      "request_timeout_ms": 2500, "check_crcs": False}
+
+
+def test_secrets_never_show():
+    config = ClientConfig(sasl_plain_password="hunter2", sasl_plain_username="wire")
+    assert "hunter2" not in repr(config) and "hunter2" not in str(config)
+    assert "wire" in repr(config)
+    with pytest.raises(KafkaSpecError) as err:
+        client_config(["ssl_password=x", "request_timeout_ms=notanumber"])
+    assert "notanumber" in str(err.value)
+    with pytest.raises(KafkaSpecError, match="unknown Kafka client setting 'no_such'"):
+        client_config(["no_such=1"])
+
+
+def ack(offset, **kw):
+    return Acknowledgement("t", 0, offset, offset + 1, **kw)
+
+
+def test_commit_is_the_next_offset_after_a_contiguous_prefix():
+    progress = PartitionProgress()
+    progress.acknowledge(Acknowledgement("t", 0, 10, 10, begins=True))
+    for offset in (12, 10, 13):  # 11 not written yet: a later bundle flushed first
+        progress.acknowledge(ack(offset))
+    assert progress.committed == 11  # next to read is 11: nothing unwritten is skipped
+    progress.acknowledge(ack(11))
+    assert progress.committed == 14 and progress.finished == []
+    assert progress.worth_committing
+
+
+def test_acknowledgements_before_the_start_mark_wait_for_it():
+    progress = PartitionProgress()
+    progress.acknowledge(ack(5))
+    assert progress.committed is None
+    progress.acknowledge(Acknowledgement("t", 0, 5, 5, begins=True))
+    assert progress.committed == 6
+
+
+def test_skipped_offsets_and_the_start_count_as_finished():
+    progress = PartitionProgress()
+    progress.acknowledge(Acknowledgement("t", 0, 0, 0, begins=True))
+    progress.acknowledge(ack(0))
+    progress.acknowledge(Acknowledgement("t", 0, 1, 4))  # compaction / transaction markers
+    progress.acknowledge(ack(4))
+    assert progress.committed == 5
+
+
+def test_a_multi_item_payload_is_finished_when_all_its_items_are():
+    progress = PartitionProgress()
+    progress.acknowledge(Acknowledgement("t", 0, 0, 0, begins=True))
+    progress.acknowledge(ack(0, item=1, item_count=3))
+    progress.acknowledge(ack(0, item=0, item_count=3))
+    assert progress.committed == 0
+    progress.acknowledge(ack(0, item=1, item_count=3))  # a retried bundle repeats an item
+    assert progress.committed == 0
+    progress.acknowledge(ack(0, item=2, item_count=3))
+    assert progress.committed == 1
+
+
+def test_items_of_unknown_count_hold_the_commit_back():
+    progress = PartitionProgress()
+    progress.acknowledge(Acknowledgement("t", 0, 0, 0, begins=True))
+    progress.acknowledge(ack(0, item=0))
+    progress.acknowledge(ack(1))
+    assert progress.committed == 0 and not progress.worth_committing
+
+
+def test_origin_acknowledgement():
+    origin = Origin(kind="kafka", ingested_at="2024-01-01T00:00:00Z", topic="t", partition=2,
+                    offset=7, item=1, item_count=2)
+    assert Acknowledgement.of_origin(origin) == Acknowledgement("t", 2, 7, 8, 1, 2)
+    assert Acknowledgement.of_origin(Origin(kind="file", ingested_at="x", path="p")) is None
+
+
+def test_tracker_checkpoints_keep_unread_offsets_and_new_partitions():
+    tracker = TopicOffsetsTracker(TopicOffsets({0: (5, UNBOUNDED, 5)}, watch=True,
+                                               known=frozenset({0, 1})))
+    assert tracker.try_claim(("offset", 0, 5)) and tracker.try_claim(("offset", 0, 8))
+    with pytest.raises(ValueError):
+        tracker.try_claim(("offset", 0, 7))
+    assert tracker.try_claim(("add", 2, 0, UNBOUNDED))
+    assert tracker.try_split(0.5) is None  # no fraction splits of an open-ended range
+    primary, residual = tracker.try_split(0)
+    assert primary.ranges == {0: (5, 9, 5), 2: (0, 0, 0)} and not primary.watch
+    assert residual.ranges == {0: (9, UNBOUNDED, 5), 2: (0, UNBOUNDED, 0)} and residual.watch
+    assert residual.known == {0, 1, 2}
+    tracker.check_done()
+
+
+def test_bounded_tracker_is_done_only_when_every_partition_is():
+    tracker = TopicOffsetsTracker(TopicOffsets({0: (0, 2, 0), 1: (0, 1, 0)}))
+    assert tracker.try_claim(("offset", 0, 0)) and tracker.try_claim(("offset", 0, 1))
+    assert not tracker.try_claim(("offset", 0, 2))  # the stop offset is not ours
+    with pytest.raises(ValueError):
+        tracker.check_done()
+    tracker.try_claim(("end", 1))
+    tracker.check_done()
+
+
+Record = namedtuple("Record", "topic partition offset timestamp key value headers")
+
+
+def test_kafka_record_keeps_its_metadata():
+    raw = raw_record_from_kafka(Record("wire", 3, 42, 1709294400123, b"k1", b"{}",
+                                       [("agency", b"AFP"), ("bad", b"\xff")]))
+    assert raw.payload == b"{}" and raw.format_hint is None
+    assert raw.origin == Origin(kind="kafka", topic="wire", partition=3, offset=42, key="k1",
+                                headers={"agency": "AFP", "bad": "\\xff"},
+                                timestamp="2024-03-01T12:00:00.123Z",
+                                ingested_at="2024-03-01T12:00:00Z")
+    tombstone = raw_record_from_kafka(Record("wire", 0, 1, 0, None, None, []))
+    assert tombstone.payload == b"" and tombstone.origin.key is None

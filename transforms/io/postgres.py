@@ -1,0 +1,275 @@
+"""PostgreSQL sink: ``postgresql://USER[:PASSWORD]@HOST:PORT/DB?table=T[&sslmode=...]``.
+
+The table (and its indexes) is created if absent from ``schemas/postgres.sql``
+when the sink starts, under an advisory lock so that concurrent workers do not
+race. Records are buffered per bundle and written in one transaction: COPY
+into a session-temporary staging table, then ``INSERT ... ON CONFLICT (key)
+DO UPDATE``, so a retried bundle or a replayed archive leaves each record once
+(rows that did not change are not rewritten). Transient errors (connection
+lost, server restarting, serialization failure, deadlock) are retried with
+exponential backoff on a fresh connection; when the retries run out the bundle
+fails, so the run fails rather than report success with records missing.
+Dead letters go to ``T_dead_letters`` unless ``--dead-letter`` says otherwise.
+Every URL parameter except ``table`` is passed to libpq; the password is never
+shown in errors or logs.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Callable, Optional
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import apache_beam as beam
+import psycopg
+from psycopg import sql
+
+from transforms.io.sinks import (redacted_url, RecordKind, RecordSink, SinkError, SinkSettings, SinkSpec,
+                                 WriteToRecordSink, register_sink)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TABLE = "event_records"
+DEAD_LETTER_SUFFIX = "_dead_letters"
+# Index names are "<table>_<purpose>"; PostgreSQL cuts identifiers at 63 bytes.
+_TABLE_NAME = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,48}$")
+
+
+@dataclass(frozen=True)
+class PostgresTarget:
+    conninfo: str  # the libpq URL without wirestream's own parameters
+    table: str  # "name" or "schema.name"
+
+    @classmethod
+    def from_spec(cls, spec: SinkSpec) -> "PostgresTarget":
+        parts = urlsplit(f"postgresql:{spec.target}")
+        params = parse_qsl(parts.query, keep_blank_values=True)
+        tables = [value for key, value in params if key == "table"]
+        table = tables[-1] if tables else DEFAULT_TABLE
+        if not _TABLE_NAME.match(table):
+            raise SinkError(f"bad table name {table!r} in {redacted_url(spec.text)}: letters, "
+                            "digits and _ (at most 49), optionally schema-qualified")
+        if not parts.hostname or not parts.path.strip("/"):
+            raise SinkError(f"bad PostgreSQL sink {redacted_url(spec.text)}: expected "
+                            "postgresql://USER@HOST:PORT/DB?table=T")
+        libpq = urlencode([(k, v) for k, v in params if k != "table"])
+        return cls(urlunsplit(parts._replace(query=libpq)), table)
+
+    @property
+    def shown(self) -> str:
+        return f"{redacted_url(self.conninfo)} table {self.table}"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6  # 0.5 + 1 + 2 + 4 + 8 s of waiting: rides out a server restart
+    first_delay: float = 0.5
+    max_delay: float = 30.0
+
+
+# What may succeed if tried again on a new connection. Constraint violations,
+# bad data and permission errors are not retried: they fail the bundle at once.
+TRANSIENT_ERRORS = (psycopg.OperationalError, psycopg.errors.SerializationFailure,
+                    psycopg.errors.DeadlockDetected)
+
+
+@functools.lru_cache(maxsize=None)
+def _ddl_templates() -> dict[str, str]:
+    text = resources.files("schemas").joinpath("postgres.sql").read_text("utf-8")
+    sections = re.split(r"^-- kind: (\w+)\s*$", text, flags=re.MULTILINE)
+    return dict(zip(sections[1::2], sections[2::2]))
+
+
+def _identifier(table: str) -> sql.Identifier:
+    return sql.Identifier(*table.split("."))
+
+
+def _without_nul(value):
+    # PostgreSQL text and jsonb cannot hold U+0000.
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def _json(value) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return json.dumps(_without_nul(value), ensure_ascii=False) if "\\u0000" in text else text
+
+
+def _text(value: Optional[str]) -> Optional[str]:
+    return value.replace("\x00", "\ufffd") if value else value
+
+
+def event_row(d: dict) -> tuple:
+    return (d["event_id"], _text(d["story_id"]), d["version"], _text(d["source"]),
+            _text(d["headline"]), _text(d["body"]), _text(d["url"]), _text(d["section"]),
+            _text(d.get("dateline")), d["format"], d["published_at"], d.get("updated_at"),
+            d["language"], d["language_confidence"], d["cluster_id"], d["is_duplicate"],
+            d["duplicate_of"], d["similarity"], d.get("update_of"), _json(d["tags"]),
+            d["origin"]["ingested_at"], d["schema_version"], _json(d))
+
+
+def dead_letter_row(d: dict) -> tuple:
+    raw = (base64.b64decode(d["raw"]) if d["raw_encoding"] == "base64"
+           else d["raw"].encode("utf-8"))
+    return (d["dead_letter_id"], d["stage"], _text(d["error"]), raw, _json(d["origin"]),
+            d["origin"]["ingested_at"], d["schema_version"])
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    key: str
+    columns: tuple[str, ...]
+    row: Callable[[dict], tuple]
+
+
+LAYOUTS = {
+    RecordKind.EVENTS: TableLayout("event_id", (
+        "event_id", "story_id", "version", "source", "headline", "body", "url", "section",
+        "dateline", "format", "published_at", "updated_at", "language", "language_confidence",
+        "cluster_id", "is_duplicate", "duplicate_of", "similarity", "update_of", "tags",
+        "ingested_at", "schema_version", "record"), event_row),
+    RecordKind.DEAD_LETTERS: TableLayout("dead_letter_id", (
+        "dead_letter_id", "stage", "error", "raw", "origin", "ingested_at", "schema_version"),
+        dead_letter_row),
+}
+
+
+def create_table(connection: psycopg.Connection, table: str, kind: RecordKind) -> None:
+    """CREATE ... IF NOT EXISTS is not safe when two sessions run it at once
+    (both may try to insert the catalogue row), hence the advisory lock."""
+    template = _ddl_templates()[kind.value]
+    indexes = {f"{purpose}_index": sql.Identifier(f"{table.split('.')[-1]}_{purpose}")
+               for purpose in re.findall(r"\{(\w+)_index\}", template)}
+    statements = sql.SQL(template).format(table=_identifier(table), **indexes)
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(hashtext('wirestream ddl'))")
+        connection.execute(statements)
+
+
+def upsert_rows(connection: psycopg.Connection, table: str, kind: RecordKind,
+                rows: list[tuple]) -> None:
+    layout = LAYOUTS[kind]
+    target, staging = _identifier(table), sql.Identifier(f"wirestream_staging_{kind.value}")
+    columns = sql.SQL(", ").join(map(sql.Identifier, layout.columns))
+    updated = [c for c in layout.columns if c != layout.key]
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in updated)
+    current = sql.SQL(", ").join(sql.SQL("{t}.{c}").format(t=target, c=sql.Identifier(c))
+                                 for c in updated)
+    incoming = sql.SQL(", ").join(sql.SQL("EXCLUDED.{c}").format(c=sql.Identifier(c))
+                                  for c in updated)
+    with connection.transaction(), connection.cursor() as cursor:
+        cursor.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {s} (LIKE {t}) "
+                               "ON COMMIT DELETE ROWS").format(s=staging, t=target))
+        with cursor.copy(sql.SQL("COPY {s} ({cols}) FROM STDIN").format(
+                s=staging, cols=columns)) as copy:
+            for row in rows:
+                copy.write_row(row)
+        # Unchanged rows are left alone: a replay costs no table bloat.
+        cursor.execute(sql.SQL(
+            "INSERT INTO {t} ({cols}) SELECT {cols} FROM {s} "
+            "ON CONFLICT ({key}) DO UPDATE SET {assignments} "
+            "WHERE ({current}) IS DISTINCT FROM ({incoming})").format(
+                t=target, cols=columns, s=staging, key=sql.Identifier(layout.key),
+                assignments=assignments, current=current, incoming=incoming))
+
+
+class PostgresRecordSink(RecordSink):
+    """Buffers rows (the last one per key wins) and upserts them on flush."""
+
+    def __init__(self, target: PostgresTarget, kind: RecordKind,
+                 retry: RetryPolicy = RetryPolicy(), batch_rows: int = 5000,
+                 sleep: Callable[[float], None] = time.sleep):
+        self._target, self._kind, self._retry = target, kind, retry
+        self._batch_rows, self._sleep = batch_rows, sleep
+        self._layout = LAYOUTS[kind]
+        self._rows: dict[str, tuple] = {}
+        self._connection: Optional[psycopg.Connection] = None
+        self._with_retries(lambda connection: None)  # connect and create the table now
+
+    def add(self, key: str, document: dict) -> None:
+        self._rows[key] = self._layout.row(document)
+        if len(self._rows) >= self._batch_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._rows:
+            rows = list(self._rows.values())
+            self._with_retries(lambda c: upsert_rows(c, self._target.table, self._kind, rows))
+            self._rows.clear()
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._disconnect()
+
+    def _connect(self) -> psycopg.Connection:
+        settings = psycopg.conninfo.conninfo_to_dict(self._target.conninfo)
+        settings.setdefault("connect_timeout", 10)
+        settings.setdefault("application_name", "wirestream")
+        connection = psycopg.connect(**settings, autocommit=True)
+        create_table(connection, self._target.table, self._kind)
+        return connection
+
+    def _disconnect(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _with_retries(self, action: Callable[[psycopg.Connection], Any]) -> Any:
+        delay = self._retry.first_delay
+        for attempt in range(1, self._retry.attempts + 1):
+            try:
+                if self._connection is None or self._connection.closed:
+                    self._connection = self._connect()
+                return action(self._connection)
+            except TRANSIENT_ERRORS as exc:
+                self._disconnect()
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                if attempt == self._retry.attempts:
+                    raise SinkWriteError(f"writing {self._kind.value} to {self._target.shown} "
+                                         f"failed after {attempt} attempts: {reason}") from None
+                log.warning("writing %s to %s failed (%s); retrying in %.1f s",
+                            self._kind.value, self._target.shown, reason, delay)
+                self._sleep(delay)
+                delay = min(delay * 2, self._retry.max_delay)
+
+
+class SinkWriteError(RuntimeError):
+    """The destination stayed unavailable: the bundle (and so the run) fails."""
+
+
+class WriteToPostgres(beam.PTransform):
+    def __init__(self, target: PostgresTarget, kind: RecordKind, retry: RetryPolicy = RetryPolicy()):
+        super().__init__()
+        self._target, self._kind, self._retry = target, kind, retry
+
+    def expand(self, records):
+        make_sink = functools.partial(PostgresRecordSink, self._target, self._kind, self._retry)
+        return records | "UpsertRows" >> beam.ParDo(WriteToRecordSink(make_sink, self._kind))
+
+
+def _dead_letter_table(spec: SinkSpec) -> str:
+    target = PostgresTarget.from_spec(spec)
+    parts = urlsplit(f"postgresql:{spec.target}")
+    params = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "table"]
+    params.append(("table", target.table + DEAD_LETTER_SUFFIX))
+    return urlunsplit(parts._replace(query=urlencode(params)))
+
+
+@register_sink("postgresql", default_dead_letter=_dead_letter_table)
+def write_postgres(spec: SinkSpec, kind: RecordKind, settings: SinkSettings) -> beam.PTransform:
+    return WriteToPostgres(PostgresTarget.from_spec(spec), kind)
