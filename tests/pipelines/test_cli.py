@@ -176,3 +176,15 @@ def test_dry_run_validates_and_prints_the_graph_without_running(tmp_path):
     assert not list(out.rglob("*.jsonl"))
     invalid = wirestream("run", "--dry-run", "--runner", "DataflowRunner", "--source", str(SAMPLES))
     assert invalid.returncode == 2 and "Missing required option: project" in invalid.stderr
+
+
+def test_portable_runner_gives_the_same_files_as_the_default_runner(demo_run, tmp_path):
+    """The Job API path a Flink job server takes (embedded here) gives byte-identical output."""
+    _, default_out = demo_run
+    proc = wirestream("run", "--source", str(SAMPLES), "--sink", f"jsonl:{tmp_path}",
+                      "--runner", "PortableRunner", "--job_endpoint", "embed",
+                      "--environment_type", "LOOPBACK")
+    assert proc.returncode == 0, proc.stderr
+    assert summary_of(proc)["read"] == 313
+    for path in sorted(default_out.rglob("*.jsonl")):
+        assert path.read_bytes() == (tmp_path / path.relative_to(default_out)).read_bytes(), path
