@@ -38,11 +38,9 @@ from typing import IO, Callable, Iterable, Optional
 import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.timestamp import MIN_TIMESTAMP
-from apache_beam.utils.windowed_value import WindowedValue
 
-from transforms.io.sinks import Acknowledgement, RecordKind, SinkSettings, SinkSpec, register_sink
+from transforms.io.sinks import (Acknowledgement, RecordKind, RecordSink, SinkSettings, SinkSpec,
+                                 WriteToRecordSink, register_sink)
 from transforms.stage import METRICS_NAMESPACE
 
 
@@ -417,24 +415,19 @@ class RollingFileWriter:
         return [final] if final else []
 
 
-class _WriteRollingFiles(beam.DoFn):
-    """Keeps one RollingFileWriter per DoFn instance; a daemon thread rolls on
+class RollingFileSink(RecordSink):
+    """A RecordSink over one RollingFileWriter; a daemon thread rolls on
     processing time, so files close on time on any runner (the local
     FnApiRunner ignores watermarks, and per-bundle files would be tiny)."""
 
     def __init__(self, directory: str, kind: RecordKind, file_format, policy: RollPolicy):
-        self._directory, self._kind, self._format, self._policy = directory, kind, file_format, policy
-        self._written = beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"written_{kind.value}")
-        self._writer: Optional[RollingFileWriter] = None
-        self._stop: Optional[threading.Event] = None  # made in setup: an Event does not pickle
-        self._failure: Optional[BaseException] = None
-
-    def setup(self):
-        self._writer = RollingFileWriter(self._directory, self._kind, self._format, self._policy)
+        self._kind, self._directory, self._policy = kind, directory, policy
+        self._writer = RollingFileWriter(directory, kind, file_format, policy)
         self._writer.publish_orphans()
+        self._failure: Optional[BaseException] = None
         self._stop = threading.Event()
         threading.Thread(target=self._roll_on_time, daemon=True,
-                         name=f"roll-{self._kind.value}").start()
+                         name=f"roll-{kind.value}").start()
 
     def _roll_on_time(self):
         last_orphan_check = time.time()
@@ -448,31 +441,17 @@ class _WriteRollingFiles(beam.DoFn):
                 self._failure = exc
                 return
 
-    def start_bundle(self):
-        self._acknowledgements: list[Acknowledgement] = []
-        self._latest = MIN_TIMESTAMP
-
-    def process(self, record, timestamp=beam.DoFn.TimestampParam):
+    def add(self, key: str, document: dict) -> None:
         self._raise_background_failure()
-        self._writer.add(record.to_dict())
-        self._written.inc()
-        ack = Acknowledgement.of_origin(record.origin)
-        if ack is not None:
-            self._acknowledgements.append(ack)
-            self._latest = max(self._latest, timestamp)
+        self._writer.add(document)
 
-    def finish_bundle(self):
+    def flush(self) -> None:
         self._raise_background_failure()
         self._writer.sync()  # durable now: the bundle's Kafka offsets may be committed
-        for ack in self._acknowledgements:
-            yield WindowedValue(ack, self._latest, [GlobalWindow()])
-        self._acknowledgements = []
 
-    def teardown(self):
-        if self._stop is not None:
-            self._stop.set()
-        if self._writer is not None:
-            self._writer.close()
+    def close(self) -> None:
+        self._stop.set()
+        self._writer.close()
 
     def _raise_background_failure(self):
         if self._failure is not None:
@@ -494,8 +473,10 @@ class WriteRecordFiles(beam.PTransform):
 
     def expand(self, records):
         if self._settings.streaming:
-            return records | "WriteRollingFiles" >> beam.ParDo(_WriteRollingFiles(
-                self._directory, self._kind, self._format, RollPolicy.from_settings(self._settings)))
+            directory, kind, file_format = self._directory, self._kind, self._format
+            policy = RollPolicy.from_settings(self._settings)
+            return records | "WriteRollingFiles" >> beam.ParDo(WriteToRecordSink(
+                lambda: RollingFileSink(directory, kind, file_format, policy), kind))
         return records | "WriteBoundedFiles" >> WriteBoundedFiles(
             self._directory, self._kind, self._settings.num_shards, self._format)
 

@@ -241,15 +241,23 @@ def test_journal_of_a_dead_writer_is_published_once_without_its_torn_line(events
     assert successor.publish_orphans() == []
 
 
+def rolling_file_writer(directory, policy):
+    """The DoFn a streaming jsonl: sink runs, driven directly."""
+    from transforms.io.files import RollingFileSink
+    from transforms.io.sinks import WriteToRecordSink
+    return WriteToRecordSink(
+        lambda: RollingFileSink(str(directory), RecordKind.EVENTS, JsonLinesFormat, policy),
+        RecordKind.EVENTS)
+
+
 def test_background_thread_rolls_an_idle_file_on_time(events, tmp_path):
-    from transforms.io.files import _WriteRollingFiles
-    fn = _WriteRollingFiles(str(tmp_path), RecordKind.EVENTS, JsonLinesFormat,
-                            RollPolicy(seconds=0.3))
+    fn = rolling_file_writer(tmp_path, RollPolicy(seconds=0.3))
     fn.setup()
     try:
+        fn.start_bundle()
         for record in events[:3]:
             fn.process(record)
-        fn.finish_bundle()
+        list(fn.finish_bundle())
         deadline = time.time() + 5
         while not list(tmp_path.glob("*.jsonl")) and time.time() < deadline:
             time.sleep(0.05)
@@ -292,9 +300,8 @@ def test_bounded_files_acknowledge_kafka_records_once_written(events, tmp_path):
 
 
 def test_streaming_files_acknowledge_only_after_the_bundle_is_durable(events, tmp_path):
-    from transforms.io.files import _WriteRollingFiles
     from transforms.io.sinks import Acknowledgement
-    fn = _WriteRollingFiles(str(tmp_path), RecordKind.EVENTS, JsonLinesFormat, RollPolicy())
+    fn = rolling_file_writer(tmp_path, RollPolicy())
     fn.setup()
     try:
         fn.start_bundle()
