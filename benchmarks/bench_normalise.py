@@ -30,10 +30,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from schemas import Origin, Story  # noqa: E402
-from transforms.normalise import NormaliseSettings, normalise_story, reference_time  # noqa: E402
+from transforms.normalise import (  # noqa: E402
+    NormaliseSettings, normalise_story, pick_language, reference_time)
 from transforms.normalise.dates import normalise_time, parse_time, utc_iso  # noqa: E402
 from transforms.normalise.language import (  # noqa: E402
-    _PROFILE_CODES, choose_language, detect_language, normalise_language_tag)
+    _PROFILE_CODES, detect_language, normalise_language_tag)
 from transforms.normalise.mentions import dates_mentioned  # noqa: E402
 from transforms.normalise.text import clean_text, strip_boilerplate  # noqa: E402
 
@@ -106,12 +107,14 @@ def bench_language(langdetect_baseline: bool) -> None:
 
     print("\nDeclared-language rule (declared 'en' everywhere): threshold, mislabelled non-English "
           "stories corrected, all-English Reuters stories wrongly overridden")
-    mislabelled = [(lang, detect_language(text)) for lang, text in stories if lang != "en"]
-    reuters = [detect_language(f"{clean_text(s.headline)}\n{strip_boilerplate(clean_text(s.body))[0]}")
-               for s in map(reuters_story, reuters_rows())]
+    mislabelled = [(lang, text, detect_language(text)) for lang, text in stories if lang != "en"]
+    reuters_texts = [f"{clean_text(s.headline)}\n{strip_boilerplate(clean_text(s.body))[0]}"
+                     for s in map(reuters_story, reuters_rows())]
+    reuters = [(text, detect_language(text)) for text in reuters_texts]
     for threshold in (0.9, 0.99, 0.999, 0.9999):
-        fixed = sum(choose_language("en", d, threshold)[0] == lang for lang, d in mislabelled)
-        wrong = sum(choose_language("en", d, threshold)[0] != "en" for d in reuters)
+        rule = NormaliseSettings(language_override_confidence=threshold)
+        fixed = sum(pick_language("en", d, text, rule)[0] == lang for lang, text, d in mislabelled)
+        wrong = sum(pick_language("en", d, text, rule)[0] != "en" for text, d in reuters)
         print(f"  {threshold}: {fixed / len(mislabelled):.2%} corrected, {wrong / len(reuters):.2%} "
               f"of Reuters overridden ({wrong})")
 

@@ -10,6 +10,14 @@ MONDAY_INGEST = Origin(kind="file", ingested_at="2024-06-24T09:00:00Z", path="se
 GERMAN_BODY = ("Der Bundestag hat am Montag ein neues Gesetz beschlossen, das die Regeln für "
                "Mieten in großen Städten deutlich verschärft.")
 
+LONG_GERMAN_BODY = " ".join([GERMAN_BODY] + [
+    "Nach dem neuen Gesetz dürfen Vermieter die Miete bei einer neuen Vermietung nur noch um "
+    "höchstens zehn Prozent über die ortsübliche Vergleichsmiete anheben.",
+    "Die Opposition kritisierte den Entwurf als zu schwach, während Verbände der Eigentümer "
+    "vor einem Rückgang der Investitionen in neue Wohnungen warnten.",
+    "Die Regierung will die Wirkung der Regeln in drei Jahren prüfen lassen und hofft, dass "
+    "Familien mit kleinen und mittleren Einkommen in den Städten bleiben können."])
+
 
 def seed_story(shared_data) -> Story:
     lines = (shared_data / "seed" / "000_bf88e37bba94a288.txt").read_text(encoding="utf-8").split("\n\n")
@@ -65,9 +73,15 @@ def test_declared_language_and_disagreement():
     assert (record.language, record.language_declared, record.language_region) == ("de", "de", "DE")
     assert record.quality == []
 
-    mislabelled = normalise_story(replace(story, language_raw="en"))
+    # Too few letters to overrule the source: the declaration stands, with a note.
+    short = normalise_story(replace(story, language_raw="en"))
+    assert short.language == "en" and short.language_declared == "en"
+    assert short.quality[0].startswith("language: declared 'en' but the text reads as 'de'")
+    assert short.quality[0].endswith("declared language kept")
+
+    mislabelled = normalise_story(replace(story, language_raw="en", body=LONG_GERMAN_BODY))
     assert mislabelled.language == "de" and mislabelled.language_declared == "en"
-    assert mislabelled.quality[0].startswith("language: declared 'en' but the text reads as 'de'")
+    assert mislabelled.quality[0].endswith("detected language used")
 
     unknown_tag = normalise_story(replace(story, language_raw="qq-QQ"))
     assert unknown_tag.language_declared is None and unknown_tag.language == "de"
