@@ -1,5 +1,6 @@
 """Dedup figures: pair precision/recall on the labelled evaluation, groups found
-in the whole Reuters-21578 corpus, cost per story and state size per story.
+in the whole Reuters-21578 corpus, cost per story, state and shuffle size per
+story; with --beam, dedup's own cost inside Beam (a run with it minus one without).
 
     .venv/bin/python -m benchmarks.bench_dedup [--beam]
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import pickle
 import random
 import statistics
@@ -15,11 +17,15 @@ import sys
 import time
 from collections import Counter, defaultdict
 from itertools import combinations
+from typing import Optional
 
-from benchmarks.dedup_data import reuters_records
+import apache_beam as beam
+from apache_beam.coders import FastPrimitivesCoder
+
+from benchmarks.dedup_data import data_dir, reuters_records, reuters_rows
 from benchmarks.dedup_eval import build
-from transforms.dedup import (BandShardIndex, DedupSettings, band_keys, cluster_records,
-                              sketch_record)
+from transforms.dedup import (BAND_BATCH, BandShardIndex, DedupSettings, NearDuplicateClusters,
+                              band_entries, band_keys, candidate_pairs, cluster_records, sketch_record)
 
 
 def pairs_by(items, key) -> set[frozenset]:
@@ -104,11 +110,12 @@ def report_cost(records, settings: DedupSettings) -> None:
         t = time.perf_counter()
         sketch_record(r, settings)
         sketch_us.append((time.perf_counter() - t) * 1e6)
+    copies = [copy.deepcopy(r) for r in records]
     t = time.perf_counter()
-    cluster_records([copy.deepcopy(r) for r in records], settings)
+    cluster_records(copies, settings)
     total = time.perf_counter() - t
     print(f"sketch (MinHash + figures): median {statistics.median(sketch_us):.1f} us, "
-          f"p95 {sorted(sketch_us)[int(0.95 * len(sketch_us))]:.1f} us")
+          f"mean {statistics.mean(sketch_us):.1f} us, p95 {sorted(sketch_us)[int(0.95 * len(sketch_us))]:.1f} us")
     print(f"whole in-memory clustering: {total / len(records) * 1e6:.1f} us/story "
           f"({len(records) / total:.0f} stories/s, 1 core)")
     sketches = [sketch_record(r, settings) for r in records]
@@ -116,27 +123,48 @@ def report_cost(records, settings: DedupSettings) -> None:
     keys = statistics.mean(len(band_keys(s, settings)) for s in sketches)
     index = BandShardIndex()
     for s in sketches[:2000]:
-        for band, bucket in band_keys(s, settings):
-            index.probe(bucket, s, settings)
+        for key in band_keys(s, settings):
+            index.probe(key, s, settings)
     stored = len(pickle.dumps(index)) / 2000
-    print(f"state per story: one sketch pickles to {per_sketch:.0f} B; it is held in {keys:.1f} band "
-          f"buckets; a band-shard index holding 2,000 stories pickles to {stored / 1024:.1f} KiB per story "
-          f"(sketches are shared objects in memory; on the wire each band copy is sent)")
+    print(f"streaming state per story: one sketch pickles to {per_sketch:.0f} B; it is held in {keys:.1f} "
+          f"band buckets; a band-shard index holding 2,000 stories pickles to {stored / 1024:.1f} KiB per "
+          f"story (sketches are shared objects in memory; on the wire each band copy is sent)")
+    coder = FastPrimitivesCoder()
+    entries = [packed for i in range(0, len(sketches), BAND_BATCH)
+               for packed in band_entries(sketches[i:i + BAND_BATCH], settings, settings.band_partitions)]
+    shuffled = sum(len(coder.encode(e)) for e in entries) / len(sketches)
+    pairs = set(candidate_pairs((packed for _, packed in entries), settings))
+    candidates = len({uid for pair in pairs for uid in pair})
+    print(f"batch shuffle by bucket: {shuffled:.0f} B per story (keys and uids packed per "
+          f"{BAND_BATCH:,} stories); {len(pairs):,} candidate pairs, so {candidates / len(sketches):.1%} "
+          f"of the sketches move on to be compared")
 
 
-def report_beam(records, settings: DedupSettings) -> None:
-    import apache_beam as beam
-    from transforms.dedup import NearDuplicateClusters
-    print("\n== Beam (FnApiRunner, default options, in-process)")
-    for streaming in (False, True):
-        s = DedupSettings(streaming=streaming)
-        subset = records if not streaming else records[:5000]
-        t = time.perf_counter()
-        with beam.Pipeline(runner="FnApiRunner") as p:
-            _ = p | beam.Create(subset) | NearDuplicateClusters(s) | beam.combiners.Count.Globally()
-        dt = time.perf_counter() - t
-        print(f"{'streaming' if streaming else 'batch'} path: {len(subset)} stories in {dt:.1f} s "
-              f"({len(subset) / dt:.0f} stories/s)")
+def _beam_run(settings: Optional[DedupSettings], max_newid: int) -> tuple[float, float]:
+    """(wall s, CPU s) of reading the Reuters jsonl into records inside Beam, then
+    clustering them with ``settings`` (None: no dedup, the cost of the source)."""
+    path = str(data_dir() / "reuters21578" / "reuters21578.jsonl.gz")
+    started, cpu = time.perf_counter(), time.process_time()
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        records = (p | beam.io.ReadFromText(path) | beam.Map(json.loads)
+                   | beam.Filter(lambda row: row["newid"] <= max_newid)
+                   | beam.FlatMap(lambda row: reuters_records([row])))
+        if settings is not None:
+            records = records | NearDuplicateClusters(settings)
+        _ = records | beam.combiners.Count.Globally()
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
+def report_beam() -> None:
+    print("\n== Beam (FnApiRunner, one process): dedup's own cost = run with dedup - run without")
+    for streaming, max_newid in ((False, 10**9), (True, 5000)):
+        stories = len([r for r in reuters_rows() if r["newid"] <= max_newid])
+        base_wall, base_cpu = _beam_run(None, max_newid)
+        wall, cpu = _beam_run(DedupSettings(streaming=streaming), max_newid)
+        print(f"{'streaming' if streaming else 'batch'} path, {stories:,} stories: with dedup {wall:.1f} s "
+              f"({stories / wall:,.0f} stories/s), source alone {base_wall:.1f} s; dedup costs "
+              f"{(wall - base_wall) / stories * 1e6:.0f} us/story wall, "
+              f"{(cpu - base_cpu) / stories * 1e6:.0f} us/story CPU")
 
 
 def main(argv=None) -> None:
@@ -149,7 +177,7 @@ def main(argv=None) -> None:
     report_corpus(records)
     report_cost(records, DedupSettings())
     if args.beam:
-        report_beam(records, DedupSettings())
+        report_beam()
 
 
 if __name__ == "__main__":

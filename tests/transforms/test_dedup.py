@@ -8,7 +8,8 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from schemas import EventRecord, Origin, derive_event_id
 from transforms.dedup import (BandShardIndex, DedupSettings, NearDuplicateClusters, RootRegistry,
-                              band_keys, cluster_records, same_facts, sketch_record)
+                              band_entries, band_keys, candidate_pairs, cluster_records, same_facts,
+                              sketch_record)
 
 STORY = (
     "The Federal Reserve entered the government securities market to arrange 1.5 billion dlrs of "
@@ -136,11 +137,72 @@ def test_same_clusters_whatever_the_arrival_order():
         assert decisions(cluster_records(shuffled)) == expected
 
 
+def test_headline_only_briefs_are_compared_by_headline():
+    # Reuters sends ~1,800 title-only briefs: sketching their empty bodies put
+    # them all in one bucket of every band (1.6M pairs compared 32 times).
+    words = (STORY + " " + OTHER_STORY).split()
+    briefs = [story(f"b{i}", "", f"1987-03-{2 + i % 5:02d}T10:00:00Z",
+                    " ".join(words[6 * i:6 * i + 6]).upper(), item=i) for i in range(len(words) // 6)]
+    resent = story("b0-again", "", "1987-03-02T10:05:00Z", briefs[0].headline, source="desk")
+    sketches = [sketch_record(r, DedupSettings()) for r in briefs + [resent]]
+    pairs = set(candidate_pairs((packed for _, packed in band_entries(sketches, DedupSettings())),
+                                DedupSettings()))
+    assert tuple(sorted((sketches[0].uid, sketches[-1].uid))) in pairs
+    assert len(pairs) < 0.1 * len(sketches) * (len(sketches) - 1) / 2  # was every pair
+    out = {r.story_id: r for r in cluster_records(briefs + [resent])}
+    assert out["b0-again"].duplicate_of == out["b0"].event_id
+    assert sum(r.is_duplicate for r in out.values()) == 1
+
+
+def test_a_story_without_words_shares_no_bucket():
+    empty = [story(f"e{i}", "", headline="", item=i) for i in range(3)]
+    sketches = [sketch_record(r, DedupSettings()) for r in empty]
+    assert all(band_keys(s, DedupSettings()) == [band_keys(s, DedupSettings())[-1]] for s in sketches)
+    out = cluster_records(empty)
+    assert len({r.cluster_id for r in out}) == 3 and not any(r.is_duplicate for r in out)
+
+
+def _pairs_in_batches(sketches, settings, batch, partitions):
+    """Candidate pairs found as the Beam batch path finds them: band entries packed
+    per batch of stories, grouped by partition, arriving in any order."""
+    by_partition = {}
+    for i in range(0, len(sketches), batch):
+        for partition, packed in band_entries(sketches[i:i + batch], settings, partitions):
+            by_partition.setdefault(partition, []).append(packed)
+    pairs = set()
+    for group in by_partition.values():
+        random.Random(batch).shuffle(group)
+        pairs.update(candidate_pairs(group, settings))
+    return pairs
+
+
+def test_candidate_pairs_do_not_depend_on_batches_or_partitions():
+    settings = DedupSettings()
+    records = _mixed_records()
+    sketches = [sketch_record(r, settings) for r in records]
+    uid = {(r.story_id, r.version): s.uid for r, s in zip(records, sketches)}
+    expected = set(candidate_pairs((p for _, p in band_entries(sketches, settings)), settings))
+    for batch, partitions in ((1, 7), (2, 3), (5, 16)):
+        assert _pairs_in_batches(sketches, settings, batch, partitions) == expected
+    assert tuple(sorted((uid[("r1", None)], uid[("c1", None)]))) in expected
+    assert tuple(sorted((uid[("n1", 1)], uid[("n1", 2)]))) in expected  # versions meet by story key
+    assert tuple(sorted((uid[("r1", None)], uid[("x1", None)]))) not in expected  # unrelated texts
+
+
+def test_candidate_pairs_stay_inside_the_window():
+    early = sketch_record(story("w0", STORY, "1987-03-01T00:00:00Z"), DedupSettings())
+    late = sketch_record(story("w9", STORY, "1987-03-11T00:00:00Z", source="archive"), DedupSettings())
+    for days, expected in ((7, set()), (11, {tuple(sorted((early.uid, late.uid)))})):
+        settings = DedupSettings(window_days=days)
+        entries = (packed for _, packed in band_entries([late, early], settings))
+        assert set(candidate_pairs(entries, settings)) == expected
+
+
 def test_band_shard_index_expires_by_event_time_alone():
     settings = DedupSettings(window_days=7, allowed_lateness_days=1)
     index = BandShardIndex()
     old = sketch_record(story("o", STORY, "1987-03-01T00:00:00Z"), settings)
-    bucket = band_keys(old, settings)[0][1]
+    bucket = band_keys(old, settings)[0]
     index.probe(bucket, old, settings)
     copy_ = sketch_record(story("c", STORY + " Reuter", "1987-03-05T00:00:00Z", source="b"), settings)
     found, _ = index.probe(bucket, copy_, settings)
@@ -155,7 +217,7 @@ def test_band_shard_index_reports_a_late_earlier_story():
     index = BandShardIndex()
     copy_ = sketch_record(story("c", STORY + " Reuter", "1987-03-02T12:00:00Z", source="b"), settings)
     original = sketch_record(story("r1", STORY), settings)
-    bucket = band_keys(original, settings)[0][1]
+    bucket = band_keys(original, settings)[0]
     index.probe(bucket, copy_, settings)
     found, late = index.probe(bucket, original, settings)
     assert found == [] and late == 1
@@ -188,6 +250,15 @@ def _mixed_records():
 
 def test_batch_transform_matches_the_plain_functions_in_any_order():
     _run_beam(_mixed_records(), DedupSettings(), reshuffle=True)
+
+
+def test_batch_transform_keeps_a_record_given_twice():
+    records = copies() + [copies()[1]]  # the same record, same origin: one sketch sent twice
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        out = (p | beam.Create(records) | NearDuplicateClusters()
+               | beam.Map(lambda r: (r.story_id, r.is_duplicate)))
+        assert_that(out, equal_to([("r1", False), ("c1", True), ("c1", True), ("c2", True), ("c3", True),
+                                   ("x1", False)]))
 
 
 def test_streaming_transform_matches_the_batch_clusters():
