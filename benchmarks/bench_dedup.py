@@ -22,7 +22,8 @@ from typing import Optional
 import apache_beam as beam
 from apache_beam.coders import FastPrimitivesCoder
 
-from benchmarks.dedup_data import data_dir, reuters_records, reuters_rows
+from benchmarks.datasets import data_dir
+from benchmarks.dedup_data import reuters_records, reuters_rows
 from benchmarks.dedup_eval import build
 from transforms.dedup import (BAND_BATCH, BandShardIndex, DedupSettings, NearDuplicateClusters,
                               band_entries, band_keys, candidate_pairs, cluster_records, sketch_record)

@@ -36,6 +36,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.datasets import data_dir  # noqa: E402
+
 from pipelines.kafka_commands import LocalBroker  # noqa: E402
 from pipelines.local_runner import STREAMING_LOCAL_RUNNER  # noqa: E402
 from transforms.io.archive import list_archive_files, read_archive_file  # noqa: E402
@@ -46,9 +48,6 @@ GROWING_LAG = 1.5  # last fifth's median over the first fifth's (and at least 0.
 GRACE_S = 20.0  # after producing stops, how long stragglers may still arrive
 PACE_S = 0.01  # the producer sends each 10 ms's share at once
 
-
-def data_dir() -> Path:
-    return Path(os.environ.get("WIRESTREAM_DATA", REPO.parent / "shared" / "data"))
 
 
 def reuters_payloads() -> list[bytes]:

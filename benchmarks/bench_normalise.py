@@ -29,6 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.datasets import data_dir  # noqa: E402
+
 from schemas import Origin, Story  # noqa: E402
 from transforms.normalise import (  # noqa: E402
     NormaliseSettings, normalise_story, pick_language, reference_time)
@@ -38,7 +40,7 @@ from transforms.normalise.language import (  # noqa: E402
 from transforms.normalise.mentions import dates_mentioned  # noqa: E402
 from transforms.normalise.text import clean_text, strip_boilerplate  # noqa: E402
 
-DATA = Path(os.environ.get("WIRESTREAM_DATA", REPO.parent / "shared" / "data"))
+DATA = data_dir()
 STORY_MIN_CHARS = 300
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from benchmarks.dedup_data import data_dir
+from benchmarks.datasets import data_dir
 from tests.transforms.io.test_files import reuters_event_records
 from transforms.io.files import JsonLinesFormat, ParquetFormat, RollingFileWriter, RollPolicy
 from transforms.io.postgres import (LAYOUTS, PostgresRecordSink, PostgresTarget, RetryPolicy,

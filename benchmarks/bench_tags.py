@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import statistics
 import sys
 import time
@@ -27,6 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.datasets import data_dir  # noqa: E402
+
 from schemas import EventRecord, Origin  # noqa: E402
 from transforms.parse.errors import ParseError  # noqa: E402
 from transforms.parse.json_formats import story_from_json_object  # noqa: E402
@@ -36,9 +37,6 @@ from transforms.tag.rules import load_rules  # noqa: E402
 
 ECONOMY = "medtop:04000000"
 
-
-def data_dir() -> Path:
-    return Path(os.environ.get("WIRESTREAM_DATA", REPO.parent / "shared" / "data"))
 
 
 def reuters_record(story: dict) -> EventRecord:

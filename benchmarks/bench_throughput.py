@@ -29,9 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.datasets import data_dir  # noqa: E402
 
-def data_dir() -> Path:
-    return Path(os.environ.get("WIRESTREAM_DATA", REPO.parent / "shared" / "data"))
 
 
 def child_run(mode: str, source: str, runner: str) -> None:

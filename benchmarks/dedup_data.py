@@ -5,22 +5,15 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 from datetime import datetime
-from pathlib import Path
 from typing import Optional
 
+from benchmarks.datasets import data_dir
 from schemas import EventRecord, Origin, derive_event_id
 from transforms.normalise.text import clean_text
 
-REPO = Path(__file__).resolve().parents[1]
 _DATE = re.compile(r"\s*(\d{1,2}-[A-Z]{3}-\d{4})\s+(\d{1,2}):(\d\d):(\d\d)")
-
-
-def data_dir() -> Path:
-    """WIRESTREAM_DATA, else ../shared/data next to the repository (as the tests do)."""
-    return Path(os.environ.get("WIRESTREAM_DATA", REPO.parent / "shared" / "data"))
 
 
 def reuters_date(raw: str) -> Optional[str]:

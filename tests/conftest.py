@@ -3,12 +3,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def data_dir() -> Path:
-    """The real test data (Reuters-21578, IPTC specimens, ...): WIRESTREAM_DATA, else ../shared/data."""
-    return Path(os.environ.get("WIRESTREAM_DATA", REPO.parent / "shared" / "data"))
+from benchmarks.datasets import data_dir
 
 
 @pytest.fixture(scope="session")
