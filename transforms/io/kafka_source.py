@@ -181,9 +181,56 @@ def end_offset(consumer, tp) -> int:
     return max(listed, highwater if highwater is not None else listed)
 
 
-def _offset_for_time(consumer, tp, epoch_ms: int) -> Optional[int]:
-    found = consumer.offsets_for_times({tp: epoch_ms}, timeout_ms=_CLIENT_TIMEOUT_MS).get(tp)
-    return found.offset if found is not None else None
+def _record_at(consumer, tp, offset: int) -> tuple[Optional[int], Optional[int]]:
+    """(offset, timestamp ms) of the first record at or after ``offset``, read
+    with a Fetch; (None, None) past the end."""
+    consumer.assign([tp])
+    consumer.seek(tp, offset)
+    deadline = time.monotonic() + _CLIENT_TIMEOUT_MS / 1000
+    while time.monotonic() < deadline:
+        for record in consumer.poll(timeout_ms=100, max_records=1, update_offsets=False).get(tp, []):
+            return record.offset, record.timestamp
+        highwater = consumer.highwater(tp)
+        if highwater is not None and offset >= highwater:
+            break
+    return None, None
+
+
+def offset_for_time(consumer, tp, epoch_ms: int, beginning: int, end: int) -> Optional[int]:
+    """The first offset whose record timestamp is >= ``epoch_ms`` (None: no such
+    record yet).
+
+    ListOffsets by timestamp is the standard answer, but some Kafka-compatible
+    brokers (Tansu) answer it wrongly, so the answer is checked against the
+    records themselves (the record there is at or after the time, the one before
+    it is not) with Fetch, which every broker gets right. If the check fails,
+    a binary search over Fetch finds it, assuming timestamps that do not go
+    back in time within a partition (CreateTime of an ordered producer, or
+    LogAppendTime)."""
+    def time_at(offset):
+        return _record_at(consumer, tp, offset)
+
+    listed = consumer.offsets_for_times({tp: epoch_ms}, timeout_ms=_CLIENT_TIMEOUT_MS).get(tp)
+    candidate = listed.offset if listed is not None else None
+    if candidate is None:
+        last = time_at(end - 1)[1] if end > beginning else None
+        if last is None or last < epoch_ms:
+            return None
+    else:
+        at, stamp = time_at(candidate)
+        before = time_at(candidate - 1) if candidate > beginning else (None, None)
+        if at == candidate and stamp is not None and stamp >= epoch_ms and (
+                before[0] is None or (before[0] == candidate - 1 and before[1] < epoch_ms)):
+            return candidate
+    low, high = beginning, end
+    while low < high:
+        middle = (low + high) // 2
+        at, stamp = time_at(middle)
+        if at is None or stamp >= epoch_ms:
+            high = middle
+        else:
+            low = at + 1
+    return low if low < end else None
 
 
 def resolve_offsets(consumer, spec: KafkaSourceSpec, tp) -> tuple[int, int]:
@@ -197,15 +244,16 @@ def resolve_offsets(consumer, spec: KafkaSourceSpec, tp) -> tuple[int, int]:
         committed = consumer.committed(tp, timeout_ms=_CLIENT_TIMEOUT_MS)
         start = beginning if committed is None else committed
     else:
-        found = _offset_for_time(consumer, tp, spec.start)
-        start = found if found is not None else end_offset(consumer, tp)
+        end = end_offset(consumer, tp)
+        found = offset_for_time(consumer, tp, spec.start, beginning, end)
+        start = found if found is not None else end
     start = max(start, beginning)  # a committed offset may point below what retention kept
     if spec.stop == "never":
         stop = UNBOUNDED
     elif spec.stop == "end":
         stop = end_offset(consumer, tp)
     else:
-        found = _offset_for_time(consumer, tp, spec.stop)
+        found = offset_for_time(consumer, tp, spec.stop, beginning, end_offset(consumer, tp))
         stop = found if found is not None else UNBOUNDED  # the time is still ahead: read until it
     return start, max(start, stop)
 

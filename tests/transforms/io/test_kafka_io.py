@@ -15,12 +15,13 @@ from transforms.io.kafka_source import KafkaSourceSpec, ReadFromKafka
 from transforms.io.sinks import RecordKind
 
 pytestmark = pytest.mark.integration
-def produce(bootstrap, topic, values, partitions=None):
+def produce(bootstrap, topic, values, partitions=None, timestamps_ms=None):
     from kafka import KafkaProducer
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=50)  # batched produces
     for index, value in enumerate(values):
         producer.send(topic, value=value, key=f"k{index}".encode(),
-                      partition=None if partitions is None else index % partitions)
+                      partition=None if partitions is None else index % partitions,
+                      timestamp_ms=None if timestamps_ms is None else timestamps_ms[index])
     producer.flush()
     producer.close()
 
@@ -86,6 +87,19 @@ def test_offsets_are_committed_for_what_the_sink_wrote(kafka_broker):
     out = read_topic(kafka_broker.bootstrap, "out")
     assert sorted(r.key for r in out) == sorted(f"{p}-{o}".encode() for p in range(3) for o in range(20))
     assert {json.loads(r.value)["offset"] for r in out} == set(range(20))
+
+
+def test_start_and_stop_times_bound_a_replay(kafka_broker):
+    """start=T1&stop=T2 reads the records with T1 <= timestamp < T2: a backfill by time."""
+    base = 1_719_180_000_000  # 2024-06-23T22:00:00Z
+    produce(kafka_broker.bootstrap, "timed", [b"t%d" % i for i in range(20)], partitions=2,
+            timestamps_ms=[base + i * 60_000 for i in range(20)])  # one a minute
+    spec = KafkaSourceSpec.parse(f"kafka://{kafka_broker.bootstrap}/timed"
+                                 "?start=2024-06-23T22:05:00Z&stop=2024-06-23T22:12:00Z")
+    assert spec.bounded
+    with beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"])) as pipeline:
+        payloads = pipeline | ReadFromKafka(spec) | beam.Map(lambda raw: raw.payload)
+        assert_that(payloads, equal_to([b"t%d" % i for i in range(5, 12)]))
 
 
 def test_start_committed_resumes_where_the_group_left_off(kafka_broker):
