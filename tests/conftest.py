@@ -5,6 +5,9 @@ import pytest
 
 from benchmarks.datasets import data_dir
 
+# The kafka_broker fixture: a real broker process on a free port.
+pytest_plugins = ["tests.kafka_broker"]
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:

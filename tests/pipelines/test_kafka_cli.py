@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.kafka_broker import kafka_broker  # noqa: F401
 from tests.transforms.io.test_kafka_io import produce, read_topic
 
 pytestmark = pytest.mark.integration

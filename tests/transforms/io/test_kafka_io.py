@@ -8,7 +8,6 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
-from tests.kafka_broker import kafka_broker  # noqa: F401
 from transforms.io.kafka import ClientConfig
 from transforms.io.kafka_sink import KafkaDeliveryError, KafkaRecordSink, WriteToKafka
 from transforms.io.kafka_source import KafkaSourceSpec, ReadFromKafka

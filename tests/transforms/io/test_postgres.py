@@ -14,7 +14,7 @@ import pytest
 
 from schemas import DeadLetter, Origin
 from tests.transforms.io.test_files import dead_letters, reuters_event_records
-from transforms.io.postgres import (PostgresRecordSink, PostgresTarget, RetryPolicy, SinkWriteError,
+from transforms.io.postgres import (PostgresRecordSink, PostgresTarget, RetryPolicy,
                                     WriteToPostgres, create_table, redacted_url)
 from transforms.io.sinks import (RecordKind, SinkError, SinkSettings, SinkSpec,
                                  default_dead_letter_spec, load_sinks, write_records)
