@@ -33,10 +33,10 @@ from benchmarks.datasets import data_dir  # noqa: E402
 
 from schemas import Origin, Story  # noqa: E402
 from transforms.normalise import (  # noqa: E402
-    NormaliseSettings, normalise_story, pick_language, reference_time)
+    NormaliseSettings, normalise_story, reference_time)
 from transforms.normalise.dates import normalise_time, parse_time, utc_iso  # noqa: E402
 from transforms.normalise.language import (  # noqa: E402
-    _PROFILE_CODES, detect_language, normalise_language_tag)
+    _PROFILE_CODES, choose_language, detect_language, normalise_language_tag)
 from transforms.normalise.mentions import dates_mentioned  # noqa: E402
 from transforms.normalise.text import clean_text, strip_boilerplate  # noqa: E402
 
@@ -109,14 +109,13 @@ def bench_language(langdetect_baseline: bool) -> None:
 
     print("\nDeclared-language rule (declared 'en' everywhere): threshold, mislabelled non-English "
           "stories corrected, all-English Reuters stories wrongly overridden")
-    mislabelled = [(lang, text, detect_language(text)) for lang, text in stories if lang != "en"]
-    reuters_texts = [f"{clean_text(s.headline)}\n{strip_boilerplate(clean_text(s.body))[0]}"
-                     for s in map(reuters_story, reuters_rows())]
-    reuters = [(text, detect_language(text)) for text in reuters_texts]
+    mislabelled = [(lang, detect_language(text)) for lang, text in stories if lang != "en"]
+    reuters = [detect_language(f"{clean_text(s.headline)}\n{strip_boilerplate(clean_text(s.body))[0]}")
+               for s in map(reuters_story, reuters_rows())]
+    min_letters = NormaliseSettings().language_override_min_letters
     for threshold in (0.9, 0.99, 0.999, 0.9999):
-        rule = NormaliseSettings(language_override_confidence=threshold)
-        fixed = sum(pick_language("en", d, text, rule)[0] == lang for lang, text, d in mislabelled)
-        wrong = sum(pick_language("en", d, text, rule)[0] != "en" for text, d in reuters)
+        fixed = sum(choose_language("en", d, threshold, min_letters)[0] == lang for lang, d in mislabelled)
+        wrong = sum(choose_language("en", d, threshold, min_letters)[0] != "en" for d in reuters)
         print(f"  {threshold}: {fixed / len(mislabelled):.2%} corrected, {wrong / len(reuters):.2%} "
               f"of Reuters overridden ({wrong})")
 

@@ -15,7 +15,7 @@ import json
 import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Optional
 
@@ -53,6 +53,8 @@ class DetectedLanguage:
     confidence: float  # 0..1
     # Posterior of every language with at least 0.001, rounded; empty for "und".
     probabilities: tuple[tuple[str, float], ...] = ()
+    # Letters the decision rests on (kana, hangul and han count three); 0 for "und".
+    letters: int = field(default=0, compare=False)
 
     def probability(self, code: str) -> float:
         return dict(self.probabilities).get(code, 0.0)
@@ -178,7 +180,7 @@ def detect_language(text: str, min_letters: int = 10, max_chars: int = 1000) -> 
     by_code = (posterior / posterior.sum()) @ model.merge
     ranked = [(model.output_codes[i], round(float(by_code[i]), 4))
               for i in np.argsort(-by_code, kind="stable") if by_code[i] >= 0.001]
-    return DetectedLanguage(ranked[0][0], ranked[0][1], tuple(ranked))
+    return DetectedLanguage(ranked[0][0], ranked[0][1], tuple(ranked), letters)
 
 
 # Codes ISO 639 retired or that agencies still send.
@@ -225,18 +227,21 @@ def close_relatives(a: str, b: str) -> bool:
 
 
 def choose_language(declared: Optional[str], detected: DetectedLanguage,
-                    override_confidence: float) -> tuple[str, float, list[str]]:
+                    override_confidence: float, override_min_letters: int = 0
+                    ) -> tuple[str, float, list[str]]:
     """The record's language, detection's confidence in it, and quality notes.
 
     Rule: the declared language wins, unless detection disagrees with a
-    confidence of at least `override_confidence` and the two are not close
-    relatives; without a declared language, the detected one (possibly "und")."""
+    confidence of at least `override_confidence` on at least
+    `override_min_letters` letters and the two are not close relatives;
+    without a declared language, the detected one (possibly "und")."""
     if declared is None or detected.code == declared:
         return detected.code, detected.confidence, []
     if detected.code == UNDETERMINED:
         return declared, 0.0, []
     note = (f"language: declared {declared!r} but the text reads as {detected.code!r} "
             f"(confidence {detected.confidence:.2f})")
-    if detected.confidence >= override_confidence and not close_relatives(declared, detected.code):
+    if (detected.confidence >= override_confidence and detected.letters >= override_min_letters
+            and not close_relatives(declared, detected.code)):
         return detected.code, detected.confidence, [note + "; detected language used"]
     return declared, detected.probability(declared), [note + "; declared language kept"]
