@@ -14,6 +14,7 @@ Data: $WIRESTREAM_DATA, else <repo>/../shared/data.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import json
 import statistics
@@ -29,6 +30,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.datasets import data_dir  # noqa: E402
 
 from schemas import EventRecord, Origin  # noqa: E402
+from transforms.normalise import unnormalised_record  # noqa: E402
 from transforms.parse.errors import ParseError  # noqa: E402
 from transforms.parse.json_formats import story_from_json_object  # noqa: E402
 from transforms.tag import country_of_place_label, tag_record  # noqa: E402
@@ -45,12 +47,8 @@ def reuters_record(story: dict) -> EventRecord:
     published = datetime.strptime(story["date_raw"].strip()[:11].strip(), "%d-%b-%Y").strftime("%Y-%m-%dT00:00:00Z")
     origin = Origin(kind="file", ingested_at=published, path=story["source_file"])
     parsed = story_from_json_object(dict(story, places=[], topics=[]), origin)
-    return EventRecord(
-        event_id=str(story["newid"]), story_id=parsed.story_id, version=None, source=parsed.source,
-        headline=parsed.headline, body=parsed.body, dateline=parsed.dateline,
-        url=None, section=None, related_headlines=[], published_at=published, published_raw=story["date_raw"],
-        updated_at=None, language="en", language_confidence=1.0, language_declared=None, dates_mentioned=[],
-        origin=origin, format=parsed.format)
+    # Tagging reads the publication day (historic states) and nothing else of normalisation.
+    return dataclasses.replace(unnormalised_record(parsed), published_at=published, language="en")
 
 
 class Score:

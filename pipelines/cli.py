@@ -28,6 +28,7 @@ from apache_beam.metrics.metric import MetricsFilter  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions  # noqa: E402
 
 from pipelines.graph import PipelineSettings, build_pipeline  # noqa: E402
+from pipelines.local_runner import STREAMING_LOCAL_RUNNER  # noqa: E402
 from pipelines.options import DEFAULT_RUNNER, KafkaOptions, LaunchOptions, WirestreamOptions  # noqa: E402
 from transforms.dedup import DedupSettings  # noqa: E402
 from transforms.io.archive import ReadArchiveFiles, SourceError, list_archive_files  # noqa: E402
@@ -79,22 +80,20 @@ def parse_run_arguments(argv: Sequence[str]) -> PipelineOptions:
         if arg.startswith("--") and arg.split("=", 1)[0] not in known:
             raise UsageError(f"unknown option {arg.split('=', 1)[0]} (see wirestream run --help)")
     options = PipelineOptions(list(argv))
-    standard = options.view_as(StandardOptions)
-    if not standard.runner:
-        standard.runner = DEFAULT_RUNNER
     if not options.view_as(WirestreamOptions).source:
         raise UsageError("--source is required (a file, directory or glob of archive files, "
                          "or kafka://HOST:PORT/TOPIC)")
     return options
 
 
-def resolve_source(spec: str, options: PipelineOptions) -> tuple[beam.PTransform, bool]:
+def resolve_source(spec: str, options: PipelineOptions,
+                   kafka_config) -> tuple[beam.PTransform, bool]:
     """SOURCE -> (a PTransform producing RawRecords, whether it is bounded)."""
     try:
         if spec.startswith("kafka://"):
             from transforms.io.kafka import kafka_source
             kafka = options.view_as(KafkaOptions)
-            return kafka_source(spec, kafka_client_config(options), kafka.kafka_discovery_interval)
+            return kafka_source(spec, kafka_config, kafka.kafka_discovery_interval)
         progress = options.view_as(LaunchOptions).progress
         show = progress == "on" or (progress == "auto" and sys.stderr.isatty())
         return ReadArchiveFiles(list_archive_files(spec), progress=show), True
@@ -111,7 +110,8 @@ def kafka_client_config(options: PipelineOptions):
         raise UsageError(str(exc)) from None
 
 
-def pipeline_settings(options: PipelineOptions, streaming: bool) -> PipelineSettings:
+def pipeline_settings(options: PipelineOptions, kafka_config,
+                      streaming: bool) -> PipelineSettings:
     opts = options.view_as(WirestreamOptions)
     load_sinks()
     try:
@@ -142,7 +142,7 @@ def pipeline_settings(options: PipelineOptions, streaming: bool) -> PipelineSett
         normalise=NormaliseSettings(default_timezone=opts.default_timezone,
                                     source_timezones=source_timezones),
         sink_settings=SinkSettings(streaming=streaming, num_shards=opts.num_shards, extra={
-            "kafka_config": kafka_client_config(options),
+            "kafka_config": kafka_config,
             "roll_seconds": opts.file_roll_seconds,
             "roll_bytes": opts.file_roll_mb * 1024 * 1024,
             "roll_records": opts.file_roll_records}),
@@ -166,15 +166,14 @@ def summary_from_metrics(result) -> RunSummary:
 def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings]:
     options = parse_run_arguments(argv)
     opts = options.view_as(WirestreamOptions)
-    source, bounded = resolve_source(opts.source, options)
+    kafka_config = kafka_client_config(options)
+    source, bounded = resolve_source(opts.source, options, kafka_config)
+    standard = options.view_as(StandardOptions)
     if not bounded:
-        options.view_as(StandardOptions).streaming = True
-        if not any(arg.split("=", 1)[0] == "--runner" for arg in argv):
-            # Beam's FnApiRunner would hold every record at the first stage boundary
-            # until the source stops; this one delivers them while it reads.
-            from pipelines.local_runner import STREAMING_LOCAL_RUNNER
-            options.view_as(StandardOptions).runner = STREAMING_LOCAL_RUNNER
-    settings = pipeline_settings(options, streaming=not bounded)
+        standard.streaming = True
+    if not standard.runner:
+        standard.runner = DEFAULT_RUNNER if bounded else STREAMING_LOCAL_RUNNER
+    settings = pipeline_settings(options, kafka_config, streaming=not bounded)
     try:
         pipeline = beam.Pipeline(options=options)  # validates the options for the runner
     except ValueError as exc:
