@@ -146,19 +146,20 @@ def _geonames_places(gaz: Gazetteer, not_places: set[str]) -> None:
                             major=city["population"] >= MIN_TOWN_POPULATION_SHOUTED))
 
 
+def _add_named(gaz: Gazetteer, kind: str, named: list[dict]) -> None:
+    for item in named:
+        entry = Entry(kind, item["name"], item.get("country"))
+        for name in [item["name"], *item["aliases"]]:
+            gaz.add(name, entry)
+
+
 def _people_and_organisations(gaz: Gazetteer, data_dir: Optional[str]) -> None:
     people = read_data("people.json", data_dir)
-    for person in people["people"]:
-        entry = Entry("person", person["name"], person.get("country"))
-        for name in [person["name"], *person["aliases"]]:
-            gaz.add(name, entry)
+    _add_named(gaz, "person", people["people"])
     for title in people["titles"]["words"]:
         gaz.person_titles.add(name_key(title), title)
     orgs = read_data("organisations.json", data_dir)
-    for org in orgs["organisations"]:
-        entry = Entry("organisation", org["name"], org.get("country"))
-        for name in [org["name"], *org["aliases"]]:
-            gaz.add(name, entry)
+    _add_named(gaz, "organisation", orgs["organisations"])
     designators = orgs["designators"]
     gaz.org_trailing = frozenset(designators["trailing"])
     gaz.org_leading = frozenset(designators["leading"])
