@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Optional, Sequence
 
-from transforms.io.archive import SourceError, list_archive_files, read_archive_file
+from transforms.io.archive import ArchiveProgress, SourceError, list_archive_files, read_archive_file
 
 
 class BrokerError(RuntimeError):
@@ -134,14 +134,6 @@ def broker_command(argv: Sequence[str]) -> int:
     return 0
 
 
-def _progress(done: int, total_files: int, files_done: int, stream) -> None:
-    width = 30
-    filled = width * files_done // max(total_files, 1)
-    stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] files {files_done}/{total_files}, "
-                 f"messages {done}")
-    stream.flush()
-
-
 def produce_command(argv: Sequence[str]) -> int:
     from transforms.io.kafka import KafkaSpecError, client_config, parse_topic_spec, raw_record_headers
     parser = argparse.ArgumentParser(
@@ -153,7 +145,7 @@ def produce_command(argv: Sequence[str]) -> int:
                         metavar="KEY=VALUE", help="a Kafka client setting; repeatable")
     parser.add_argument("--kafka-config-file", "--kafka_config_file", dest="kafka_config_file",
                         metavar="PATH", help="a properties file of Kafka client settings")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
     args = parser.parse_args(argv)
     try:
         brokers, topic = parse_topic_spec(args.to)
@@ -165,17 +157,19 @@ def produce_command(argv: Sequence[str]) -> int:
     from kafka import KafkaProducer
     producer = KafkaProducer(bootstrap_servers=brokers, **config)
     sent = 0
+    # The same display as an archive run's, on stderr, so stdout keeps the result line.
+    progress = None if args.quiet else ArchiveProgress(len(files), sum(f.size for f in files))
     try:
-        for number, archive in enumerate(files, start=1):
+        for archive in files:
             for raw in read_archive_file(archive):
                 producer.send(topic, value=raw.payload, headers=raw_record_headers(raw))
                 sent += 1
-            if not args.quiet:
-                _progress(sent, len(files), number, sys.stderr)
+                if progress:
+                    progress.record_done()
+            if progress:
+                progress.file_done(archive.size)
         producer.flush()
     finally:
         producer.close()
-    if not args.quiet:
-        sys.stderr.write("\n")
     print(f"produced {sent} messages to kafka://{','.join(brokers)}/{topic}")
     return 0
