@@ -37,12 +37,6 @@ class RecordKind(str, enum.Enum):
     DEAD_LETTERS = "dead_letters"
 
 
-class DeliveryGuarantee(str, enum.Enum):
-    # Records may be written more than once (after a retry or restart) but are
-    # keyed, so every sink here ends with each record exactly once.
-    AT_LEAST_ONCE_IDEMPOTENT = "at-least-once-idempotent"
-
-
 def redacted_url(url: str) -> str:
     """The URL with its password replaced, for messages and logs."""
     parts = urlsplit(url)
