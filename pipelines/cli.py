@@ -149,7 +149,7 @@ def pipeline_settings(options: PipelineOptions, kafka_config,
         drop_duplicates=opts.drop_duplicates, tag_data_dir=opts.tag_data_dir,
         parse_only=opts.parse_only,
         dedup=DedupSettings(window_days=opts.dedup_window_days, threshold=opts.dedup_threshold,
-                            streaming=streaming))
+                            allowed_lateness_days=opts.dedup_lateness_days, streaming=streaming))
 
 
 def summary_from_metrics(result) -> RunSummary:

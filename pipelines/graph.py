@@ -38,7 +38,8 @@ class _CountOutcome(beam.DoFn):
         self._duplicates = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "duplicates")
 
     def process(self, record: EventRecord):
-        (self._duplicates if record.is_duplicate else self._unique).inc()
+        if record.cluster_revision == 0:  # a re-emitted record moves its count in the dedup stage
+            (self._duplicates if record.is_duplicate else self._unique).inc()
         yield record
 
 
@@ -88,8 +89,10 @@ def build_pipeline(pipeline: beam.Pipeline, source: beam.PTransform,
     # (Kafka) commits only that, so a restart never skips a record.
     written = []
     if settings.drop_duplicates:
+        # A re-emitted record is always written: an upserting sink must learn
+        # that a story it holds as unique turned out to be a duplicate.
         kept, dropped = events | "DropDuplicates" >> beam.Partition(
-            lambda record, _: int(record.is_duplicate), 2)
+            lambda record, _: int(record.is_duplicate and record.cluster_revision == 0), 2)
         events = kept
         written.append(dropped)  # counted and done with: nothing more to write
     written.append(events | "WriteEvents" >> write_records(

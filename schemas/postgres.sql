@@ -24,11 +24,14 @@ CREATE TABLE IF NOT EXISTS {table} (
     duplicate_of        uuid,
     similarity          double precision,
     update_of           uuid,
+    cluster_revision    integer NOT NULL DEFAULT 0,
     tags                jsonb NOT NULL,
     ingested_at         timestamptz NOT NULL,
     schema_version      text NOT NULL,
     record              jsonb NOT NULL
 );
+-- Tables created before the column existed.
+ALTER TABLE {table} ADD COLUMN IF NOT EXISTS cluster_revision integer NOT NULL DEFAULT 0;
 -- "stories about UA": tags -> 'countries' ? 'UA'
 CREATE INDEX IF NOT EXISTS {countries_index} ON {table} USING gin ((tags -> 'countries'));
 -- any containment query on tags: tags @> '{{"people": ["Ronald Reagan"]}}'

@@ -137,6 +137,7 @@ class EventRecord:
     duplicate_of: Optional[str] = None
     similarity: float = 1.0
     update_of: Optional[str] = None
+    cluster_revision: int = 0  # streaming re-emits a record with +1 when a late arrival changes its cluster
     tags: dict[str, list] = field(default_factory=lambda: {
         "countries": [], "places": [], "people": [], "organisations": [], "topics": [],
         "event_types": []})

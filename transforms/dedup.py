@@ -37,6 +37,7 @@ flags, so it runs without any global step:
 from __future__ import annotations
 
 import hashlib
+import heapq
 import re
 import zlib
 from collections import Counter, defaultdict
@@ -47,7 +48,7 @@ from typing import Any, Iterable, Iterator, NamedTuple, Optional
 import apache_beam as beam
 import numpy as np
 from apache_beam import coders
-from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from schemas import EventRecord
 from transforms.stage import METRICS_NAMESPACE
@@ -83,6 +84,10 @@ class DedupSettings:
     @property
     def window_seconds(self) -> int:
         return int(self.window_days * DAY)
+
+    @property
+    def lateness_seconds(self) -> int:
+        return int(self.allowed_lateness_days * DAY)
 
     @property
     def retention_seconds(self) -> int:
@@ -531,6 +536,38 @@ def _apply_or_lead(record: EventRecord, decisions: dict) -> EventRecord:
 
 
 # ---------------------------------------------------------------- streaming path
+#
+# A live feed is not in publication order: a copy can arrive before the story
+# it copies. Each story is decided as soon as its relations are known (so
+# latency stays low) and *re-emitted* with a higher ``cluster_revision`` when
+# a later arrival changes its decision. The latest revision of every record is
+# exactly what the batch path gives, in any arrival order, provided no story
+# arrives more than ``allowed_lateness_days`` (of publication time) behind the
+# newest story its band keys have seen; a story later than that is still
+# clustered with what it copies, but the later stories it precedes keep their
+# decision (metric ``dedup_too_late``).
+#
+# Decisions have two levels (see ``decide``): a story's own relations give its
+# root flag, and its predecessors' root flags give its cluster. So a late
+# arrival E changes (1) the stories it precedes and matches, which gain a
+# relation, and (2) the stories that duplicate those, if a root flag flipped.
+# Nothing further: the graph below is acyclic.
+#
+#   records ─ ProbeBands ─> MatchInBandShard ──┬─> CollectRelations ─┬─> AnswerRootQuestions ─┐
+#      │        (band, shard)   relations, late │    (story)          │    (registry shard)    │
+#      │                        relations,      │                     v                        v
+#      └───────────────── KeyByStory ───────────┴──────────────> DecideCluster (story) <────────┘
+#
+# State expires by the publication times seen in the data, never by timers:
+# band shards drop sketches older than window + lateness. Per-story state is
+# released once every band shard holding the story has seen it fall behind by
+# the lateness: no late relation can be made for it after that. Each shard
+# sends its release after any late relation it made for that story, on the same
+# path, so the last release cannot overtake a correction (this needs in-order
+# delivery between two keyed steps, which the local runner and Flink give).
+
+RELEASE = ("release", None)
+
 
 @dataclass
 class BandShardIndex:
@@ -541,14 +578,14 @@ class BandShardIndex:
     clock: int = 0  # latest publication time seen by this key
     swept: int = 0  # clock at the last expiry sweep
     stored: int = 0  # sketches in all buckets: len() is read per story, so it is kept, not counted
+    held: list[tuple[int, str]] = field(default_factory=list)  # heap (time, uid) not yet released
 
-    def probe(self, bucket: int, sketch: StorySketch, settings: DedupSettings) -> tuple[list[Relation], int]:
-        """Relations of ``sketch`` to earlier stories stored here; then stores it.
-        Also returns how many stored *later* stories it matched (a late arrival:
-        those were already decided without it)."""
+    def probe(self, bucket: int, sketch: StorySketch, settings: DedupSettings) -> "BandAnswer":
+        """Relations of ``sketch`` to the stories stored in its bucket; then stores it."""
         self.clock = max(self.clock, sketch.time)
         self._expire(settings)
-        found, late = [], 0
+        on_time = sketch.time >= self.clock - settings.lateness_seconds
+        found, corrections, too_late = [], [], 0
         members = self.buckets.setdefault(bucket, [])
         for other in members:
             relation = relate(other, sketch, settings)
@@ -556,11 +593,18 @@ class BandShardIndex:
                 continue
             if relation.later_uid == sketch.uid:
                 found.append(relation)
+            elif on_time:
+                corrections.append(relation)  # ``other`` was decided without this earlier story
             else:
-                late += 1
+                too_late += 1
         members.append(sketch)
         self.stored += 1
-        return found, late
+        heapq.heappush(self.held, (sketch.time, sketch.uid))
+        released = []
+        horizon = self.clock - settings.lateness_seconds
+        while self.held and self.held[0][0] < horizon:
+            released.append(heapq.heappop(self.held)[1])
+        return BandAnswer(found, corrections, too_late, released)
 
     def _expire(self, settings: DedupSettings) -> None:
         if self.clock - self.swept < EXPIRY_STEP:  # sweep at most once per hour of event time
@@ -579,30 +623,89 @@ class BandShardIndex:
         return self.stored
 
 
+class BandAnswer(NamedTuple):
+    found: list[Relation]  # the probing story duplicates or updates these earlier ones
+    corrections: list[Relation]  # stored later stories the probing story precedes and matches
+    too_late: int  # such matches left uncorrected: the probing story is beyond the lateness
+    released: list[str]  # uids this key will make no more late relations for
+
+
+@dataclass
+class StoryRelations:
+    """Per story: band answers until all are in, then its relations to earlier stories."""
+
+    expected: Optional[int] = None
+    answered: int = 0
+    time: int = 0
+    incoming: dict[str, Relation] = field(default_factory=dict)
+    asked: set[str] = field(default_factory=set)
+    root: Optional[bool] = None  # as last registered
+    sent: int = -1  # len(incoming) last sent to DecideCluster
+    releases: int = 0  # band shards done with the story; its state goes when all are
+
+    @property
+    def complete(self) -> bool:
+        return self.expected is not None and self.answered >= self.expected
+
+    @property
+    def released(self) -> bool:
+        return self.complete and self.releases >= self.expected
+
+
 @dataclass
 class RootRegistry:
-    """Root flags of recent stories, and questions waiting for a flag."""
+    """Root flags of recent stories, and who asked about each (so that a
+    flag that flips reaches them). A flag's ``seq`` (its story's number of
+    relations, which only grows) orders flags that travel by different paths."""
 
-    roots: dict[str, tuple[bool, int]] = field(default_factory=dict)  # uid -> (is_root, time)
-    waiting: dict[str, list[str]] = field(default_factory=dict)  # uid -> uids asking about it
+    roots: dict[str, tuple[bool, int, int]] = field(default_factory=dict)  # uid -> (root, time, seq)
+    askers: dict[str, list[str]] = field(default_factory=dict)
     clock: int = 0
     swept: int = 0
 
-    def register(self, uid: str, root: bool, time: int, settings: DedupSettings) -> list[tuple[str, str, bool]]:
+    def register(self, uid: str, root: bool, time: int, seq: int,
+                 settings: DedupSettings) -> list[tuple[str, tuple[str, bool, int]]]:
         self.clock = max(self.clock, time)
-        self.roots[uid] = (root, time)
-        answers = [(asker, uid, root) for asker in self.waiting.pop(uid, [])]
+        before = self.roots.get(uid)
+        if before is not None and before[2] >= seq:
+            return []  # an older flag overtaken by a newer one
+        self.roots[uid] = (root, time, seq)
+        answers = ([(asker, (uid, root, seq)) for asker in self.askers.get(uid, ())]
+                   if before is None or before[0] != root else [])
         if self.clock - self.swept >= EXPIRY_STEP:
             self.swept = self.clock
             horizon = self.clock - settings.retention_seconds
             self.roots = {k: v for k, v in self.roots.items() if v[1] >= horizon}
+            self.askers = {k: v for k, v in self.askers.items() if k in self.roots}
         return answers
 
-    def ask(self, asker: str, uid: str) -> Optional[tuple[str, str, bool]]:
+    def ask(self, asker: str, uid: str) -> Optional[tuple[str, tuple[str, bool, int]]]:
+        self.askers.setdefault(uid, []).append(asker)  # unregistered: answered when it registers
         if uid in self.roots:
-            return asker, uid, self.roots[uid][0]
-        self.waiting.setdefault(uid, []).append(asker)  # its registration is on the way
+            root, _, seq = self.roots[uid]
+            return asker, (uid, root, seq)
         return None
+
+
+@dataclass
+class ClusterMember:
+    """Per story: what its decision needs, and the decision last emitted."""
+
+    event_id: Optional[str] = None  # set once the record is here
+    seq: int = -1
+    incoming: list[Relation] = field(default_factory=list)
+    answers: dict[str, tuple[bool, int]] = field(default_factory=dict)  # predecessor -> (root, seq)
+    emitted: Optional[ClusterDecision] = None
+    revision: int = -1
+    release: bool = False
+
+    def decision(self) -> Optional[ClusterDecision]:
+        if self.event_id is None or self.seq < 0:
+            return None
+        asked = [r.earlier_uid for r in self.incoming if r.kind == DUPLICATE]
+        if any(uid not in self.answers for uid in asked):
+            return None
+        return decide(self.event_id, self.incoming, [uid for uid in asked if self.answers[uid][0]])
 
 
 def _shard(text: str, shards: int) -> str:
@@ -613,65 +716,79 @@ _Keyed = tuple[str, Any]  # string keys: a deterministic coder for state
 
 
 class MatchInBandShard(beam.DoFn):
-    """Keyed by (band, shard): finds each story's earlier matches in its bucket."""
+    """Keyed by (band, shard): finds each story's matches in its bucket."""
 
     INDEX = ReadModifyWriteStateSpec("index", coders.PickleCoder())
 
     def __init__(self, settings: DedupSettings):
         self._settings = settings
-        self._late = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dedup_late_arrivals")
         self._stored = beam.metrics.Metrics.distribution(METRICS_NAMESPACE, "dedup_band_shard_sketches")
 
     def process(self, element, index=beam.DoFn.StateParam(INDEX)):
         _, (bucket, sketch, expected) = element
         state = index.read() or BandShardIndex()
-        found, late = state.probe(bucket, sketch, self._settings)
+        answer = state.probe(bucket, sketch, self._settings)
         index.write(state)
-        self._late.inc(late)
         self._stored.update(len(state))
-        yield sketch.uid, ("band", (found, expected, sketch.time))
+        yield sketch.uid, ("band", (answer.found, expected, sketch.time, answer.too_late))
+        for relation in answer.corrections:
+            yield relation.later_uid, ("late", relation)
+        for uid in answer.released:
+            yield uid, RELEASE
 
 
-class JoinBandAnswers(beam.DoFn):
-    """Keyed by story: waits for the record and every band's answer. Roots go out
-    at once; duplicates ask the registry whether their predecessors are roots."""
+class CollectRelations(beam.DoFn):
+    """Keyed by story: gathers its band answers and late relations, registers
+    its root flag (again whenever it flips), asks whether its predecessors
+    are roots, and sends its relations on each time they grow."""
 
-    PARTS = BagStateSpec("parts", coders.PickleCoder())
-    DECIDED = "decided"
-    REGISTER = "register"
-    ASK = "ask"
+    STATE = ReadModifyWriteStateSpec("relations", coders.PickleCoder())
+    REGISTRY = "registry"
 
     def __init__(self, settings: DedupSettings):
         self._settings = settings
+        self._too_late = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dedup_too_late")
 
-    def process(self, element, parts=beam.DoFn.StateParam(PARTS)):
-        uid, part = element
-        parts.add(part)
-        collected = list(parts.read())
-        record = next((value for tag, value in collected if tag == "record"), None)
-        if record is None:
-            return
-        bands = [value for tag, value in collected if tag == "band"]
-        if not bands or len(bands) < bands[0][1]:
-            return
-        parts.clear()
-        time = bands[0][2]
-        incoming = {rel.earlier_uid: rel for found, _, _ in bands for rel in found}
-        root = is_root(incoming.values())
-        yield beam.pvalue.TaggedOutput(self.REGISTER, (
-            _shard(uid, self._settings.registry_shards), ("register", uid, root, time)))
-        if root:
-            yield apply_decision(record, decide(record.event_id, incoming.values(), ()))
-            return
-        asked = sorted(rel.earlier_uid for rel in incoming.values() if rel.kind == DUPLICATE)
-        yield beam.pvalue.TaggedOutput(self.ASK, (uid, ("pending", (record, list(incoming.values()), asked))))
-        for earlier in asked:
-            yield beam.pvalue.TaggedOutput(self.REGISTER, (
-                _shard(earlier, self._settings.registry_shards), ("ask", uid, earlier)))
+    def process(self, element, state=beam.DoFn.StateParam(STATE)):
+        uid, (tag, value) = element
+        story = state.read() or StoryRelations()
+        if tag == "band":
+            found, expected, time, too_late = value
+            story.expected, story.time = expected, time
+            story.answered += 1
+            story.incoming.update((r.earlier_uid, r) for r in found)
+            self._too_late.inc(too_late)
+        elif tag == "late":
+            story.incoming[value.earlier_uid] = value
+        else:
+            story.releases += 1
+        if story.complete and len(story.incoming) != story.sent:
+            yield from self._send(uid, story)
+        if story.released:
+            yield uid, RELEASE
+            state.clear()
+        else:
+            state.write(story)
+
+    def _send(self, uid: str, story: StoryRelations):
+        """Registry messages go out as (uid asked about, message)."""
+        seq = len(story.incoming)
+        root = is_root(story.incoming.values())
+        if root != story.root:
+            story.root = root
+            yield beam.pvalue.TaggedOutput(self.REGISTRY, (uid, ("register", (uid, root, story.time, seq))))
+        for relation in story.incoming.values():
+            if relation.kind == DUPLICATE and relation.earlier_uid not in story.asked:
+                story.asked.add(relation.earlier_uid)
+                yield beam.pvalue.TaggedOutput(self.REGISTRY, (
+                    relation.earlier_uid, ("ask", (uid, relation.earlier_uid))))
+        story.sent = seq
+        yield uid, ("relations", (seq, list(story.incoming.values())))
 
 
 class AnswerRootQuestions(beam.DoFn):
-    """Keyed by registry shard: stores root flags, answers who asks."""
+    """Keyed by registry shard: stores root flags, answers who asks, and tells
+    them again when a flag flips."""
 
     REGISTRY = ReadModifyWriteStateSpec("registry", coders.PickleCoder())
 
@@ -679,39 +796,70 @@ class AnswerRootQuestions(beam.DoFn):
         self._settings = settings
 
     def process(self, element, registry=beam.DoFn.StateParam(REGISTRY)):
-        _, message = element
+        _, (tag, value) = element
         state = registry.read() or RootRegistry()
-        if message[0] == "register":
-            _, uid, root, time = message
-            answers = state.register(uid, root, time, self._settings)
+        if tag == "register":
+            uid, root, time, seq = value
+            answers = state.register(uid, root, time, seq, self._settings)
         else:
-            _, asker, uid = message
-            answer = state.ask(asker, uid)
+            answer = state.ask(*value)
             answers = [answer] if answer else []
         registry.write(state)
-        for asker, uid, root in answers:
-            yield asker, ("answer", (uid, root))
+        for asker, flag in answers:
+            yield asker, ("answer", flag)
 
 
-class DecideDuplicate(beam.DoFn):
-    """Keyed by story: decides once every predecessor's root flag is known."""
+class DecideCluster(beam.DoFn):
+    """Keyed by story: emits the record once its decision is known, and again
+    (``cluster_revision`` + 1) whenever a late arrival changes the decision."""
 
-    PARTS = BagStateSpec("parts", coders.PickleCoder())
+    MEMBER = ReadModifyWriteStateSpec("member", coders.PickleCoder())
+    RECORD = ReadModifyWriteStateSpec("record", coders.PickleCoder())  # written once, read per emission
 
-    def process(self, element, parts=beam.DoFn.StateParam(PARTS)):
-        _, part = element
-        parts.add(part)
-        collected = list(parts.read())
-        pending = next((value for tag, value in collected if tag == "pending"), None)
-        answers = dict(value for tag, value in collected if tag == "answer")
-        if pending is None:
-            return
-        record, incoming, asked = pending
-        if any(uid not in answers for uid in asked):
-            return
-        parts.clear()
-        roots = [uid for uid in asked if answers[uid]]
-        yield apply_decision(record, decide(record.event_id, incoming, roots))
+    def __init__(self):
+        self._corrections = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dedup_corrections")
+        # A correction that flips is_duplicate moves one story between the run's counts.
+        self._unique = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "unique")
+        self._duplicates = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "duplicates")
+
+    def process(self, element, member_state=beam.DoFn.StateParam(MEMBER),
+                record_state=beam.DoFn.StateParam(RECORD)):
+        _, (tag, value) = element
+        member = member_state.read() or ClusterMember()
+        if tag == "record":
+            record_state.write(value)
+            member.event_id = value.event_id
+        elif tag == "relations":
+            seq, incoming = value
+            if seq > member.seq:
+                member.seq, member.incoming = seq, incoming
+        elif tag == "answer":
+            uid, root, seq = value
+            if seq > member.answers.get(uid, (None, -1))[1]:
+                member.answers[uid] = (root, seq)
+        else:
+            member.release = True
+        decision = member.decision()
+        if decision is not None and decision != member.emitted:
+            yield self._emit(record_state.read(), member, decision)
+        # Released, but a predecessor's flag may still be on its way (by the registry).
+        if member.release and decision is not None:
+            member_state.clear()
+            record_state.clear()
+        else:
+            member_state.write(member)
+
+    def _emit(self, record: EventRecord, member: ClusterMember, decision: ClusterDecision) -> EventRecord:
+        before = member.emitted
+        if before is not None:
+            self._corrections.inc()
+            if before.is_duplicate != decision.is_duplicate:
+                self._duplicates.inc(1 if decision.is_duplicate else -1)
+                self._unique.inc(-1 if decision.is_duplicate else 1)
+        member.emitted, member.revision = decision, member.revision + 1
+        record = apply_decision(record, decision)
+        record.cluster_revision = member.revision
+        return record
 
 
 class _StreamingClusters(beam.PTransform):
@@ -727,26 +875,31 @@ class _StreamingClusters(beam.PTransform):
             keys = band_keys(sketch, s)
             for key in keys:
                 yield f"{key >> 32}:{key % s.shards_per_band}", (key, sketch, len(keys))
+            if not keys:  # no words and no story_id: nothing can match it, nothing to wait for
+                yield beam.pvalue.TaggedOutput("unbanded", (sketch.uid, ("band", ([], 0, sketch.time, 0))))
 
-        band_answers = (records
-                        | "ProbeBands" >> beam.FlatMap(probes)
+        probed = records | "ProbeBands" >> beam.FlatMap(probes).with_output_types(_Keyed).with_outputs(
+            "unbanded", main="probes")
+        band_answers = (probed.probes
                         | "MatchInBandShard" >> beam.ParDo(MatchInBandShard(s)).with_input_types(_Keyed))
-        keyed_records = records | "KeyByStory" >> beam.Map(lambda r: (record_uid(r), ("record", r)))
-        joined = ((keyed_records, band_answers)
-                  | "MergeAnswers" >> beam.Flatten()
-                  | "JoinBandAnswers" >> beam.ParDo(JoinBandAnswers(s)).with_input_types(_Keyed).with_outputs(
-                      JoinBandAnswers.REGISTER, JoinBandAnswers.ASK, main="roots"))
-        answers = (joined[JoinBandAnswers.REGISTER]
+        relations = ((band_answers, probed.unbanded)
+                     | "MergeBandAnswers" >> beam.Flatten().with_output_types(_Keyed)
+                     | "CollectRelations" >> beam.ParDo(CollectRelations(s)).with_input_types(_Keyed)
+                     .with_outputs(CollectRelations.REGISTRY, main="relations"))
+        answers = (relations[CollectRelations.REGISTRY]
+                   | "KeyByRegistryShard" >> beam.MapTuple(
+                       lambda uid, message: (_shard(uid, s.registry_shards), message)).with_output_types(_Keyed)
                    | "AnswerRootQuestions" >> beam.ParDo(AnswerRootQuestions(s)).with_input_types(_Keyed))
-        duplicates = ((joined[JoinBandAnswers.ASK], answers)
-                      | "MergeRootAnswers" >> beam.Flatten()
-                      | "DecideDuplicate" >> beam.ParDo(DecideDuplicate()).with_input_types(_Keyed))
-        return (joined.roots, duplicates) | "AllRecords" >> beam.Flatten()
+        keyed_records = records | "KeyByStory" >> beam.Map(lambda r: (record_uid(r), ("record", r)))
+        return ((keyed_records, relations.relations, answers)
+                | "MergeForDecision" >> beam.Flatten().with_output_types(_Keyed)
+                | "DecideCluster" >> beam.ParDo(DecideCluster()).with_input_types(_Keyed))
 
 
 class NearDuplicateClusters(beam.PTransform):
     """records -> the same records with cluster_id, is_duplicate, duplicate_of,
-    similarity and update_of set. Never drops a record."""
+    similarity and update_of set. Never drops a record. Streaming may emit a
+    record again with a higher ``cluster_revision`` (see the streaming path)."""
 
     def __init__(self, settings: DedupSettings = DedupSettings()):
         super().__init__()

@@ -116,8 +116,8 @@ def event_row(d: dict) -> tuple:
             _text(d["headline"]), _text(d["body"]), _text(d["url"]), _text(d["section"]),
             _text(d.get("dateline")), d["format"], d["published_at"], d.get("updated_at"),
             d["language"], d["language_confidence"], d["cluster_id"], d["is_duplicate"],
-            d["duplicate_of"], d["similarity"], d.get("update_of"), _json(d["tags"]),
-            d["origin"]["ingested_at"], d["schema_version"], _json(d))
+            d["duplicate_of"], d["similarity"], d.get("update_of"), d.get("cluster_revision", 0),
+            _json(d["tags"]), d["origin"]["ingested_at"], d["schema_version"], _json(d))
 
 
 def dead_letter_row(d: dict) -> tuple:
@@ -132,14 +132,21 @@ class TableLayout:
     key: str
     columns: tuple[str, ...]
     row: Callable[[dict], tuple]
+    revision: Optional[str] = None  # a row never replaces one with a higher value here
+
+    def newer(self, row: tuple, than: Optional[tuple]) -> bool:
+        if than is None or self.revision is None:
+            return True
+        at = self.columns.index(self.revision)
+        return row[at] >= than[at]
 
 
 LAYOUTS = {
     RecordKind.EVENTS: TableLayout("event_id", (
         "event_id", "story_id", "version", "source", "headline", "body", "url", "section",
         "dateline", "format", "published_at", "updated_at", "language", "language_confidence",
-        "cluster_id", "is_duplicate", "duplicate_of", "similarity", "update_of", "tags",
-        "ingested_at", "schema_version", "record"), event_row),
+        "cluster_id", "is_duplicate", "duplicate_of", "similarity", "update_of", "cluster_revision",
+        "tags", "ingested_at", "schema_version", "record"), event_row, revision="cluster_revision"),
     RecordKind.DEAD_LETTERS: TableLayout("dead_letter_id", (
         "dead_letter_id", "stage", "error", "raw", "origin", "ingested_at", "schema_version"),
         dead_letter_row),
@@ -170,6 +177,10 @@ def upsert_rows(connection: psycopg.Connection, table: str, kind: RecordKind,
                                  for c in updated)
     incoming = sql.SQL(", ").join(sql.SQL("EXCLUDED.{c}").format(c=sql.Identifier(c))
                                   for c in updated)
+    changed = sql.SQL("({current}) IS DISTINCT FROM ({incoming})").format(current=current, incoming=incoming)
+    if layout.revision is not None:  # a streaming re-emission may overtake the record it corrects
+        changed = sql.SQL("{changed} AND EXCLUDED.{r} >= {t}.{r}").format(
+            changed=changed, r=sql.Identifier(layout.revision), t=target)
     with connection.transaction(), connection.cursor() as cursor:
         cursor.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {s} (LIKE {t}) "
                                "ON COMMIT DELETE ROWS").format(s=staging, t=target))
@@ -180,14 +191,14 @@ def upsert_rows(connection: psycopg.Connection, table: str, kind: RecordKind,
         # Unchanged rows are left alone: a replay costs no table bloat.
         cursor.execute(sql.SQL(
             "INSERT INTO {t} ({cols}) SELECT {cols} FROM {s} "
-            "ON CONFLICT ({key}) DO UPDATE SET {assignments} "
-            "WHERE ({current}) IS DISTINCT FROM ({incoming})").format(
+            "ON CONFLICT ({key}) DO UPDATE SET {assignments} WHERE {changed}").format(
                 t=target, cols=columns, s=staging, key=sql.Identifier(layout.key),
-                assignments=assignments, current=current, incoming=incoming))
+                assignments=assignments, changed=changed))
 
 
 class PostgresRecordSink(RecordSink):
-    """Buffers rows (the last one per key wins) and upserts them on flush."""
+    """Buffers rows (per key the last one, unless it has a lower revision) and
+    upserts them on flush."""
 
     def __init__(self, target: PostgresTarget, kind: RecordKind,
                  retry: RetryPolicy = RetryPolicy(), batch_rows: int = 5000,
@@ -200,7 +211,9 @@ class PostgresRecordSink(RecordSink):
         self._with_retries(lambda connection: None)  # connect and create the table now
 
     def add(self, key: str, document: dict) -> None:
-        self._rows[key] = self._layout.row(document)
+        row = self._layout.row(document)
+        if self._layout.newer(row, self._rows.get(key)):
+            self._rows[key] = row
         if len(self._rows) >= self._batch_rows:
             self.flush()
 
