@@ -135,3 +135,62 @@ def test_portable_embed_runner_runs_the_same_pipeline(kafka_broker, tmp_path):
     assert run.stderr.strip().splitlines()[-1].endswith("dead_letters=1")
     assert len(read_topic(kafka_broker.bootstrap, "events")) == 5
     assert len(read_topic(kafka_broker.bootstrap, "events.dlq")) == 1
+
+
+def test_a_live_stream_out_of_order_ends_with_the_backfill_clusters(kafka_broker, shared_data, tmp_path):
+    """400 Reuters stories (21 hours of the wire, 15 near-duplicates). The copies
+    go on the wire first and are written, as unique stories, before any story they
+    copy arrives; the rest follow newest first. Streaming must write each copy
+    again (higher cluster_revision) once its original turns up, so that the
+    PostgreSQL table, which keeps the latest revision, equals a backfill of the
+    same stories, and the run's counts equal the backfill's."""
+    from tests.transforms.io.test_postgres import SERVER, query, server  # noqa: F401 (fixture)
+    import gzip
+    import psycopg
+    with gzip.open(shared_data / "reuters21578" / "reuters21578.jsonl.gz", "rt", encoding="utf-8") as f:
+        lines = [line for line in f if 10000 <= json.loads(line)["newid"] < 10400][::-1]
+    (tmp_path / "wire.jsonl").write_text("".join(lines), encoding="utf-8")
+    kafka, tables = f"kafka://{kafka_broker.bootstrap}", ("ws_stream_order", "ws_backfill_order")
+
+    def rows_written(table):
+        try:
+            return query(f"SELECT count(*) FROM {table}")[0][0]
+        except psycopg.errors.UndefinedTable:
+            return 0
+
+    def wait_for(count, process, seconds=180):
+        deadline = time.monotonic() + seconds
+        while rows_written(tables[0]) < count and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(1)
+        assert rows_written(tables[0]) == count
+
+    try:
+        backfill = wirestream("run", "--source", "wire.jsonl", "--sink", f"{SERVER}?table={tables[1]}",
+                              cwd=tmp_path)
+        assert backfill.returncode == 0, backfill.stderr
+        copies = {row[0] for row in query(f"SELECT story_id FROM {tables[1]} WHERE is_duplicate")}
+        assert len(copies) == 15
+        first = [line for line in lines if f"reuters21578:{json.loads(line)['newid']}" in copies]
+        assert len(first) == 15
+        streaming = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", "run", "--source", f"{kafka}/wire?group=g&start=earliest",
+             "--sink", f"{SERVER}?table={tables[0]}"], cwd=tmp_path, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        produce(kafka_broker.bootstrap, "wire", [line.encode() for line in first])
+        wait_for(len(first), streaming)
+        written_unique = query(f"SELECT count(*) FROM {tables[0]} WHERE NOT is_duplicate")[0][0]
+        assert written_unique >= 10  # without their originals, most copies are unique for now
+        produce(kafka_broker.bootstrap, "wire", [line.encode() for line in lines if line not in first])
+        wait_for(len(lines), streaming)
+        streaming.send_signal(signal.SIGINT)  # drains: every correction still due is written
+        _, err = streaming.communicate(timeout=120)
+        assert streaming.returncode == 0, err
+        assert err.strip().splitlines()[-1] == backfill.stderr.strip().splitlines()[-1]
+        clusters = [set(query(f"SELECT event_id, cluster_id, is_duplicate, duplicate_of, update_of "
+                              f"FROM {table}")) for table in tables]
+        assert len(clusters[0]) == len(lines) and clusters[0] == clusters[1]
+        assert query(f"SELECT count(*) FROM {tables[0]} WHERE cluster_revision > 0")[0][0] >= written_unique
+    finally:
+        with psycopg.connect(SERVER, autocommit=True) as connection:
+            for table in tables:
+                connection.execute(f"DROP TABLE IF EXISTS {table}, {table}_dead_letters")

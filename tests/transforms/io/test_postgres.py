@@ -103,6 +103,35 @@ def test_a_changed_record_replaces_its_row(server, table, events):
     assert row[5] == corrected.to_dict()
 
 
+def test_a_streaming_correction_is_never_overwritten_by_the_record_it_corrects(server, table, events):
+    # A re-emitted record (cluster_revision 1) may be written before its first
+    # emission, in another bundle or in the same one: the higher revision stays.
+    spec = f"{server}?table={table}"
+    first = events[1]
+    corrected = dataclasses.replace(first, cluster_id=events[0].cluster_id, is_duplicate=True,
+                                    duplicate_of=events[0].event_id, cluster_revision=1)
+    run_pipeline([corrected], spec)
+    run_pipeline([first], spec)
+    run_pipeline([corrected, first], spec)  # one bundle: the sink's buffer keeps the newer
+    rows = query(f"SELECT is_duplicate, duplicate_of::text, cluster_revision, record "
+                 f"FROM {table} WHERE event_id = %s", first.event_id)
+    assert rows == [(True, events[0].event_id, 1, corrected.to_dict())]
+
+
+def test_a_table_made_before_cluster_revision_gains_the_column(server, table, events):
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(f"CREATE TABLE {table} (event_id uuid PRIMARY KEY, story_id text NOT NULL, "
+                           "version integer, source text, headline text NOT NULL, body text NOT NULL, "
+                           "url text, section text, dateline text, format text NOT NULL, "
+                           "published_at timestamptz, updated_at timestamptz, language text NOT NULL, "
+                           "language_confidence double precision, cluster_id text, is_duplicate boolean "
+                           "NOT NULL, duplicate_of uuid, similarity double precision, update_of uuid, "
+                           "tags jsonb NOT NULL, ingested_at timestamptz NOT NULL, schema_version text "
+                           "NOT NULL, record jsonb NOT NULL)")
+    run_pipeline(events[:2], f"{server}?table={table}")
+    assert query(f"SELECT count(*), max(cluster_revision) FROM {table}") == [(2, 0)]
+
+
 def test_dead_letters_go_to_their_own_table_byte_for_byte(server, table):
     spec = default_dead_letter_spec(f"{server}?table={table}")
     assert spec.endswith(f"table={table}_dead_letters")
