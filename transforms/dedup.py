@@ -29,9 +29,12 @@ flags, so it runs without any global step:
   and decisions, which reach the records as a side input (only stories with
   an earlier match have one), so records themselves are never shuffled;
 * streaming: stateful DoFns keyed by (band, shard) hold recent sketches,
-  keyed by story collect the band answers, and keyed by registry shard
-  answer "is this predecessor a root?". State expires by the event time seen
-  in the data (no timers), so expiry is the same on every runner.
+  keyed by story collect the relations, and keyed by registry shard answer
+  "is this predecessor a root?". A story is written as soon as it is decided
+  and written again (``cluster_revision`` + 1) when a story that arrives later
+  but was published earlier changes its decision, so the latest revisions are
+  the batch clusters. State expires by the event time seen in the data (no
+  timers), so expiry is the same on every runner.
 """
 
 from __future__ import annotations
@@ -553,10 +556,10 @@ def _apply_or_lead(record: EventRecord, decisions: dict) -> EventRecord:
 # relation, and (2) the stories that duplicate those, if a root flag flipped.
 # Nothing further: the graph below is acyclic.
 #
-#   records ─ ProbeBands ─> MatchInBandShard ──┬─> CollectRelations ─┬─> AnswerRootQuestions ─┐
-#      │        (band, shard)   relations, late │    (story)          │    (registry shard)    │
-#      │                        relations,      │                     v                        v
-#      └───────────────── KeyByStory ───────────┴──────────────> DecideCluster (story) <────────┘
+#   records ─> ProbeBands ─> MatchInBandShard ─> CollectRelations ─> AnswerRootQuestions
+#      │                     (band, shard)       (story)    │          (registry shard)
+#      │                                                    │ relations       │ root flags
+#      └─> KeyByStory ───────────────────────────────> DecideCluster (story) <─┘
 #
 # State expires by the publication times seen in the data, never by timers:
 # band shards drop sketches older than window + lateness. Per-story state is
@@ -564,7 +567,10 @@ def _apply_or_lead(record: EventRecord, decisions: dict) -> EventRecord:
 # the lateness: no late relation can be made for it after that. Each shard
 # sends its release after any late relation it made for that story, on the same
 # path, so the last release cannot overtake a correction (this needs in-order
-# delivery between two keyed steps, which the local runner and Flink give).
+# delivery between two keyed steps, which the local runner and Flink give;
+# Dataflow does not promise it, and there such a race would drop a correction).
+# DecideCluster keeps a released story until its decision is complete: a
+# predecessor's root flag comes by the registry and may arrive after it.
 
 RELEASE = ("release", None)
 

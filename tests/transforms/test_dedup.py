@@ -6,10 +6,11 @@ import random
 import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 
+from benchmarks.bench_dedup import agency_delays, cluster_fields, latest_revisions, streaming_run
 from schemas import EventRecord, Origin, derive_event_id
 from transforms.dedup import (BandShardIndex, DedupSettings, NearDuplicateClusters, RootRegistry,
-                              band_entries, band_keys, candidate_pairs, cluster_records, same_facts,
-                              sketch_record)
+                              band_entries, band_keys, candidate_pairs, cluster_records, record_uid,
+                              same_facts, sketch_record)
 
 STORY = (
     "The Federal Reserve entered the government securities market to arrange 1.5 billion dlrs of "
@@ -308,61 +309,26 @@ def _chain_records():
         story("n1", OTHER_STORY, "1987-03-05T13:00:00Z", version=2, item=8)]
 
 
-def _latest_revisions(outputs):
-    latest = {}
-    for uid, revision, decision in outputs:
-        if uid not in latest or revision > latest[uid][0]:
-            latest[uid] = (revision, decision)
-    return {uid: decision for uid, (_, decision) in latest.items()}
-
-
-class _CountFirstEmissions(beam.DoFn):
-    """What the pipeline's outcome counter does: counts revision 0 only."""
-
-    def process(self, record):
-        if record.cluster_revision == 0:
-            beam.metrics.Metrics.counter("test", "duplicates" if record.is_duplicate else "unique").inc()
-        yield record
-
-
-def _run_streaming(records, settings, expected, expected_counts) -> int:
-    """Runs the streaming path over ``records`` in that order; checks that the latest
-    revision of every story is ``expected`` and that the run's counts (revision-0
-    records, moved by the dedup stage when a correction flips one) are
-    ``expected_counts``. Returns how many records were re-emitted."""
-    from apache_beam.metrics.metric import MetricsFilter
-    from apache_beam.testing.util import BeamAssertException
-    from transforms.dedup import record_uid
-
-    def check(outputs):
-        first = [o for o in outputs if o[1] == 0]
-        latest = _latest_revisions(outputs)
-        if latest != expected or len(first) != len(records):
-            differ = sorted((uid, latest.get(uid), expected.get(uid)) for uid in latest.keys() | expected.keys()
-                            if latest.get(uid) != expected.get(uid))
-            raise BeamAssertException(f"{len(first)} first emissions of {len(records)} records; "
-                                      f"(story, streaming, batch) that differ: {differ}")
-
-    p = beam.Pipeline(runner="FnApiRunner")
-    out = (p | beam.Create(records, reshuffle=False)
-           | NearDuplicateClusters(settings)
-           | beam.ParDo(_CountFirstEmissions())
-           | beam.Map(lambda r: (record_uid(r), r.cluster_revision,
-                                 (r.cluster_id, r.is_duplicate, r.duplicate_of, r.update_of))))
-    assert_that(out, check)
-    result = p.run()
-    result.wait_until_finish()
-    counters = {(c.key.metric.namespace, c.key.metric.name): c.committed
-                for c in result.metrics().query(MetricsFilter())["counters"]}
-    total = {name: sum(v for (_, n), v in counters.items() if n == name) for name in ("unique", "duplicates")}
-    assert (total["unique"], total["duplicates"]) == expected_counts
-    return sum(v for (_, n), v in counters.items() if n == "dedup_corrections")
+def _check_streaming(records, settings, expected, expected_counts) -> int:
+    """Runs the streaming path over ``records`` in that order; checks that every story
+    is emitted once at revision 0, that its latest revision is ``expected``, and that
+    the run's counts (revision-0 records, moved by the dedup stage when a correction
+    flips one) are ``expected_counts``. Returns how many records were written again."""
+    outputs, counters = streaming_run(records, settings)
+    first = [fields for _, revision, fields in outputs if revision == 0]
+    assert len(first) == len(records)
+    latest = latest_revisions(outputs)
+    differ = {uid: (latest.get(uid), expected[uid]) for uid in expected if latest.get(uid) != expected[uid]}
+    assert not differ and latest.keys() == expected.keys()
+    counts = (sum(not f[1] for f in first) + counters.get("unique", 0),
+              sum(f[1] for f in first) + counters.get("duplicates", 0))
+    assert counts == expected_counts
+    return counters.get("dedup_corrections", 0)
 
 
 def _batch_outcome(records, settings):
-    from transforms.dedup import record_uid
     out = cluster_records(copy.deepcopy(records), settings)
-    decided = {record_uid(r): (r.cluster_id, r.is_duplicate, r.duplicate_of, r.update_of) for r in out}
+    decided = {record_uid(r): cluster_fields(r) for r in out}
     return decided, (sum(not r.is_duplicate for r in out), sum(r.is_duplicate for r in out))
 
 
@@ -373,10 +339,9 @@ def test_streaming_latest_revisions_equal_batch_in_any_arrival_order():
     expected, expected_counts = _batch_outcome(records, settings)
     by_time = sorted(records, key=lambda r: r.published_at)
     orders = [by_time[::-1]] + [random.Random(seed).sample(records, len(records)) for seed in range(3)]
-    corrections = [_run_streaming(order, settings, expected, expected_counts) for order in orders]
+    corrections = [_check_streaming(order, settings, expected, expected_counts) for order in orders]
     assert corrections[0] > 0  # in reverse order every copy is first decided without its original
     orphan = next(r for r in records if r.story_id == "o1")
-    from transforms.dedup import record_uid
     assert expected[record_uid(orphan)][1:3] == (False, None)  # the orphan path is the one exercised
 
 
@@ -408,12 +373,9 @@ def test_streaming_equals_batch_on_the_labelled_evaluation_with_agency_delays(sh
     # The 2,094 stories of the labelled evaluation (copies, re-sends, hard negatives,
     # updates) arrive in wire order with each story delayed by 0-12 hours, so that
     # copies often arrive before the story they copy; default settings.
-    from datetime import datetime
     from benchmarks.dedup_eval import build
     records = [s.record for s in build().stories]
-    rng = random.Random(7)
-    arrival = sorted(records, key=lambda r: datetime.fromisoformat(r.published_at).timestamp()
-                     + rng.uniform(0, 12 * 3600))
+    arrival = agency_delays(records, hours=12)
     settings = DedupSettings(streaming=True)
     expected, expected_counts = _batch_outcome(records, settings)
-    assert _run_streaming(arrival, settings, expected, expected_counts) > 0
+    assert _check_streaming(arrival, settings, expected, expected_counts) > 0
