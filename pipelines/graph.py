@@ -81,6 +81,13 @@ class StoriesToEventRecords(beam.PTransform):
         return counted, dead_letters
 
 
+def dropped_as_duplicate(record: EventRecord) -> bool:
+    """What --drop-duplicates leaves out. A re-emitted record is always written:
+    an upserting sink must learn that a story it holds as unique turned out to
+    be a duplicate (and a dropped duplicate that became unique must appear)."""
+    return record.is_duplicate and record.cluster_revision == 0
+
+
 def build_pipeline(pipeline: beam.Pipeline, source: beam.PTransform,
                    settings: PipelineSettings) -> None:
     raw_records = pipeline | "Read" >> source
@@ -89,10 +96,8 @@ def build_pipeline(pipeline: beam.Pipeline, source: beam.PTransform,
     # (Kafka) commits only that, so a restart never skips a record.
     written = []
     if settings.drop_duplicates:
-        # A re-emitted record is always written: an upserting sink must learn
-        # that a story it holds as unique turned out to be a duplicate.
         kept, dropped = events | "DropDuplicates" >> beam.Partition(
-            lambda record, _: int(record.is_duplicate and record.cluster_revision == 0), 2)
+            lambda record, _: int(dropped_as_duplicate(record)), 2)
         events = kept
         written.append(dropped)  # counted and done with: nothing more to write
     written.append(events | "WriteEvents" >> write_records(

@@ -547,8 +547,8 @@ def _apply_or_lead(record: EventRecord, decisions: dict) -> EventRecord:
 # exactly what the batch path gives, in any arrival order, provided no story
 # arrives more than ``allowed_lateness_days`` (of publication time) behind the
 # newest story its band keys have seen; a story later than that is still
-# clustered with what it copies, but the later stories it precedes keep their
-# decision (metric ``dedup_too_late``).
+# clustered with what it copies, but the later stories it matches keep their
+# decision (metric ``dedup_too_late`` counts them).
 #
 # Decisions have two levels (see ``decide``): a story's own relations give its
 # root flag, and its predecessors' root flags give its cluster. So a late
@@ -591,7 +591,7 @@ class BandShardIndex:
         self.clock = max(self.clock, sketch.time)
         self._expire(settings)
         on_time = sketch.time >= self.clock - settings.lateness_seconds
-        found, corrections, too_late = [], [], 0
+        found, corrections, too_late = [], [], []
         members = self.buckets.setdefault(bucket, [])
         for other in members:
             relation = relate(other, sketch, settings)
@@ -602,7 +602,7 @@ class BandShardIndex:
             elif on_time:
                 corrections.append(relation)  # ``other`` was decided without this earlier story
             else:
-                too_late += 1
+                too_late.append(other.uid)
         members.append(sketch)
         self.stored += 1
         heapq.heappush(self.held, (sketch.time, sketch.uid))
@@ -632,7 +632,7 @@ class BandShardIndex:
 class BandAnswer(NamedTuple):
     found: list[Relation]  # the probing story duplicates or updates these earlier ones
     corrections: list[Relation]  # stored later stories the probing story precedes and matches
-    too_late: int  # such matches left uncorrected: the probing story is beyond the lateness
+    too_late: list[str]  # such stories left uncorrected: the probing story is beyond the lateness
     released: list[str]  # uids this key will make no more late relations for
 
 
@@ -647,6 +647,7 @@ class StoryRelations:
     asked: set[str] = field(default_factory=set)
     root: Optional[bool] = None  # as last registered
     sent: int = -1  # len(incoming) last sent to DecideCluster
+    uncorrected: set[str] = field(default_factory=set)  # later matches it came too late to correct
     releases: int = 0  # band shards done with the story; its state goes when all are
 
     @property
@@ -763,7 +764,10 @@ class CollectRelations(beam.DoFn):
             story.expected, story.time = expected, time
             story.answered += 1
             story.incoming.update((r.earlier_uid, r) for r in found)
-            self._too_late.inc(too_late)
+            story.uncorrected.update(too_late)
+            if story.complete and story.uncorrected:  # once: every band has answered
+                self._too_late.inc(len(story.uncorrected))
+                story.uncorrected.clear()
         elif tag == "late":
             story.incoming[value.earlier_uid] = value
         else:
@@ -882,7 +886,7 @@ class _StreamingClusters(beam.PTransform):
             for key in keys:
                 yield f"{key >> 32}:{key % s.shards_per_band}", (key, sketch, len(keys))
             if not keys:  # no words and no story_id: nothing can match it, nothing to wait for
-                yield beam.pvalue.TaggedOutput("unbanded", (sketch.uid, ("band", ([], 0, sketch.time, 0))))
+                yield beam.pvalue.TaggedOutput("unbanded", (sketch.uid, ("band", ([], 0, sketch.time, []))))
 
         probed = records | "ProbeBands" >> beam.FlatMap(probes).with_output_types(_Keyed).with_outputs(
             "unbanded", main="probes")

@@ -126,6 +126,27 @@ def test_exact_duplicates_and_bad_lines_in_one_file(tmp_path):
     assert dead[1]["raw_encoding"] == "base64" and "invalid UTF-8" in dead[1]["error"]
 
 
+def test_drop_duplicates_leaves_them_out_of_the_sink_but_counts_them(tmp_path):
+    story = {"title": "Quake hits", "text": "An earthquake hit the coast on Monday.",
+             "published": "2024-06-24T08:00:00Z", "source": "A", "id": "a-1"}
+    copy = dict(story, source="B", id="b-7", published="2024-06-24T09:30:00Z")
+    (tmp_path / "in.jsonl").write_text(f"{json.dumps(copy)}\n{json.dumps(story)}\n")
+    proc = wirestream("run", "--source", str(tmp_path / "in.jsonl"), "--sink", f"jsonl:{tmp_path / 'o'}",
+                      "--drop-duplicates")
+    assert summary_of(proc) == {"read": 2, "unique": 1, "duplicates": 1, "dead_letters": 0}
+    assert [e["source"] for e in read_jsonl(tmp_path / "o")] == ["A"]
+
+
+def test_drop_duplicates_always_writes_a_streaming_re_emission():
+    from pipelines.graph import dropped_as_duplicate
+    from tests.transforms.test_dedup import story
+    first_copy, original = story("c", "Copy."), story("r", "Copy.")
+    first_copy.is_duplicate = True
+    assert dropped_as_duplicate(first_copy) and not dropped_as_duplicate(original)
+    first_copy.cluster_revision = 1  # a story first written as unique, now known to be a copy
+    assert not dropped_as_duplicate(first_copy)
+
+
 @pytest.mark.parametrize("args,message", [
     (["run", "--sink", "jsonl:x"], "--source is required"),
     (["run", "--source", "no/such/dir/*.jsonl"], "no archive files found"),
