@@ -59,7 +59,7 @@ class WirestreamOptions(PipelineOptions):
                            help="Minimum estimated containment of the shorter body's word "
                                 "3-shingles in the other for a near-duplicate.")
         group.add_argument("--dedup_lateness_days", "--dedup-lateness-days", dest="dedup_lateness_days",
-                           type=float, default=1.0,
+                           type=float, default=7.0,
                            help="Streaming: a story published up to this long before the newest "
                                 "one seen still corrects the clusters of stories already written "
                                 "(they are written again with a higher cluster_revision).")

@@ -73,7 +73,10 @@ class DedupSettings:
     streaming: bool = False
     shards_per_band: int = 16  # streaming: keys per band, so every key sees steady traffic
     registry_shards: int = 64  # streaming: keys of the root registry
-    allowed_lateness_days: float = 1.0  # streaming: how late (event time) a story may arrive
+    # streaming: how far behind (publication time) a story may arrive and still correct
+    # what was written; the window by default, so any arrival order within it gives the
+    # batch clusters
+    allowed_lateness_days: float = 7.0
     band_partitions: int = 16  # batch: keys of the bucket shuffle (parallelism, not results)
 
     def __post_init__(self):

@@ -379,3 +379,13 @@ def test_streaming_equals_batch_on_the_labelled_evaluation_with_agency_delays(sh
     settings = DedupSettings(streaming=True)
     expected, expected_counts = _batch_outcome(records, settings)
     assert _check_streaming(arrival, settings, expected, expected_counts) > 0
+
+
+def test_streaming_equals_batch_on_the_labelled_evaluation_in_a_random_order(shared_data):
+    # Any order at all: 8 months of stories shuffled, with a lateness covering them.
+    from benchmarks.dedup_eval import build
+    records = [s.record for s in build().stories]
+    arrival = random.Random(3).sample(records, len(records))
+    settings = DedupSettings(streaming=True, allowed_lateness_days=400)
+    expected, expected_counts = _batch_outcome(records, settings)
+    assert _check_streaming(arrival, settings, expected, expected_counts) > 0
