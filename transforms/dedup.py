@@ -685,15 +685,23 @@ class RootRegistry:
         if self.clock - self.swept >= EXPIRY_STEP:
             self.swept = self.clock
             horizon = self.clock - settings.retention_seconds
-            self.roots = {k: v for k, v in self.roots.items() if v[1] >= horizon}
-            self.askers = {k: v for k, v in self.askers.items() if k in self.roots}
+            expired = [k for k, v in self.roots.items() if v[1] < horizon]
+            for k in expired:  # askers of a story not registered yet stay: it will register
+                del self.roots[k]
+                self.askers.pop(k, None)
         return answers
 
-    def ask(self, asker: str, uid: str) -> Optional[tuple[str, tuple[str, bool, int]]]:
-        self.askers.setdefault(uid, []).append(asker)  # unregistered: answered when it registers
+    def ask(self, asker: str, uid: str, time: int,
+            settings: DedupSettings) -> Optional[tuple[str, tuple[str, bool, int]]]:
         if uid in self.roots:
+            self.askers.setdefault(uid, []).append(asker)
             root, _, seq = self.roots[uid]
             return asker, (uid, root, seq)
+        if time < self.clock - settings.retention_seconds:
+            # Already forgotten (its keys' clocks lag this one's): it would
+            # never register again, so answer now. It led when last known of.
+            return asker, (uid, True, 0)
+        self.askers.setdefault(uid, []).append(asker)  # answered when it registers
         return None
 
 
@@ -794,7 +802,7 @@ class CollectRelations(beam.DoFn):
             if relation.kind == DUPLICATE and relation.earlier_uid not in story.asked:
                 story.asked.add(relation.earlier_uid)
                 yield beam.pvalue.TaggedOutput(self.REGISTRY, (
-                    relation.earlier_uid, ("ask", (uid, relation.earlier_uid))))
+                    relation.earlier_uid, ("ask", (uid, relation.earlier_uid, relation.earlier_order[0]))))
         story.sent = seq
         yield uid, ("relations", (seq, list(story.incoming.values())))
 
@@ -815,7 +823,8 @@ class AnswerRootQuestions(beam.DoFn):
             uid, root, time, seq = value
             answers = state.register(uid, root, time, seq, self._settings)
         else:
-            answer = state.ask(*value)
+            asker, uid, time = value
+            answer = state.ask(asker, uid, time, self._settings)
             answers = [answer] if answer else []
         registry.write(state)
         for asker, flag in answers:

@@ -249,14 +249,26 @@ def test_band_shard_index_releases_a_story_once_the_lateness_has_passed():
 def test_root_registry_answers_askers_before_and_after_registration_and_again_on_a_flip():
     settings = DedupSettings()
     registry = RootRegistry()
-    assert registry.ask("early", "p") is None
+    assert registry.ask("early", "p", 0, settings) is None
     assert registry.register("p", True, 0, 0, settings) == [("early", ("p", True, 0))]
-    assert registry.ask("late", "p") == ("late", ("p", True, 0))
+    assert registry.ask("late", "p", 0, settings) == ("late", ("p", True, 0))
     assert registry.register("p", True, 0, 1, settings) == []  # more relations, same flag: nobody told
     flipped = registry.register("p", False, 0, 2, settings)
     assert sorted(flipped) == [("early", ("p", False, 2)), ("late", ("p", False, 2))]
     assert registry.register("p", True, 0, 1, settings) == []  # an overtaken older flag is ignored
     assert registry.roots["p"][:1] == (False,)
+
+
+def test_root_registry_keeps_a_question_about_a_story_not_registered_yet_through_a_sweep():
+    settings = DedupSettings(window_days=7, allowed_lateness_days=1)
+    registry = RootRegistry()
+    assert registry.register("old", True, 0, 0, settings) == []
+    assert registry.ask("asker", "pending", 9 * 86_400, settings) is None
+    registry.register("other", True, 9 * 86_400, 0, settings)  # 9 days on: a sweep forgets "old"
+    assert "old" not in registry.roots
+    assert registry.register("pending", False, 9 * 86_400, 1, settings) == [("asker", ("pending", False, 1))]
+    # A question about a story forgotten already is answered at once, not left waiting.
+    assert registry.ask("asker", "old", 0, settings) == ("asker", ("old", True, 0))
 
 
 def _run_beam(records, settings, reshuffle):
