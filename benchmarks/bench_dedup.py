@@ -32,6 +32,7 @@ from benchmarks.dedup_eval import build
 from transforms.dedup import (BAND_BATCH, BandShardIndex, ClusterMember, DedupSettings,
                               NearDuplicateClusters, StoryRelations, band_entries, band_keys,
                               candidate_pairs, cluster_records, record_uid, sketch_record)
+from transforms.stage import counter_totals
 
 
 def pairs_by(items, key) -> set[frozenset]:
@@ -177,11 +178,15 @@ def cluster_fields(record) -> tuple:
     return record.cluster_id, record.is_duplicate, record.duplicate_of, record.update_of
 
 
+def batch_clusters(records, settings: DedupSettings = DedupSettings()) -> dict[str, tuple]:
+    """Cluster fields by story uid, from the in-memory clustering (records untouched)."""
+    return {record_uid(r): cluster_fields(r) for r in cluster_records(copy.deepcopy(records), settings)}
+
+
 def streaming_run(records, settings: DedupSettings) -> tuple[list[tuple], dict[str, int]]:
     """Runs the streaming path over ``records`` in that order (FnApiRunner). Returns
     every record it emitted as (uid, cluster_revision, cluster fields), and the
     run's counters by name."""
-    from apache_beam.metrics.metric import MetricsFilter
     with tempfile.TemporaryDirectory() as tmp:
         p = beam.Pipeline(runner="FnApiRunner")
         _ = (p | beam.Create(records, reshuffle=False)
@@ -194,10 +199,7 @@ def streaming_run(records, settings: DedupSettings) -> tuple[list[tuple], dict[s
         for path in sorted(glob.glob(f"{tmp}/out*")):
             with open(path, encoding="utf-8") as f:
                 outputs.extend((uid, rev, tuple(fields)) for uid, rev, fields in map(json.loads, f))
-    counters: dict[str, int] = defaultdict(int)
-    for counter in result.metrics().query(MetricsFilter())["counters"]:
-        counters[counter.key.metric.name] += counter.committed or 0
-    return outputs, dict(counters)
+    return outputs, counter_totals(result)
 
 
 def latest_revisions(outputs) -> dict[str, tuple]:
@@ -218,7 +220,7 @@ def agency_delays(records, hours: float, seed: int = 7) -> list:
 def report_streaming(ev) -> None:
     print("\n== Streaming path vs batch on the labelled evaluation, arriving out of order")
     records = [s.record for s in ev.stories]
-    batch = {record_uid(r): cluster_fields(r) for r in cluster_records(copy.deepcopy(records))}
+    batch = batch_clusters(records)
     # The last run lowers the lateness under the delays, to show the limit.
     for hours, lateness in ((0, 7), (6, 7), (12, 7), (48, 7), (48, 1)):
         started = time.perf_counter()

@@ -24,7 +24,6 @@ logging.basicConfig(level=os.environ.get("WIRESTREAM_LOG_LEVEL", "ERROR").upper(
                     format="%(levelname)s %(name)s: %(message)s")
 
 import apache_beam as beam  # noqa: E402
-from apache_beam.metrics.metric import MetricsFilter  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions  # noqa: E402
 
 from pipelines.graph import PipelineSettings, build_pipeline  # noqa: E402
@@ -36,7 +35,7 @@ from transforms.io.sinks import (SinkError, SinkSettings, SinkSpec, default_dead
                                  load_sinks, redacted_url)  # noqa: E402
 from transforms.normalise import NormaliseSettings  # noqa: E402
 from transforms.parse import ParseSettings  # noqa: E402
-from transforms.stage import METRICS_NAMESPACE  # noqa: E402
+from transforms.stage import counter_totals  # noqa: E402
 
 
 class UsageError(Exception):
@@ -153,10 +152,7 @@ def pipeline_settings(options: PipelineOptions, kafka_config,
 
 
 def summary_from_metrics(result) -> RunSummary:
-    counters: dict[str, int] = {}
-    for counter in result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]:
-        value = counter.committed if counter.committed is not None else counter.attempted
-        counters[counter.key.metric.name] = counters.get(counter.key.metric.name, 0) + (value or 0)
+    counters = counter_totals(result)
     return RunSummary(
         read=counters.get("parse_out", 0) + counters.get("parse_dead_letters", 0),
         unique=counters.get("unique", 0), duplicates=counters.get("duplicates", 0),

@@ -414,6 +414,12 @@ def is_root(incoming: Iterable[Relation]) -> bool:
     return UPDATE in kinds or CORRECTION in kinds or DUPLICATE not in kinds
 
 
+def copies_of(relations: Iterable[Relation]) -> list[Relation]:
+    """The duplicate relations among ``relations``: only for these does the earlier
+    story's root flag matter (a story joins its earliest *root* predecessor)."""
+    return [r for r in relations if r.kind == DUPLICATE]
+
+
 def decide(event_id: str, incoming: Iterable[Relation], root_predecessors: Iterable[str]) -> ClusterDecision:
     """``incoming``: the story's relations to earlier stories; ``root_predecessors``:
     uids of those earlier stories that are roots."""
@@ -426,7 +432,7 @@ def decide(event_id: str, incoming: Iterable[Relation], root_predecessors: Itera
             min(corrected, key=lambda r: r.earlier_order)
         return ClusterDecision(cluster_id_for(event_id), update_of=updated.earlier_event_id)
     roots = set(root_predecessors)
-    leaders = [r for r in incoming if r.kind == DUPLICATE and r.earlier_uid in roots]
+    leaders = [r for r in copies_of(incoming) if r.earlier_uid in roots]
     if not leaders:
         return ClusterDecision(cluster_id_for(event_id))
     leader = min(leaders, key=lambda r: r.earlier_order)
@@ -485,9 +491,8 @@ def _root_flags(item):
     outgoing = [rel for tag, rel in tagged if tag == "out"]
     yield uid, ("incoming", incoming)
     if is_root(incoming):
-        for rel in outgoing:
-            if rel.kind == DUPLICATE:
-                yield rel.later_uid, ("root", rel.earlier_uid)
+        for rel in copies_of(outgoing):
+            yield rel.later_uid, ("root", rel.earlier_uid)
 
 
 class _BatchClusters(beam.PTransform):
@@ -579,20 +584,34 @@ RELEASE = ("release", None)
 
 
 @dataclass
-class BandShardIndex:
-    """Recent sketches of one (band, shard) key, by bucket. Expiry follows the
-    latest publication time seen here, so it needs no timer."""
+class EventClock:
+    """The latest publication time a key has seen: its clock for expiry, so no timer is needed."""
+
+    clock: int = 0
+    swept: int = 0  # clock at the last expiry sweep
+
+    def advance(self, time: int) -> bool:
+        """Moves the clock on; True when a sweep is due (once per hour of event time,
+        not per story)."""
+        self.clock = max(self.clock, time)
+        if self.clock - self.swept < EXPIRY_STEP:
+            return False
+        self.swept = self.clock
+        return True
+
+
+@dataclass
+class BandShardIndex(EventClock):
+    """Recent sketches of one (band, shard) key, by bucket."""
 
     buckets: dict[int, list[StorySketch]] = field(default_factory=dict)
-    clock: int = 0  # latest publication time seen by this key
-    swept: int = 0  # clock at the last expiry sweep
     stored: int = 0  # sketches in all buckets: len() is read per story, so it is kept, not counted
     held: list[tuple[int, str]] = field(default_factory=list)  # heap (time, uid) not yet released
 
     def probe(self, bucket: int, sketch: StorySketch, settings: DedupSettings) -> "BandAnswer":
         """Relations of ``sketch`` to the stories stored in its bucket; then stores it."""
-        self.clock = max(self.clock, sketch.time)
-        self._expire(settings)
+        if self.advance(sketch.time):
+            self._expire(settings)
         on_time = sketch.time >= self.clock - settings.lateness_seconds
         found, corrections, too_late = [], [], []
         members = self.buckets.setdefault(bucket, [])
@@ -616,9 +635,6 @@ class BandShardIndex:
         return BandAnswer(found, corrections, too_late, released)
 
     def _expire(self, settings: DedupSettings) -> None:
-        if self.clock - self.swept < EXPIRY_STEP:  # sweep at most once per hour of event time
-            return
-        self.swept = self.clock
         horizon = self.clock - settings.retention_seconds
         for bucket in list(self.buckets):
             kept = [s for s in self.buckets[bucket] if s.time >= horizon]
@@ -663,27 +679,24 @@ class StoryRelations:
 
 
 @dataclass
-class RootRegistry:
+class RootRegistry(EventClock):
     """Root flags of recent stories, and who asked about each (so that a
     flag that flips reaches them). A flag's ``seq`` (its story's number of
     relations, which only grows) orders flags that travel by different paths."""
 
     roots: dict[str, tuple[bool, int, int]] = field(default_factory=dict)  # uid -> (root, time, seq)
     askers: dict[str, list[str]] = field(default_factory=dict)
-    clock: int = 0
-    swept: int = 0
 
     def register(self, uid: str, root: bool, time: int, seq: int,
                  settings: DedupSettings) -> list[tuple[str, tuple[str, bool, int]]]:
-        self.clock = max(self.clock, time)
+        sweep = self.advance(time)
         before = self.roots.get(uid)
-        if before is not None and before[2] >= seq:
-            return []  # an older flag overtaken by a newer one
-        self.roots[uid] = (root, time, seq)
-        answers = ([(asker, (uid, root, seq)) for asker in self.askers.get(uid, ())]
-                   if before is None or before[0] != root else [])
-        if self.clock - self.swept >= EXPIRY_STEP:
-            self.swept = self.clock
+        answers = []
+        if before is None or before[2] < seq:  # else an older flag overtaken by a newer one
+            self.roots[uid] = (root, time, seq)
+            if before is None or before[0] != root:
+                answers = [(asker, (uid, root, seq)) for asker in self.askers.get(uid, ())]
+        if sweep:
             horizon = self.clock - settings.retention_seconds
             expired = [k for k, v in self.roots.items() if v[1] < horizon]
             for k in expired:  # askers of a story not registered yet stay: it will register
@@ -720,7 +733,7 @@ class ClusterMember:
     def decision(self) -> Optional[ClusterDecision]:
         if self.event_id is None or self.seq < 0:
             return None
-        asked = [r.earlier_uid for r in self.incoming if r.kind == DUPLICATE]
+        asked = [r.earlier_uid for r in copies_of(self.incoming)]
         if any(uid not in self.answers for uid in asked):
             return None
         return decide(self.event_id, self.incoming, [uid for uid in asked if self.answers[uid][0]])
@@ -798,8 +811,8 @@ class CollectRelations(beam.DoFn):
         if root != story.root:
             story.root = root
             yield beam.pvalue.TaggedOutput(self.REGISTRY, (uid, ("register", (uid, root, story.time, seq))))
-        for relation in story.incoming.values():
-            if relation.kind == DUPLICATE and relation.earlier_uid not in story.asked:
+        for relation in copies_of(story.incoming.values()):
+            if relation.earlier_uid not in story.asked:
                 story.asked.add(relation.earlier_uid)
                 yield beam.pvalue.TaggedOutput(self.REGISTRY, (
                     relation.earlier_uid, ("ask", (uid, relation.earlier_uid, relation.earlier_order[0]))))

@@ -19,6 +19,17 @@ DEAD_LETTERS = "dead_letters"
 METRICS_NAMESPACE = "wirestream"
 
 
+def counter_totals(result) -> dict[str, int]:
+    """Our counters of a finished run, by name, summed over the steps that
+    update them (``unique`` is counted in two: first writes and corrections)."""
+    from apache_beam.metrics.metric import MetricsFilter
+    totals: dict[str, int] = {}
+    for counter in result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + (value or 0)
+    return totals
+
+
 def raw_payload(element: Any) -> bytes:
     """The best raw form of an element for its dead letter: the original bytes
     where the element still carries them, else the record as JSON."""

@@ -6,7 +6,8 @@ import random
 import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 
-from benchmarks.bench_dedup import agency_delays, cluster_fields, latest_revisions, streaming_run
+from benchmarks.bench_dedup import (agency_delays, batch_clusters, cluster_fields, latest_revisions,
+                                    streaming_run)
 from schemas import EventRecord, Origin, derive_event_id
 from transforms.dedup import (BandShardIndex, DedupSettings, NearDuplicateClusters, RootRegistry,
                               band_entries, band_keys, candidate_pairs, cluster_records, record_uid,
@@ -54,8 +55,7 @@ def copies():
 
 
 def decisions(records):
-    return {(r.story_id, r.version): (r.cluster_id, r.is_duplicate, r.duplicate_of, r.update_of)
-            for r in records}
+    return {(r.story_id, r.version): cluster_fields(r) for r in records}
 
 
 def test_light_edits_cluster_with_the_earliest_report():
@@ -276,8 +276,7 @@ def _run_beam(records, settings, reshuffle):
     with beam.Pipeline(runner="FnApiRunner") as p:
         out = (p | beam.Create(records, reshuffle=reshuffle)
                | NearDuplicateClusters(settings)
-               | beam.Map(lambda r: ((r.story_id, r.version),
-                                     (r.cluster_id, r.is_duplicate, r.duplicate_of, r.update_of))))
+               | beam.Map(lambda r: ((r.story_id, r.version), cluster_fields(r))))
         assert_that(out, equal_to(expected))
 
 
@@ -339,9 +338,10 @@ def _check_streaming(records, settings, expected, expected_counts) -> int:
 
 
 def _batch_outcome(records, settings):
-    out = cluster_records(copy.deepcopy(records), settings)
-    decided = {record_uid(r): cluster_fields(r) for r in out}
-    return decided, (sum(not r.is_duplicate for r in out), sum(r.is_duplicate for r in out))
+    """Batch cluster fields by story uid, and the (unique, duplicate) counts."""
+    decided = batch_clusters(records, settings)
+    duplicates = sum(fields[1] for fields in decided.values())
+    return decided, (len(decided) - duplicates, duplicates)
 
 
 def test_streaming_latest_revisions_equal_batch_in_any_arrival_order():

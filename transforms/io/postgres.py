@@ -134,11 +134,13 @@ class TableLayout:
     row: Callable[[dict], tuple]
     revision: Optional[str] = None  # a row never replaces one with a higher value here
 
+    @functools.cached_property
+    def _revision_at(self) -> Optional[int]:
+        return None if self.revision is None else self.columns.index(self.revision)
+
     def newer(self, row: tuple, than: Optional[tuple]) -> bool:
-        if than is None or self.revision is None:
-            return True
-        at = self.columns.index(self.revision)
-        return row[at] >= than[at]
+        at = self._revision_at
+        return than is None or at is None or row[at] >= than[at]
 
 
 LAYOUTS = {
