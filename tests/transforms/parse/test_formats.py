@@ -338,3 +338,17 @@ def test_normalising_does_not_decode_again():
     record = normalise_story(story)
     assert record.headline == "AT&amp;T <T>"
     assert record.body == REUTERS_SENTENCE + " AT&amp;T"
+
+
+def test_plain_text_headline_ending_with_a_full_stop_stays_the_headline(shared_data):
+    lines = (shared_data / "seed" / "000_bf88e37bba94a288.txt").read_text(encoding="utf-8").split("\n\n")
+    headline = "Putin's peace proposal for Ukraine stays on the table, Kremlin says."
+    story = one_story("\n\n".join([lines[0], headline] + lines[2:]), "txt")
+    assert (story.section, story.headline) == ("Geopolitics", headline)
+    assert story.body.startswith("Russian President Vladimir Putin")
+
+
+def test_plain_text_short_title_then_a_lead_is_not_a_section():
+    lead = "Prices rose. Traders said the rally would last."
+    story = one_story(f"Markets rally\n\n{lead}\n\nMore text follows here.", "txt")
+    assert (story.section, story.headline, story.body.split("\n\n")[0]) == (None, "Markets rally", lead)
