@@ -35,7 +35,7 @@ ZONE_ABBREVIATIONS = {
     "NZST": 720, "NZDT": 780, "HST": -600, "AKST": -540, "AKDT": -480, "PST": -480,
     "PDT": -420, "MST": -420, "MDT": -360, "CST": -360, "CDT": -300, "EST": -300,
     "EDT": -240, "AST": -240, "ADT": -180, "NST": -210, "NDT": -150, "BRT": -180,
-    "ART": -180,
+    "ART": -180, "MEZ": 60, "MESZ": 120,  # German: Mitteleuropäische (Sommer)zeit
 }
 _ZONE_ABBREVIATION = "|".join(sorted(ZONE_ABBREVIATIONS, key=len, reverse=True))
 _ZONE_ABBREVIATION_WORD = re.compile(rf"(?<![A-Za-z])({_ZONE_ABBREVIATION})(?![A-Za-z])")

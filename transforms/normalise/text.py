@@ -14,6 +14,7 @@ import unicodedata
 from html.parser import HTMLParser
 
 import ftfy
+import ftfy.fixes
 
 _BLOCK_TAGS = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article",
                "blockquote", "tr", "pre", "hr", "ul", "ol", "table", "figure", "figcaption"}
@@ -84,8 +85,13 @@ _PARA_BREAK = re.compile(r"\n\s*\n+")
 
 def repair_mojibake(text: str) -> str:
     """UTF-8 read as Latin-1/cp1252 ("CafÃ©" -> "Café"); ftfy changes text
-    only when the repair is unambiguous. ASCII text cannot be mojibake."""
-    return text if text.isascii() else ftfy.fix_encoding(text)
+    only when the repair is unambiguous. ASCII text cannot be mojibake. C1
+    control characters are cp1252 read as Latin-1 ("s\x92engager"): they become
+    the characters meant, as an HTML parser reads them, so that plain text and
+    HTML forms of one story agree."""
+    if text.isascii():
+        return text
+    return ftfy.fixes.fix_c1_controls(ftfy.fix_encoding(text))
 
 
 def clean_text(text: str) -> str:

@@ -16,6 +16,8 @@ import re
 from typing import Any, Iterator, Optional
 
 import trafilatura
+from ftfy.fixes import fix_c1_controls
+from trafilatura.utils import decode_file
 
 from schemas import Origin, Story
 from transforms.normalise.text import clean_text
@@ -32,6 +34,7 @@ _PUBLISHED_META = (
 _LANGUAGE_META = ("content-language", "language", "dc.language", "og:locale")
 _TITLE_SEPARATOR = re.compile(r"(\s+[|\u2013\u2014-]\s+)")
 _DATE_LABEL = re.compile(r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}")
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 _HTML_START = re.compile(rb"\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html)",
                          re.IGNORECASE | re.DOTALL)
 
@@ -120,7 +123,10 @@ def _headline(title: str, sitename: Optional[str], url: Optional[str]) -> tuple[
 def parse_html_page(payload: bytes, origin: Origin) -> Story:
     if not looks_like_html_page(payload):
         raise ParseError("malformed HTML: no <html> document (expected a doctype or <html> first)")
-    tree = trafilatura.load_html(payload)
+    # Decoded by trafilatura's own charset detection; C1 controls repaired as
+    # clean_text repairs them (libxml2 would drop them: "s\x92engager").
+    page = _XML_DECLARATION.sub("", fix_c1_controls(decode_file(payload)), count=1)
+    tree = trafilatura.load_html(page)
     if tree is None or next(tree.iter("body"), None) is None:
         raise ParseError("malformed HTML: no document body could be read")
     document = trafilatura.bare_extraction(tree, with_metadata=True, include_comments=False,

@@ -20,6 +20,8 @@ def test_clean_text_repairs_mojibake_only_when_unambiguous():
     assert repair_mojibake("Bundesbank-PrÃ¤sident sagte, dass") == "Bundesbank-Präsident sagte, dass"
     assert clean_text("The cafÃ© said") == "The café said"
     assert clean_text("Zürich, Ærø, Łódź") == "Zürich, Ærø, Łódź"  # correct text is left alone
+    # cp1252 read as Latin-1 leaves C1 controls: the apostrophe meant, as HTML parsers read it.
+    assert clean_text("le débat qui doit s\x92engager") == "le débat qui doit s'engager"
 
 
 def test_plain_text_keeps_every_character():

@@ -352,3 +352,9 @@ def test_plain_text_short_title_then_a_lead_is_not_a_section():
     lead = "Prices rose. Traders said the rally would last."
     story = one_story(f"Markets rally\n\n{lead}\n\nMore text follows here.", "txt")
     assert (story.section, story.headline, story.body.split("\n\n")[0]) == (None, "Markets rally", lead)
+
+
+def test_plain_text_headline_with_a_company_mark_is_not_a_section():
+    story = one_story("<OXOCO INC> YEAR LOSS\n\nOper shr loss 6.68 dlrs vs loss 9.95 dlrs\n\n"
+                      "Oper net loss 5.2 mln vs loss 7.6 mln", "txt")
+    assert (story.section, story.headline) == (None, "<OXOCO INC> YEAR LOSS")
