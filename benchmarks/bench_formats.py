@@ -566,6 +566,29 @@ def report_pairs(name: str, clusters: list, truth: set, started: float) -> None:
           f"{time.process_time() - started:>8.1f}")
 
 
+def html_pages() -> None:
+    """The 17 real pages of ../shared/data/html_news_pages: what becomes of each,
+    and what parsing a page costs (their expectations are in the tests)."""
+    print("\n== Real article pages (html_news_pages): parse + normalise, median of 5 runs per page")
+    outcomes, costs = Counter(), []
+    for path in sorted((data_dir() / "html_news_pages").glob("*.html")):
+        payload = path.read_bytes()
+        runs = []
+        for _ in range(5):
+            started = time.perf_counter()
+            record, dead = pipeline_record(payload, "html", datetime(2026, 1, 1, tzinfo=timezone.utc),
+                                           None, "page", tagged=False)
+            runs.append(time.perf_counter() - started)
+        costs.append(sorted(runs)[2])
+        outcomes["story" if record else f"dead letter: {dead.split(':')[0]}"] += 1
+        if record and not any(q.startswith("published_at: date only") for q in record.quality):
+            outcomes["with a full publication time"] += 1
+    costs.sort()
+    print(", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())) +
+          f"; {costs[len(costs) // 2] * 1000:.0f} ms per page median, {costs[-1] * 1000:.0f} ms the "
+          f"largest ({max(p.stat().st_size for p in (data_dir() / 'html_news_pages').glob('*.html')) // 1024} KiB)")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stories", type=int, default=200, help="Reuters stories (default 200)")
@@ -579,6 +602,7 @@ def main(argv=None) -> None:
     print(f"{len(stories):,} stories: {args.stories} Reuters-21578, "
           f"{len(stories) - args.stories} Lingua in {', '.join(LANGUAGES)}")
     started = time.time()
+    html_pages()
     invariance(stories)
     times(stories, random.Random(SEED), baseline=not args.skip_baseline)
     if not args.skip_duplicates:

@@ -38,9 +38,10 @@ def _is_headline_after_section(line: str, next_block: str) -> bool:
 
 def _is_section_label(line: str) -> bool:
     # Sections are a few words ("Geopolitics", "World News"): no figures, no
-    # Reuters company marks ("<OXOCO INC> YEAR LOSS" is a headline).
+    # Reuters company marks ("<OXOCO INC> YEAR LOSS" is a headline); nor a wire
+    # headline in capitals ("INDIAN ROCKET LAUNCH FAILS").
     return (len(line) <= 40 and len(line.split()) <= 4 and not line.endswith(_SENTENCE_END)
-            and not re.search(r"[\d<>]", line))
+            and not re.search(r"[\d<>]", line) and not (line.isupper() and " " in line.strip()))
 
 
 def split_related_headlines(blocks: list[str]) -> tuple[list[str], list[str]]:

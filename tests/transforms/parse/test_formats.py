@@ -358,3 +358,11 @@ def test_plain_text_headline_with_a_company_mark_is_not_a_section():
     story = one_story("<OXOCO INC> YEAR LOSS\n\nOper shr loss 6.68 dlrs vs loss 9.95 dlrs\n\n"
                       "Oper net loss 5.2 mln vs loss 7.6 mln", "txt")
     assert (story.section, story.headline) == (None, "<OXOCO INC> YEAR LOSS")
+
+
+def test_plain_text_wire_headline_in_capitals_is_not_a_section():
+    lead = "India's first intercontinental-range rocket fell into the Bay of Bengal, officials said."
+    story = one_story(f"INDIAN ROCKET LAUNCH FAILS\n\n{lead}\n\nThe launch was watched by the "
+                      "prime minister and many officials from the space agency.", "txt")
+    assert (story.section, story.headline) == (None, "INDIAN ROCKET LAUNCH FAILS")
+    assert story.body.startswith(lead)
