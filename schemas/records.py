@@ -58,7 +58,7 @@ class Origin:
 @dataclass(frozen=True)
 class RawRecord:
     """One payload as read, before parsing. `format_hint` is the archive
-    file's format (``jsonl``, ``json``, ``xml``, ``sgm``, ``txt``) or None
+    file's format (``jsonl``, ``json``, ``xml``, ``sgm``, ``txt``, ``html``) or None
     when the format must be sniffed (Kafka)."""
 
     payload: bytes
@@ -78,7 +78,7 @@ class Subject:
 class Story:
     """The canonical story every input format is mapped onto."""
 
-    format: str  # ninjs, json, newsml-g2, rss, atom, reuters-sgml, text
+    format: str  # ninjs, json, newsml-g2, rss, atom, reuters-sgml, text, html
     headline: str
     body: str
     origin: Origin

@@ -29,7 +29,8 @@ from schemas import Origin, RawRecord
 # Extension -> format hint given to the parse stage.
 ARCHIVE_FORMATS = {".jsonl": "jsonl", ".jsonl.gz": "jsonl", ".ndjson": "jsonl", ".json": "json",
                    ".json.gz": "json", ".xml": "xml", ".xml.gz": "xml", ".sgm": "sgm",
-                   ".sgm.gz": "sgm", ".txt": "txt", ".txt.gz": "txt"}
+                   ".sgm.gz": "sgm", ".txt": "txt", ".txt.gz": "txt", ".html": "html",
+                   ".html.gz": "html", ".htm": "html", ".htm.gz": "html"}
 
 
 class SourceError(ValueError):

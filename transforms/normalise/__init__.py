@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from schemas import EventRecord, Story, content_digest, derive_event_id
-from transforms.normalise.dates import normalise_time, parse_utc_iso, utc_iso, zone_named
+from transforms.normalise.dates import (
+    normalise_time, parse_utc_iso, record_day_month_order, utc_iso, zone_named)
 from transforms.normalise.language import (
     UNDETERMINED, choose_language, detect_language, normalise_language_tag)
 from transforms.normalise.mentions import dates_mentioned
@@ -66,9 +67,10 @@ def normalise_story(story: Story, settings: NormaliseSettings = NormaliseSetting
 
     zone = settings.source_timezones.get(story.source or "", settings.default_timezone)
     reference = reference_time(story)
+    day_month_order = record_day_month_order(zone, region, declared)
     if story.published_raw and story.published_raw.strip():
         published_at, notes = normalise_time("published_at", story.published_raw, zone, reference,
-                                             date_language)
+                                             date_language, day_month_order)
         quality += notes
     else:
         published_at = utc_iso(reference)
@@ -77,7 +79,7 @@ def normalise_story(story: Story, settings: NormaliseSettings = NormaliseSetting
     updated_at = None
     if story.updated_raw and story.updated_raw.strip():
         updated_at, notes = normalise_time("updated_at", story.updated_raw, zone, reference,
-                                           date_language)
+                                           date_language, day_month_order)
         quality += notes
 
     mentioned: list[dict[str, str]] = []

@@ -1,17 +1,20 @@
 """Text clean-up shared by parsing and normalisation.
 
 `clean_text` is idempotent, so the normalise stage can apply it again to text
-the parse stage already cleaned.
+the parse stage already cleaned. It never decodes markup or entities: plain
+text keeps every character ("<RD.AS>", "5 < 6 > 4", "AT&amp;T" as sent).
+Markup is read, and its entities decoded exactly once, by `html_to_text`,
+which the parsers call only for fields their format declares HTML.
 """
 
 from __future__ import annotations
 
-import html
 import re
 import unicodedata
 from html.parser import HTMLParser
 
 import ftfy
+import ftfy.fixes
 
 _BLOCK_TAGS = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article",
                "blockquote", "tr", "pre", "hr", "ul", "ol", "table", "figure", "figcaption"}
@@ -41,24 +44,31 @@ class _TextExtractor(HTMLParser):
             self.parts.append(data)
 
 
-_TAG_RE = re.compile(r"<\s*/?\s*[a-zA-Z][^>]*>")
+# Tags of HTML itself: "<p>" is markup, "<RD.AS>" or "<Shell U.K. Ltd's>" (how
+# Reuters marks tickers and companies) is text.
+_HTML_TAG = re.compile(
+    r"<\s*/?\s*(?:p|br|div|span|a|b|i|u|em|strong|small|sub|sup|ul|ol|li|dl|dt|dd|h[1-6]|img|"
+    r"figure|figcaption|blockquote|q|cite|table|thead|tbody|tr|td|th|pre|code|hr|section|article|"
+    r"header|footer|aside|nav|main|iframe|script|style|noscript|html|body|head|title|meta|link|"
+    r"picture|source|video|audio|time|abbr|mark|font|center)(?=[\s/>])[^>]*>", re.IGNORECASE)
 
 
 def looks_like_html(text: str) -> bool:
-    return bool(_TAG_RE.search(text))
+    """For fields whose format does not say whether they hold HTML (agency
+    JSON `content`, `description`, `summary`): markup only if it uses HTML's
+    own tags."""
+    return bool(_HTML_TAG.search(text))
 
 
 def html_to_text(markup: str) -> str:
-    """HTML fragment -> plain text with paragraphs separated by blank lines."""
+    """HTML fragment -> plain text with paragraphs separated by blank lines;
+    character references decoded once, by HTML's own rules."""
     parser = _TextExtractor()
     parser.feed(markup)
     parser.close()
     return clean_text("".join(parser.parts))
 
 
-# Only well-formed references: html.unescape alone also expands legacy
-# semicolon-less names, turning "&notes" into "¬es".
-_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 # Typographic quotes to ASCII, so that copies of a story differing only in
 # quote style compare equal; guillemets are language typography and stay.
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'",
@@ -75,19 +85,18 @@ _PARA_BREAK = re.compile(r"\n\s*\n+")
 
 def repair_mojibake(text: str) -> str:
     """UTF-8 read as Latin-1/cp1252 ("CafÃ©" -> "Café"); ftfy changes text
-    only when the repair is unambiguous. ASCII text cannot be mojibake."""
-    return text if text.isascii() else ftfy.fix_encoding(text)
+    only when the repair is unambiguous. ASCII text cannot be mojibake. C1
+    control characters are cp1252 read as Latin-1 ("s\x92engager"): they become
+    the characters meant, as an HTML parser reads them, so that plain text and
+    HTML forms of one story agree."""
+    if text.isascii():
+        return text
+    return ftfy.fixes.fix_c1_controls(ftfy.fix_encoding(text))
 
 
 def clean_text(text: str) -> str:
-    """NFC, repaired mojibake, unescaped entities, ASCII quotes, collapsed
-    spaces; paragraphs kept as blank-line breaks."""
-    # Feeds double-escape ("&amp;amp;"); unescaping to a fixed point keeps this idempotent.
-    for _ in range(3):
-        unescaped = _ENTITY.sub(lambda m: html.unescape(m.group(0)), text)
-        if unescaped == text:
-            break
-        text = unescaped
+    """NFC, repaired mojibake, ASCII quotes, collapsed spaces; paragraphs kept
+    as blank-line breaks."""
     text = repair_mojibake(text).replace("\r\n", "\n").replace("\r", "\n")
     text = _CARET_M.sub("", _INVISIBLE.sub("", unicodedata.normalize("NFC", text))).translate(_QUOTES)
     paragraphs = [

@@ -14,6 +14,7 @@ from typing import Iterator, Union
 
 from schemas import DeadLetter, RawRecord, Story
 from transforms.parse.errors import ParseError
+from transforms.parse.html_page import looks_like_html_page, parse_html_page
 from transforms.parse.json_formats import parse_json_story
 from transforms.parse.plaintext import parse_plain_text
 from transforms.parse.reuters import parse_reuters_sgml
@@ -32,11 +33,13 @@ _BOM = b"\xef\xbb\xbf"
 
 
 def sniff_format(payload: bytes, hint: str | None = None) -> str:
-    """-> 'json', 'xml', 'sgm' or 'txt'; raises ParseError when nothing fits."""
+    """-> 'json', 'xml', 'sgm', 'html' or 'txt'; raises ParseError when nothing fits."""
     if hint in ("json", "jsonl"):
         return "json"
-    if hint in ("xml", "sgm", "txt"):
+    if hint in ("xml", "sgm", "txt", "html"):
         return hint
+    if looks_like_html_page(payload):
+        return "html"
     head = payload[:512].lstrip(_BOM).lstrip()
     if head[:1] in (b"{", b"["):
         return "json"
@@ -65,6 +68,8 @@ def _parse_items(raw: RawRecord, fmt: str) -> Iterator[Story | tuple[int, bytes,
         yield from parse_xml_document(raw.payload, raw.origin)
     elif fmt == "sgm":
         yield parse_reuters_sgml(raw.payload, raw.origin)
+    elif fmt == "html":
+        yield parse_html_page(raw.payload, raw.origin)
     else:
         yield parse_plain_text(decode_utf8(raw.payload), raw.origin)
 

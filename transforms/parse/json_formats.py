@@ -13,6 +13,11 @@ from transforms.parse.errors import ParseError, int_version, require_content
 HEADLINE_KEYS = ("headline", "title", "hl")
 BODY_KEYS = ("body", "text", "content", "body_text", "body_html", "articleBody", "description",
              "summary")
+# How each body field holds its text. Plain text keeps every character (Reuters
+# marks companies "<Shell U.K. Ltd's>" and tickers "<RD.AS>"); only fields named
+# HTML are read as markup; the others are markup only if they use HTML's tags.
+PLAIN_TEXT_KEYS = frozenset({"body", "text", "body_text", "articleBody"})
+HTML_KEYS = frozenset({"body_html"})
 PUBLISHED_KEYS = ("published", "pubDate", "published_at", "date", "firstcreated", "datePublished",
                   "versioncreated", "date_raw")
 UPDATED_KEYS = ("updated", "modified", "dateModified", "versioncreated")
@@ -52,10 +57,26 @@ def _first(obj: dict, keys: tuple[str, ...]) -> str | None:
     return None
 
 
-def _clean_body(text: str | None) -> str:
+def _clean_body(text: str | None, kind: str) -> str:
+    """`kind`: "text", "html", or "unknown" (a field whose format does not say)."""
     if not text:
         return ""
-    return html_to_text(text) if looks_like_html(text) else clean_text(text)
+    if kind == "html" or (kind == "unknown" and looks_like_html(text)):
+        return html_to_text(text)
+    return clean_text(text)
+
+
+def _first_body(obj: dict) -> tuple[str | None, str]:
+    for key in BODY_KEYS:
+        text = _text_of(obj.get(key))
+        if text not in (None, ""):
+            kind = "text" if key in PLAIN_TEXT_KEYS else "html" if key in HTML_KEYS else "unknown"
+            return text, kind
+    return None, "text"
+
+
+def _content_kind(contenttype: str | None) -> str:
+    return "html" if contenttype and "html" in contenttype.lower() else "text"
 
 
 def is_ninjs(obj: dict) -> bool:
@@ -66,23 +87,30 @@ def is_ninjs(obj: dict) -> bool:
         "firstcreated"))
 
 
-def _by_role(entries: Any, preferred: tuple[str, ...]) -> str | None:
-    """ninjs 2.x lists ({role, value, contenttype}): the preferred role, else the first."""
+def _by_role(entries: Any, preferred: tuple[str, ...]) -> tuple[str | None, str]:
+    """ninjs 2.x lists ({role, value, contenttype}): the preferred role, else
+    the first; with "html" or "text" as its contenttype says."""
     if not isinstance(entries, list) or not entries:
-        return None
+        return None, "text"
     for role in preferred:
         for entry in entries:
             if isinstance(entry, dict) and entry.get("role") == role and entry.get("value"):
-                return entry["value"]
-    return _text_of(entries)
+                return entry["value"], _content_kind(entry.get("contenttype"))
+    for entry in entries:
+        text = _text_of(entry)
+        if text:
+            return text, _content_kind(entry.get("contenttype") if isinstance(entry, dict) else None)
+    return None, "text"
 
 
 def _ninjs_story(obj: dict, origin: Origin) -> Story:
-    headline = obj.get("headline") or _by_role(obj.get("headlines"), ("main", "default"))
-    body = (obj.get("body_html") or obj.get("body_text")
-            or _by_role(obj.get("bodies"), ("main", "text", "html", "default"))
-            or obj.get("description_text") or obj.get("description_html")
-            or _by_role(obj.get("descriptions"), ("text", "summary", "main", "default")))
+    headline = obj.get("headline") or _by_role(obj.get("headlines"), ("main", "default"))[0]
+    body, kind = next(((value, kind) for value, kind in (
+        (obj.get("body_html"), "html"), (obj.get("body_text"), "text"),
+        _by_role(obj.get("bodies"), ("main", "text", "html", "default")),
+        (obj.get("description_text"), "text"), (obj.get("description_html"), "html"),
+        _by_role(obj.get("descriptions"), ("text", "summary", "main", "default"))) if value),
+        (None, "text"))
     subjects = []
     for entry in obj.get("subjects") or obj.get("subject") or []:
         if isinstance(entry, dict):
@@ -92,7 +120,7 @@ def _ninjs_story(obj: dict, origin: Origin) -> Story:
     places = [_text_of(p) for p in (obj.get("places") or obj.get("place") or [])]
     infosource = _text_of(obj.get("infosources") or obj.get("infosource"))
     return Story(
-        format="ninjs", headline=clean_text(headline or ""), body=_clean_body(body),
+        format="ninjs", headline=clean_text(headline or ""), body=_clean_body(body, kind),
         origin=origin, story_id=str(obj["uri"]), version=int_version(obj.get("version")),
         source=infosource or _text_of(obj.get("copyrightholder")) or _text_of(obj.get("by")),
         url=_first(obj, ("url", "link")),
@@ -116,7 +144,7 @@ def _agency_story(obj: dict, origin: Origin) -> Story:
     related = obj.get("related_headlines") or obj.get("related") or []
     return Story(
         format="json", headline=clean_text(_first(obj, HEADLINE_KEYS) or ""),
-        body=_clean_body(_first(obj, BODY_KEYS)), origin=origin,
+        body=_clean_body(*_first_body(obj)), origin=origin,
         story_id=_first(obj, ID_KEYS), version=int_version(obj.get("version")),
         source=_first(obj, SOURCE_KEYS), url=_first(obj, URL_KEYS),
         section=_first(obj, SECTION_KEYS),

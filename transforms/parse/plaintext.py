@@ -19,8 +19,29 @@ def _is_headline_like(line: str) -> bool:
     return 0 < len(line) <= 200 and not line.endswith(_SENTENCE_END)
 
 
+# A sentence boundary inside a line: the line is prose, not a headline.
+_INNER_SENTENCE_END = re.compile(r"[.!?][\"')\u201d\u2019]?\s+[A-Z\u00c0-\u024f]")
+_MAX_STOPPED_HEADLINE = 150
+
+
+def _is_headline_after_section(line: str, next_block: str) -> bool:
+    """Under a section label, a headline may end with a full stop: some sites
+    write headlines as sentences. It is then one sentence of 5 words or more
+    (not a section label's length) on one line, shorter than the paragraph after it."""
+    line = line.strip()
+    if _is_headline_like(line):
+        return True
+    return (line.endswith((".", "!", "?")) and len(line) <= _MAX_STOPPED_HEADLINE
+            and len(line.split()) >= 5
+            and not _INNER_SENTENCE_END.search(line) and len(line) < len(next_block.strip()))
+
+
 def _is_section_label(line: str) -> bool:
-    return len(line) <= 40 and len(line.split()) <= 4 and not line.endswith(_SENTENCE_END)
+    # Sections are a few words ("Geopolitics", "World News"): no figures, no
+    # Reuters company marks ("<OXOCO INC> YEAR LOSS" is a headline); nor a wire
+    # headline in capitals ("INDIAN ROCKET LAUNCH FAILS").
+    return (len(line) <= 40 and len(line.split()) <= 4 and not line.endswith(_SENTENCE_END)
+            and not re.search(r"[\d<>]", line) and not (line.isupper() and " " in line.strip()))
 
 
 def split_related_headlines(blocks: list[str]) -> tuple[list[str], list[str]]:
@@ -49,7 +70,7 @@ def parse_plain_text(text: str, origin: Origin) -> Story:
         raise ParseError("empty text")
     section = None
     if len(blocks) >= 3 and "\n" not in blocks[0] and "\n" not in blocks[1] \
-            and _is_section_label(blocks[0]) and _is_headline_like(blocks[1]):
+            and _is_section_label(blocks[0]) and _is_headline_after_section(blocks[1], blocks[2]):
         section, blocks = blocks[0].strip(), blocks[1:]
     headline, body_blocks = blocks[0], blocks[1:]
     if "\n" in headline or len(headline) > 300:

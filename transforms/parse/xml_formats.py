@@ -13,7 +13,7 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from schemas import Origin, Story, Subject
-from transforms.normalise.text import clean_text, html_to_text, looks_like_html
+from transforms.normalise.text import clean_text, html_to_text
 from transforms.parse.errors import ParseError, int_version, require_content
 
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -72,10 +72,23 @@ def block_text(el: Optional[ET.Element]) -> str:
     return clean_text("".join(parts))
 
 
-def _markup_text(value: Optional[str]) -> str:
-    if not value:
+def _html_text(value: Optional[str]) -> str:
+    """A field the format declares HTML (RSS description, Atom type="html",
+    inlineData text/html): the XML parser has decoded one level of entities,
+    the HTML reader decodes the markup's own, once."""
+    return html_to_text(value) if value else ""
+
+
+def _atom_text(el: Optional[ET.Element]) -> str:
+    """Atom text constructs say what they hold: type text (default), html or xhtml."""
+    if el is None:
         return ""
-    return html_to_text(value) if looks_like_html(value) else clean_text(value)
+    kind = el.get("type", "text")
+    if kind == "xhtml":
+        return block_text(el)
+    if kind == "html" or kind.endswith("html"):
+        return _html_text(text_of(el))
+    return clean_text(text_of(el) or "")
 
 
 def _qcode_value(qcode: Optional[str]) -> Optional[str]:
@@ -106,7 +119,9 @@ def _newsml_body(item: ET.Element) -> str:
             html_body = descendant(content, "body")
             return block_text(html_body if html_body is not None else content)
         if kind == "inlineData":
-            return _markup_text(content.text)
+            if "html" in (content.get("contenttype") or ""):
+                return _html_text(content.text)
+            return clean_text(content.text or "")
     return ""
 
 
@@ -173,8 +188,8 @@ def _rss_item_story(item: ET.Element, origin: Origin, channel: ET.Element) -> St
     encoded = next((c for c in item if local(c.tag) == "encoded"), None)
     category = child(item, "category")
     return require_content(Story(
-        format="rss", headline=_markup_text(text_of(child(item, "title"))),
-        body=_markup_text(text_of(encoded) or text_of(child(item, "description"))),
+        format="rss", headline=clean_text(text_of(child(item, "title")) or ""),
+        body=_html_text(text_of(encoded) or text_of(child(item, "description"))),
         origin=origin, story_id=text_of(child(item, "guid")) or text_of(child(item, "link")),
         source=text_of(child(item, "source")) or text_of(child(channel, "title")),
         url=text_of(child(item, "link")), section=text_of(category),
@@ -194,15 +209,12 @@ def _atom_entry_story(entry: ET.Element, origin: Origin, feed: Optional[ET.Eleme
     content = child(entry, "content")
     if content is None:
         content = child(entry, "summary")
-    if content is not None and content.get("type") == "xhtml":
-        body = block_text(content)
-    else:
-        body = _markup_text(text_of(content))
+    body = _atom_text(content)
     source = text_of(child(child(entry, "source"), "title")) or (
         text_of(child(feed, "title")) if feed is not None else None)
     category = child(entry, "category")
     return require_content(Story(
-        format="atom", headline=_markup_text(text_of(child(entry, "title"))), body=body,
+        format="atom", headline=_atom_text(child(entry, "title")), body=body,
         origin=origin, story_id=text_of(child(entry, "id")), source=source,
         url=_atom_link(entry), section=category.get("term") if category is not None else None,
         published_raw=text_of(child(entry, "published")) or text_of(child(entry, "updated")),

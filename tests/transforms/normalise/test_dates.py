@@ -4,7 +4,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from transforms.normalise.dates import normalise_time, parse_time, utc_iso
+from schemas import Origin, Story
+from transforms.normalise import normalise_story
+from transforms.normalise.dates import normalise_time, parse_time, record_day_month_order, utc_iso
 
 REFERENCE = datetime(2024, 6, 24, 9, 0, tzinfo=timezone.utc)  # a Monday
 
@@ -135,3 +137,66 @@ def test_every_reuters_date_field_is_read(shared_data):
     assert min(v for v, _ in values) == "1987-02-26T15:01:01Z"
     assert max(v for v, _ in values).startswith("1987-10-20")
     assert sum(bool(q) for _, q in values) == 2  # the impossible hour and the annotated guess
+
+
+def test_a_date_in_another_language_with_a_utc_offset_parses():
+    # "UTC+01:00" was read as UTC followed by a second offset, so no parser took it.
+    assert parsed("2 avril 1987 08:32 UTC+01:00", language="en") == "1987-04-02T07:32:00Z"
+    assert parsed("2. März 1987 08:32 GMT+1", language="en") == "1987-03-02T07:32:00Z"
+    assert parsed("2 марта 1987 08:32 UTC+03:00", language="en") == "1987-03-02T05:32:00Z"
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("10.06.2024 11:15 MSK", "2024-06-10T08:15:00Z"),
+    ("10.06.2024", "2024-06-10T00:00:00Z"),
+    ("03.02.1987 09:51", "1987-02-03T09:51:00Z"),
+    ("2.3.1987 14h05 GMT+1", "1987-03-02T13:05:00Z"),
+    ("10.06.24, 11:15 Uhr", "2024-06-10T11:15:00Z"),
+])
+def test_dotted_numeric_dates_are_day_first(raw, expected):
+    for language in (None, "en", "de"):
+        assert parsed(raw, language=language) == expected
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("13/02/1987 09:51", "1987-02-13T09:51:00Z"),  # 13 can only be the day
+    ("02/13/1987 9:51 PM", "1987-02-13T21:51:00Z"),  # ... or only the month's neighbour
+])
+def test_slashed_dates_with_a_number_over_12_need_no_guess(raw, expected):
+    assert normalise_time("published_at", raw, "UTC", REFERENCE) == (expected, [])
+
+
+@pytest.mark.parametrize("raw, order, expected, reason", [
+    ("03/02/1987 9:51 AM EST", None, "1987-03-02T14:51:00Z", "month first (US zone EST in the value)"),
+    ("03/02/1987 09:51 CET", None, "1987-02-03T08:51:00Z", "day first (zone CET in the value)"),
+    ("03/02/1987 09:51", dict(source_zone="America/New_York"), "1987-03-02T14:51:00Z",
+     "month first (source zone America/New_York)"),
+    ("03/02/1987 09:51", dict(source_zone="Europe/Paris"), "1987-02-03T08:51:00Z",
+     "day first (source zone Europe/Paris)"),
+    ("03/02/1987 09:51", dict(region="US", language="en"), "1987-03-02T09:51:00Z",
+     "month first (declared region US)"),
+    ("03/02/1987 09:51", dict(region="GB", language="en"), "1987-02-03T09:51:00Z",
+     "day first (declared region GB)"),
+    ("03/02/1987 09:51", dict(language="fr"), "1987-02-03T09:51:00Z",
+     "day first (declared language fr)"),
+    ("03/02/1987 09:51", None, "1987-02-03T09:51:00Z", "day first (no sign of a US source)"),
+])
+def test_ambiguous_slashed_dates_follow_the_record_and_say_so(raw, order, expected, reason):
+    zone = (order or {}).get("source_zone") or "UTC"
+    day_month_order = record_day_month_order(**order) if order else None
+    value, quality = normalise_time("published_at", raw, zone, REFERENCE, "en", day_month_order)
+    assert value == expected
+    assert len(quality) == 1 and "day and month cannot be told apart" in quality[0]
+    assert reason in quality[0]
+
+
+def test_the_normaliser_reads_slashed_dates_by_the_records_own_signs():
+    def story(language_raw):
+        return Story(format="json", headline="Talks", body="Talks resumed.", language_raw=language_raw,
+                     published_raw="03/02/1987 09:51",
+                     origin=Origin(kind="file", ingested_at="2024-06-24T09:00:00Z"))
+    us, french = normalise_story(story("en-US")), normalise_story(story("fr"))
+    assert us.published_at == "1987-03-02T09:51:00Z"
+    assert french.published_at == "1987-02-03T09:51:00Z"
+    assert any("month first (declared region US)" in q for q in us.quality)
+    assert any("day first (declared language fr)" in q for q in french.quality)

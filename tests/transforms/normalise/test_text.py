@@ -20,10 +20,20 @@ def test_clean_text_repairs_mojibake_only_when_unambiguous():
     assert repair_mojibake("Bundesbank-PrÃ¤sident sagte, dass") == "Bundesbank-Präsident sagte, dass"
     assert clean_text("The cafÃ© said") == "The café said"
     assert clean_text("Zürich, Ærø, Łódź") == "Zürich, Ærø, Łódź"  # correct text is left alone
+    # cp1252 read as Latin-1 leaves C1 controls: the apostrophe meant, as HTML parsers read it.
+    assert clean_text("le débat qui doit s\x92engager") == "le débat qui doit s'engager"
 
 
-def test_clean_text_unescapes_only_well_formed_entities():
-    assert clean_text("AT&amp;T &lt;T&gt; &#8364;5 &notes") == "AT&T <T> €5 &notes"
+def test_plain_text_keeps_every_character():
+    # Plain text is not markup: entities and angle brackets are what the source wrote.
+    text = "AT&amp;T &lt;T&gt; <Shell U.K. Ltd's> Royal Dutch/Shell Group <RD.AS>, 5 < 6 > 4"
+    assert clean_text(text) == text
+    assert not looks_like_html(text)
+
+
+def test_html_is_decoded_exactly_once():
+    assert html_to_text("<p>AT&amp;amp;T &lt;RD.AS&gt; &#8364;5</p>") == "AT&amp;T <RD.AS> €5"
+    assert html_to_text("<p>AT&amp;T</p>") == "AT&T"
 
 
 def test_clean_text_removes_wire_carriage_returns():

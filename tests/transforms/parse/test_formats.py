@@ -287,3 +287,82 @@ def test_container_items_carry_their_count():
 def test_empty_container_is_a_dead_letter():
     (dead,) = parse(b"[]")
     assert isinstance(dead, DeadLetter) and "empty JSON array" in dead.error and dead.raw == b"[]"
+
+
+REUTERS_SENTENCE = ("Royal Dutch/Shell Group <RD.AS> said <Shell U.K. Ltd's> profit rose, "
+                    "and 5 < 6 > 4 holds.")
+
+
+@pytest.mark.parametrize("doc", [
+    {"headline": "Shell profit", "body": REUTERS_SENTENCE},
+    {"title": "Shell profit", "text": REUTERS_SENTENCE},
+    {"uri": "urn:x:2", "headline": "Shell profit", "body_text": REUTERS_SENTENCE},
+    {"uri": "urn:x:3", "headlines": [{"role": "main", "value": "Shell profit"}],
+     "bodies": [{"role": "main", "contenttype": "text/plain", "value": REUTERS_SENTENCE}]},
+])
+def test_plain_text_fields_keep_angle_brackets(doc):
+    story = one_story(json.dumps(doc))
+    assert story.body == REUTERS_SENTENCE
+
+
+@pytest.mark.parametrize("doc, expected", [
+    ({"uri": "urn:x:4", "headline": "H", "body_html": "<p>Shell &lt;RD.AS&gt; &amp;amp; BP</p>"},
+     "Shell <RD.AS> &amp; BP"),
+    ({"uri": "urn:x:5", "headline": "H",
+      "bodies": [{"role": "main", "contenttype": "text/html", "value": "<p>5 &lt; 6</p><p>Two</p>"}]},
+     "5 < 6\n\nTwo"),
+    ({"headline": "H", "body_html": "<p>AT&amp;T</p>"}, "AT&T"),
+    # A field whose format does not say: markup only when it uses HTML's tags.
+    ({"headline": "H", "content": "Shell <RD.AS> rose"}, "Shell <RD.AS> rose"),
+])
+def test_html_fields_are_decoded_exactly_once(doc, expected):
+    assert one_story(json.dumps(doc)).body == expected
+
+
+def test_xml_plain_text_fields_keep_angle_brackets_and_html_fields_decode_once():
+    rss = ("<rss><channel><item><title>Shell &lt;RD.AS&gt; &amp;amp; BP</title><guid>g</guid>"
+           "<description>&lt;p&gt;Shell &amp;lt;RD.AS&amp;gt; rose&lt;/p&gt;</description>"
+           "</item></channel></rss>")
+    story = one_story(rss, "xml")
+    assert story.headline == "Shell <RD.AS> &amp; BP"  # a plain-text title: XML decoding only
+    assert story.body == "Shell <RD.AS> rose"
+    atom = ('<entry xmlns="http://www.w3.org/2005/Atom"><id>a</id><title>5 &lt; 6 &gt; 4</title>'
+            '<content type="text">Shell &lt;RD.AS&gt; rose</content></entry>')
+    story = one_story(atom, "xml")
+    assert (story.headline, story.body) == ("5 < 6 > 4", "Shell <RD.AS> rose")
+
+
+def test_normalising_does_not_decode_again():
+    from transforms.normalise import normalise_story
+    story = one_story(json.dumps({"headline": "AT&amp;T <T>", "body": REUTERS_SENTENCE + " AT&amp;T"}))
+    record = normalise_story(story)
+    assert record.headline == "AT&amp;T <T>"
+    assert record.body == REUTERS_SENTENCE + " AT&amp;T"
+
+
+def test_plain_text_headline_ending_with_a_full_stop_stays_the_headline(shared_data):
+    lines = (shared_data / "seed" / "000_bf88e37bba94a288.txt").read_text(encoding="utf-8").split("\n\n")
+    headline = "Putin's peace proposal for Ukraine stays on the table, Kremlin says."
+    story = one_story("\n\n".join([lines[0], headline] + lines[2:]), "txt")
+    assert (story.section, story.headline) == ("Geopolitics", headline)
+    assert story.body.startswith("Russian President Vladimir Putin")
+
+
+def test_plain_text_short_title_then_a_lead_is_not_a_section():
+    lead = "Prices rose. Traders said the rally would last."
+    story = one_story(f"Markets rally\n\n{lead}\n\nMore text follows here.", "txt")
+    assert (story.section, story.headline, story.body.split("\n\n")[0]) == (None, "Markets rally", lead)
+
+
+def test_plain_text_headline_with_a_company_mark_is_not_a_section():
+    story = one_story("<OXOCO INC> YEAR LOSS\n\nOper shr loss 6.68 dlrs vs loss 9.95 dlrs\n\n"
+                      "Oper net loss 5.2 mln vs loss 7.6 mln", "txt")
+    assert (story.section, story.headline) == (None, "<OXOCO INC> YEAR LOSS")
+
+
+def test_plain_text_wire_headline_in_capitals_is_not_a_section():
+    lead = "India's first intercontinental-range rocket fell into the Bay of Bengal, officials said."
+    story = one_story(f"INDIAN ROCKET LAUNCH FAILS\n\n{lead}\n\nThe launch was watched by the "
+                      "prime minister and many officials from the space agency.", "txt")
+    assert (story.section, story.headline) == (None, "INDIAN ROCKET LAUNCH FAILS")
+    assert story.body.startswith(lead)
