@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.transforms.io.test_kafka_io import produce, read_topic
+from pipelines import engines
+from tests.kafka_broker import require_engine
+from tests.transforms.io.test_kafka_io import committed, produce, read_topic
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -104,15 +106,20 @@ def test_kill_9_then_restart_from_committed_loses_nothing(kafka_broker, tmp_path
     assert written  # offsets are Kafka's
 
 
-def test_sigint_stops_a_streaming_run_cleanly(kafka_broker, tmp_path):
+@pytest.mark.parametrize("runner", [[], ["--runner", "PrismRunner"]], ids=["local", "prism"])
+def test_sigint_stops_a_streaming_run_cleanly(kafka_broker, tmp_path, runner):
+    if runner:
+        require_engine(None if engines.prism_binary() else engines.missing_reason(engines.PRISM))
     kafka = f"kafka://{kafka_broker.bootstrap}"
     produce(kafka_broker.bootstrap, "wire", [json.dumps(
         {"id": "a", "headline": "Grain prices rise", "body": "Wheat rose 2% in Chicago."}).encode()])
     streaming = subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "run", "--source", f"{kafka}/wire?group=g",
-         "--sink", f"{kafka}/events"], cwd=tmp_path, stdout=subprocess.PIPE,
+         "--sink", f"{kafka}/events", *runner], cwd=tmp_path, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
-    time.sleep(6)
+    deadline = time.monotonic() + 90
+    while not read_topic(kafka_broker.bootstrap, "events", seconds=0.5):  # live: written
+        assert time.monotonic() < deadline and streaming.poll() is None, streaming.stderr.read()
     streaming.send_signal(signal.SIGINT)
     stopped_at = time.monotonic()
     out, err = streaming.communicate(timeout=30)
@@ -121,6 +128,7 @@ def test_sigint_stops_a_streaming_run_cleanly(kafka_broker, tmp_path):
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == "read=1 unique=1 duplicates=0 dead_letters=0"
     assert len(read_topic(kafka_broker.bootstrap, "events")) == 1
+    assert committed(kafka_broker.bootstrap, "g", "wire") == {0: 1}  # what was written
 
 
 def test_portable_embed_runner_runs_the_same_pipeline(kafka_broker, tmp_path):
