@@ -197,8 +197,9 @@ def resume_offset(tp, committed: Optional[int], beginning: int, end: int) -> int
     has is reset to the log start, loudly:
     - below it (retention or DeleteRecords removed records the group never
       read): those are gone; the oldest record kept is the next to read;
-    - above the end (the topic was deleted and recreated, or the log truncated):
-      every record now there is newer than the commit, so all are read.
+    - above the end (a log truncated by an unclean leader election, or a
+      commit made against an older topic of the same name): every record now
+      there is newer than the commit, so all are read.
     """
     if committed is None:
         return beginning
@@ -209,10 +210,10 @@ def resume_offset(tp, committed: Optional[int], beginning: int, end: int) -> int
                    beginning)
         return beginning
     if committed > end:
-        _LOG.error("%s/%s: the committed offset %s is past the end of the log (%s): the topic "
-                   "was recreated or truncated; resetting to the log start %s, so every record "
-                   "now in the partition is read", tp.topic, tp.partition, committed, end,
-                   beginning)
+        _LOG.error("%s/%s: the committed offset %s is past the end of the log (%s): the log "
+                   "was truncated, or the commit was made against an older topic; resetting "
+                   "to the log start %s, so every record now in the partition is read",
+                   tp.topic, tp.partition, committed, end, beginning)
         return beginning
     return committed
 
