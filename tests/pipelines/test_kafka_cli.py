@@ -5,12 +5,16 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.transforms.io.test_kafka_io import produce, read_topic
+from pipelines import engines
+from pipelines.kafka_commands import KafkaBroker
+from tests.kafka_broker import create_topic, require_engine
+from tests.transforms.io.test_kafka_io import committed, produce, read_topic
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -104,15 +108,20 @@ def test_kill_9_then_restart_from_committed_loses_nothing(kafka_broker, tmp_path
     assert written  # offsets are Kafka's
 
 
-def test_sigint_stops_a_streaming_run_cleanly(kafka_broker, tmp_path):
+@pytest.mark.parametrize("runner", [[], ["--runner", "PrismRunner"]], ids=["local", "prism"])
+def test_sigint_stops_a_streaming_run_cleanly(kafka_broker, tmp_path, runner):
+    if runner:
+        require_engine(None if engines.prism_binary() else engines.missing_reason(engines.PRISM))
     kafka = f"kafka://{kafka_broker.bootstrap}"
     produce(kafka_broker.bootstrap, "wire", [json.dumps(
         {"id": "a", "headline": "Grain prices rise", "body": "Wheat rose 2% in Chicago."}).encode()])
     streaming = subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "run", "--source", f"{kafka}/wire?group=g",
-         "--sink", f"{kafka}/events"], cwd=tmp_path, stdout=subprocess.PIPE,
+         "--sink", f"{kafka}/events", *runner], cwd=tmp_path, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
-    time.sleep(6)
+    deadline = time.monotonic() + 90
+    while not read_topic(kafka_broker.bootstrap, "events", seconds=0.5):  # live: written
+        assert time.monotonic() < deadline and streaming.poll() is None, streaming.stderr.read()
     streaming.send_signal(signal.SIGINT)
     stopped_at = time.monotonic()
     out, err = streaming.communicate(timeout=30)
@@ -121,6 +130,7 @@ def test_sigint_stops_a_streaming_run_cleanly(kafka_broker, tmp_path):
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == "read=1 unique=1 duplicates=0 dead_letters=0"
     assert len(read_topic(kafka_broker.bootstrap, "events")) == 1
+    assert committed(kafka_broker.bootstrap, "g", "wire") == {0: 1}  # what was written
 
 
 def test_portable_embed_runner_runs_the_same_pipeline(kafka_broker, tmp_path):
@@ -194,3 +204,88 @@ def test_a_live_stream_out_of_order_ends_with_the_backfill_clusters(kafka_broker
         with psycopg.connect(SERVER, autocommit=True) as connection:
             for table in tables:
                 connection.execute(f"DROP TABLE IF EXISTS {table}, {table}_dead_letters")
+
+
+def test_wirestream_broker_runs_apache_kafka_until_ctrl_c(tmp_path):
+    require_engine(KafkaBroker.missing())
+    from pipelines.kafka_commands import free_port
+    port = free_port()
+    broker = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "broker", "--port", str(port)],
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        line = broker.stdout.readline()  # printed once it listens
+        assert line.startswith(f"broker listening: kafka://127.0.0.1:{port}"), broker.stderr.read()
+        assert f"Apache Kafka {engines.KAFKA_VERSION}" in line
+        produce(f"127.0.0.1:{port}", "hello", [b"one", b"two"])
+        assert [r.value for r in read_topic(f"127.0.0.1:{port}", "hello")] == [b"one", b"two"]
+    finally:
+        broker.send_signal(signal.SIGINT)
+        _, err = broker.communicate(timeout=60)
+    assert broker.returncode == 0, err
+    assert err.strip().splitlines()[-1] == "broker stopped"
+    left = [p for p in Path(tempfile.gettempdir()).glob("wirestream-kafka-*/server.properties")
+            if f"PLAINTEXT://127.0.0.1:{port}," in p.read_text()]
+    assert not left  # its log directory is gone with it
+
+
+def test_partitions_added_while_a_run_is_live_are_read(kafka_broker, tmp_path):
+    from kafka.admin import KafkaAdminClient, NewPartitions
+    kafka = f"kafka://{kafka_broker.bootstrap}"
+    create_topic(kafka_broker.bootstrap, "growing", 1)
+
+    def story(i):
+        return json.dumps({"id": f"g{i}", "headline": f"Harbour news {i}",
+                           "body": f"Ships number {i} docked."}).encode()
+
+    produce(kafka_broker.bootstrap, "growing", [story(0)], partitions=1)
+    streaming = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "run", "--source", f"{kafka}/growing?group=g",
+         "--sink", f"{kafka}/events", "--kafka-discovery-interval", "1"], cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not read_topic(kafka_broker.bootstrap, "events", seconds=0.5):
+            assert time.monotonic() < deadline and streaming.poll() is None, streaming.stderr.read()
+        admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
+        admin.create_partitions({"growing": NewPartitions(3)})
+        admin.close()
+        from kafka import KafkaProducer
+        producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+        deadline = time.monotonic() + 30
+        while len(producer.partitions_for("growing")) < 3:  # the producer's metadata catches up
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        for partition in (1, 2):
+            producer.send("growing", value=story(partition), partition=partition)
+        producer.flush()
+        producer.close()
+        deadline = time.monotonic() + 90
+        while len(read_topic(kafka_broker.bootstrap, "events", seconds=0.5)) < 3:
+            assert time.monotonic() < deadline and streaming.poll() is None, streaming.stderr.read()
+    finally:
+        streaming.send_signal(signal.SIGINT)
+        _, err = streaming.communicate(timeout=60)
+    assert streaming.returncode == 0, err
+    assert sorted(o["partition"] for o in origins(read_topic(kafka_broker.bootstrap, "events"))) == [0, 1, 2]
+    assert committed(kafka_broker.bootstrap, "g", "growing") == {0: 1, 1: 1, 2: 1}
+
+
+def test_a_compacted_output_topic_takes_events_and_dead_letters(kafka_broker, stories, tmp_path):
+    """Compacted topics refuse records without a key: every event and dead
+    letter is keyed (event_id, dead_letter_id), so a replay writes them all."""
+    kafka = f"kafka://{kafka_broker.bootstrap}"
+    for topic in ("compacted", "compacted.dlq"):
+        create_topic(kafka_broker.bootstrap, topic, 2, **{"cleanup.policy": "compact"})
+    assert wirestream("produce", "--to", f"{kafka}/wire", str(stories), cwd=tmp_path).returncode == 0
+    produce(kafka_broker.bootstrap, "wire", MALFORMED)
+    run = wirestream("run", "--source", f"{kafka}/wire?stop=end", "--sink", f"{kafka}/compacted",
+                     cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    summary = dict(part.split("=") for part in run.stderr.strip().splitlines()[-1].split())
+    events = read_topic(kafka_broker.bootstrap, "compacted")
+    dead = read_topic(kafka_broker.bootstrap, "compacted.dlq")
+    assert len(events) == int(summary["unique"]) + int(summary["duplicates"]) > 0
+    assert len(dead) == int(summary["dead_letters"]) >= len(MALFORMED)
+    assert all(r.key for r in events + dead)
+    assert {r.key.decode() for r in events} == {json.loads(r.value)["event_id"] for r in events}

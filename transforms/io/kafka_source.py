@@ -35,6 +35,13 @@ items (an RSS feed, a NewsML-G2 message) finishes when all its items are
 written, which needs ``origin.item_count``; without it the commit waits at
 that offset (safe, never ahead).
 
+A runner may checkpoint the reader in the middle of a polled batch (Flink and
+Dataflow split on their own schedule: ``try_claim`` is refused). The residual
+then starts at the refused record while the consumer has already returned the
+whole batch, so the reader forgets that partition's position and the residual
+seeks back; otherwise its unread offsets would be taken for offsets where no
+record lives, acknowledged, and committed past.
+
 Commits are made by a keyed stateful DoFn, so they are correct on any runner
 and any parallelism; what survives a crash is runner-specific (see README).
 """
@@ -147,16 +154,24 @@ def _text(value: Optional[bytes]) -> Optional[str]:
     return value.decode("utf-8", errors="backslashreplace")
 
 
-def raw_record_from_kafka(record) -> RawRecord:
-    """A kafka-python ConsumerRecord -> RawRecord (format sniffed by the parse stage)."""
-    timestamp = record.timestamp if record.timestamp is not None and record.timestamp >= 0 \
-        else int(time.time() * 1000)
+def record_time_ms(record, read_at_ms: int) -> int:
+    """The record's Kafka timestamp. A record without one (None, or -1 from the
+    pre-0.10 message format) is stamped with ``read_at_ms``, when the reader
+    polled it: the same value for its origin, its event time, the watermark and
+    the stop time, so no line of the reader sees a different time."""
+    timestamp = record.timestamp
+    return timestamp if timestamp is not None and timestamp >= 0 else read_at_ms
+
+
+def raw_record_from_kafka(record, timestamp_ms: int) -> RawRecord:
+    """A kafka-python ConsumerRecord stamped ``timestamp_ms`` (``record_time_ms``)
+    -> RawRecord (format sniffed by the parse stage)."""
     headers = {name: _text(value) or "" for name, value in (record.headers or [])}
     return RawRecord(
         payload=record.value if record.value is not None else b"",
         origin=Origin(kind="kafka", topic=record.topic, partition=record.partition,
                       offset=record.offset, key=_text(record.key), headers=headers or None,
-                      timestamp=utc_iso(timestamp), ingested_at=utc_iso(timestamp, False)))
+                      timestamp=utc_iso(timestamp_ms), ingested_at=utc_iso(timestamp_ms, False)))
 
 
 def _tp(topic: str, partition: int):
@@ -165,72 +180,42 @@ def _tp(topic: str, partition: int):
 
 
 def end_offset(consumer, tp) -> int:
-    """The offset after the last record now in the partition.
-
-    ListOffsets(latest) is the standard answer, but some Kafka-compatible
-    brokers (Tansu) understate it after batched produces; the high watermark
-    carried by every Fetch response is right on all of them, so take the
-    larger of the two."""
-    listed = consumer.end_offsets([tp], timeout_ms=_CLIENT_TIMEOUT_MS)[tp]
-    consumer.assign([tp])
-    consumer.seek(tp, listed)
-    deadline = time.monotonic() + _CLIENT_TIMEOUT_MS / 1000
-    while consumer.highwater(tp) is None and time.monotonic() < deadline:
-        consumer.poll(timeout_ms=100, max_records=1, update_offsets=False)
-    highwater = consumer.highwater(tp)
-    return max(listed, highwater if highwater is not None else listed)
+    """The offset after the last record now in the partition (ListOffsets latest)."""
+    return consumer.end_offsets([tp], timeout_ms=_CLIENT_TIMEOUT_MS)[tp]
 
 
-def _record_at(consumer, tp, offset: int) -> tuple[Optional[int], Optional[int]]:
-    """(offset, timestamp ms) of the first record at or after ``offset``, read
-    with a Fetch; (None, None) past the end."""
-    consumer.assign([tp])
-    consumer.seek(tp, offset)
-    deadline = time.monotonic() + _CLIENT_TIMEOUT_MS / 1000
-    while time.monotonic() < deadline:
-        for record in consumer.poll(timeout_ms=100, max_records=1, update_offsets=False).get(tp, []):
-            return record.offset, record.timestamp
-        highwater = consumer.highwater(tp)
-        if highwater is not None and offset >= highwater:
-            break
-    return None, None
+def offset_for_time(consumer, tp, epoch_ms: int) -> Optional[int]:
+    """The first offset whose record timestamp is >= ``epoch_ms`` (ListOffsets by
+    timestamp); None: no such record yet."""
+    found = consumer.offsets_for_times({tp: epoch_ms}, timeout_ms=_CLIENT_TIMEOUT_MS).get(tp)
+    return found.offset if found is not None else None
 
 
-def offset_for_time(consumer, tp, epoch_ms: int, beginning: int, end: int) -> Optional[int]:
-    """The first offset whose record timestamp is >= ``epoch_ms`` (None: no such
-    record yet).
-
-    ListOffsets by timestamp is the standard answer, but some Kafka-compatible
-    brokers (Tansu) answer it wrongly, so the answer is checked against the
-    records themselves (the record there is at or after the time, the one before
-    it is not) with Fetch, which every broker gets right. If the check fails,
-    a binary search over Fetch finds it, assuming timestamps that do not go
-    back in time within a partition (CreateTime of an ordered producer, or
-    LogAppendTime)."""
-    def time_at(offset):
-        return _record_at(consumer, tp, offset)
-
-    listed = consumer.offsets_for_times({tp: epoch_ms}, timeout_ms=_CLIENT_TIMEOUT_MS).get(tp)
-    candidate = listed.offset if listed is not None else None
-    if candidate is None:
-        last = time_at(end - 1)[1] if end > beginning else None
-        if last is None or last < epoch_ms:
-            return None
-    else:
-        at, stamp = time_at(candidate)
-        before = time_at(candidate - 1) if candidate > beginning else (None, None)
-        if at == candidate and stamp is not None and stamp >= epoch_ms and (
-                before[0] is None or (before[0] == candidate - 1 and before[1] < epoch_ms)):
-            return candidate
-    low, high = beginning, end
-    while low < high:
-        middle = (low + high) // 2
-        at, stamp = time_at(middle)
-        if at is None or stamp >= epoch_ms:
-            high = middle
-        else:
-            low = at + 1
-    return low if low < end else None
+def resume_offset(tp, committed: Optional[int], beginning: int, end: int) -> int:
+    """Where ``start=committed`` begins: the group's committed offset, or the
+    log start when the group has none. A committed offset the broker no longer
+    has is reset to the log start, loudly:
+    - below it (retention or DeleteRecords removed records the group never
+      read): those are gone; the oldest record kept is the next to read;
+    - above the end (a log truncated by an unclean leader election, or a
+      commit made against an older topic of the same name): every record now
+      there is newer than the commit, so all are read.
+    """
+    if committed is None:
+        return beginning
+    if committed < beginning:
+        _LOG.error("%s/%s: the committed offset %s is no longer on the broker (the log starts "
+                   "at %s): offsets %s to %s were removed unread; resetting to %s",
+                   tp.topic, tp.partition, committed, beginning, committed, beginning - 1,
+                   beginning)
+        return beginning
+    if committed > end:
+        _LOG.error("%s/%s: the committed offset %s is past the end of the log (%s): the log "
+                   "was truncated, or the commit was made against an older topic; resetting "
+                   "to the log start %s, so every record now in the partition is read",
+                   tp.topic, tp.partition, committed, end, beginning)
+        return beginning
+    return committed
 
 
 def resolve_offsets(consumer, spec: KafkaSourceSpec, tp) -> tuple[int, int]:
@@ -241,19 +226,17 @@ def resolve_offsets(consumer, spec: KafkaSourceSpec, tp) -> tuple[int, int]:
     elif spec.start == "latest":
         start = end_offset(consumer, tp)
     elif spec.start == "committed":
-        committed = consumer.committed(tp, timeout_ms=_CLIENT_TIMEOUT_MS)
-        start = beginning if committed is None else committed
+        start = resume_offset(tp, consumer.committed(tp, timeout_ms=_CLIENT_TIMEOUT_MS),
+                              beginning, end_offset(consumer, tp))
     else:
-        end = end_offset(consumer, tp)
-        found = offset_for_time(consumer, tp, spec.start, beginning, end)
-        start = found if found is not None else end
-    start = max(start, beginning)  # a committed offset may point below what retention kept
+        found = offset_for_time(consumer, tp, spec.start)
+        start = found if found is not None else end_offset(consumer, tp)
     if spec.stop == "never":
         stop = UNBOUNDED
     elif spec.stop == "end":
         stop = end_offset(consumer, tp)
     else:
-        found = offset_for_time(consumer, tp, spec.stop, beginning, end_offset(consumer, tp))
+        found = offset_for_time(consumer, tp, spec.stop)
         stop = found if found is not None else UNBOUNDED  # the time is still ahead: read until it
     return start, max(start, stop)
 
@@ -476,6 +459,7 @@ class ReadTopic(beam.DoFn, RestrictionProvider):
             return
         consumer = self._consumer_for(topic, ranges)
         batches = consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS_PER_POLL)
+        read_at_ms = int(time.time() * 1000)
         stop_ms = self._spec.stop if isinstance(self._spec.stop, int) else None
         _, positions = self._consumers[(topic, min(ranges))]
         reading = set(ranges)
@@ -483,21 +467,38 @@ class ReadTopic(beam.DoFn, RestrictionProvider):
             tp = _tp(topic, partition)
             expected = positions[partition]
             records = batches.get(tp, [])
+            checkpointed = False
             for record in records:
-                if (stop_ms is not None and record.timestamp >= stop_ms) \
-                        or not tracker.try_claim(("offset", partition, record.offset)):
-                    expected = stop = record.offset  # past the stop: nothing more here
+                timestamp_ms = record_time_ms(record, read_at_ms)
+                if stop_ms is not None and timestamp_ms >= stop_ms:
+                    expected = stop = record.offset  # past the stop time: nothing more here
+                    break
+                if not tracker.try_claim(("offset", partition, record.offset)):
+                    if record.offset >= stop:
+                        expected = stop = record.offset  # past the range: nothing more here
+                    else:
+                        checkpointed = True  # the runner split the restriction mid-batch
                     break
                 if record.offset > expected:  # no records live there
                     yield pvalue.TaggedOutput(PROGRESS, Acknowledgement(
                         topic, partition, expected, record.offset))
                 expected = record.offset + 1
                 self._read.inc()
-                event_time = Timestamp(micros=max(record.timestamp, 0) * 1000)
+                event_time = Timestamp(micros=timestamp_ms * 1000)
                 self._watermarks[(topic, partition)] = event_time
-                yield TimestampedValue(raw_record_from_kafka(record), event_time)
+                yield TimestampedValue(raw_record_from_kafka(record, timestamp_ms), event_time)
+            if checkpointed:
+                # The residual starts at the refused record, but the consumer has
+                # already returned the whole batch: forget its position, so the
+                # residual seeks back instead of taking the unread offsets for
+                # "no records live there" (and committing past them).
+                positions[partition] = None
+                continue
             position = consumer.position(tp)
-            caught_up = not records and position >= (consumer.highwater(tp) or 0)
+            # Caught up only once a fetch has told the high watermark: before the
+            # first answer an empty poll says nothing about what is there.
+            highwater = consumer.highwater(tp)
+            caught_up = not records and highwater is not None and position >= highwater
             if caught_up:
                 self._watermarks[(topic, partition)] = Timestamp.now() - IDLE_SKEW
             past_stop_time = caught_up and stop_ms is not None and time.time() * 1000 >= stop_ms

@@ -1,14 +1,17 @@
 """Kafka source/sink logic without a broker: specs, settings, the offset-commit arithmetic."""
 
+import time
 from collections import namedtuple
 
 import pytest
+from apache_beam.transforms.window import TimestampedValue
 
 from schemas import Origin
 from transforms.io.kafka import ClientConfig, KafkaSpecError, client_config, parse_topic_spec
 from transforms.io.kafka_source import (UNBOUNDED, Acknowledgement, KafkaSourceSpec,
-                                        PartitionProgress, TopicOffsets, TopicOffsetsTracker,
-                                        raw_record_from_kafka)
+                                        PartitionProgress, ReadBoundedTopic, TopicOffsets,
+                                        TopicOffsetsTracker, raw_record_from_kafka,
+                                        record_time_ms, utc_iso)
 from transforms.io.sinks import default_dead_letter_spec, load_sinks
 
 
@@ -157,12 +160,77 @@ Record = namedtuple("Record", "topic partition offset timestamp key value header
 
 
 def test_kafka_record_keeps_its_metadata():
-    raw = raw_record_from_kafka(Record("wire", 3, 42, 1709294400123, b"k1", b"{}",
-                                       [("agency", b"AFP"), ("bad", b"\xff")]))
+    record = Record("wire", 3, 42, 1709294400123, b"k1", b"{}", [("agency", b"AFP"), ("bad", b"\xff")])
+    raw = raw_record_from_kafka(record, record_time_ms(record, read_at_ms=1))
     assert raw.payload == b"{}" and raw.format_hint is None
     assert raw.origin == Origin(kind="kafka", topic="wire", partition=3, offset=42, key="k1",
                                 headers={"agency": "AFP", "bad": "\\xff"},
                                 timestamp="2024-03-01T12:00:00.123Z",
                                 ingested_at="2024-03-01T12:00:00Z")
-    tombstone = raw_record_from_kafka(Record("wire", 0, 1, 0, None, None, []))
+    tombstone = raw_record_from_kafka(Record("wire", 0, 1, 0, None, None, []), 0)
     assert tombstone.payload == b"" and tombstone.origin.key is None
+
+
+@pytest.mark.parametrize("missing", [None, -1])
+def test_a_record_without_a_timestamp_is_stamped_with_its_read_time_everywhere(missing):
+    """Without a Kafka timestamp (None; -1 from the old message format) the read
+    time stands in for the origin, the event time, the watermark and the stop
+    time alike; nothing compares None."""
+    assert record_time_ms(Record("t", 0, 0, missing, None, b"", []), read_at_ms=5) == 5
+    assert record_time_ms(Record("t", 0, 0, 0, None, b"", []), read_at_ms=5) == 0
+
+    class Consumer:  # kafka-python's surface the reader uses, with untimed records
+        def __init__(self):
+            self.next = 0
+
+        def assign(self, partitions):
+            pass
+
+        def seek(self, tp, offset):
+            self.next = offset
+
+        def poll(self, timeout_ms, max_records):
+            from kafka import TopicPartition
+            batch = [Record("t", 0, o, missing, None, b"x", []) for o in range(self.next, 3)]
+            self.next = 3
+            return {TopicPartition("t", 0): batch} if batch else {}
+
+        def position(self, tp):
+            return self.next
+
+        def highwater(self, tp):
+            return 3
+
+    class Tracker:
+        def __init__(self, restriction):
+            self.tracker = TopicOffsetsTracker(restriction)
+            self.current_restriction = self.tracker.current_restriction
+            self.try_claim = self.tracker.try_claim
+
+        def defer_remainder(self, delay=None):
+            pass
+
+    class Watermark:
+        value = None
+
+        def current_watermark(self):
+            return self.value
+
+        def set_watermark(self, value):
+            self.value = value
+
+    # stop is a time: every record's time is compared with it
+    spec = KafkaSourceSpec.parse("kafka://b:9092/t?start=earliest&stop=2999-01-01T00:00:00Z")
+    reader = ReadBoundedTopic(spec)
+    reader.setup()
+    reader._consumers[("t", 0)] = (Consumer(), {0: 0})
+    watermark = Watermark()
+    before = int(time.time() * 1000)
+    outputs = list(reader.read("t", Tracker(TopicOffsets({0: (0, UNBOUNDED, 0)})), watermark))
+    after = int(time.time() * 1000)
+    records = [o for o in outputs if isinstance(o, TimestampedValue)]
+    assert [r.value.origin.offset for r in records] == [0, 1, 2]
+    stamps = {r.timestamp.micros // 1000 for r in records}
+    assert len(stamps) == 1 and before <= stamps.pop() <= after
+    assert {r.value.origin.timestamp for r in records} == {utc_iso(records[0].timestamp.micros // 1000)}
+    assert watermark.value == records[-1].timestamp

@@ -1,0 +1,47 @@
+"""The pipeline on Beam's Flink runner, embedded (the job server's own Flink
+cluster), parallelism 2. Needs Java and the job server jar that `make engines`
+fetches; skipped with the reason where that jar cannot be had (it is not served
+by every registry), so `-m "not flink"` leaves these out of a quick loop."""
+
+import json
+
+import pytest
+
+from pipelines import engines
+from tests.kafka_broker import require_engine
+from tests.pipelines.test_cli import summary_of, wirestream
+
+pytestmark = [pytest.mark.flink, pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def flink_job_server():
+    if engines.java_binary() is None:
+        require_engine("Flink needs Java, which is not installed")
+    jar = engines.flink_job_server_jar()
+    if jar is None:
+        reason = engines.unavailable_reason(engines.FLINK_JOB_SERVER)
+        if reason:  # make engines tried: the registry does not serve it
+            pytest.skip(reason)
+        require_engine(engines.missing_reason(engines.FLINK_JOB_SERVER))
+    return jar
+
+
+def _records(directory):
+    records = [json.loads(line) for f in sorted(directory.glob("*.jsonl")) for line in f.open()]
+    return sorted((r["event_id"], r["cluster_id"], r["is_duplicate"], r["duplicate_of"],
+                   r["published_at"], r["language"], json.dumps(r["tags"], sort_keys=True))
+                  for r in records)
+
+
+def test_the_whole_reuters_corpus_on_flink_equals_the_local_runner(flink_job_server, shared_data,
+                                                                   tmp_path):
+    source = str(shared_data / "reuters21578" / "original" / "*.sgm")
+    local = wirestream("run", "--source", source, "--sink", f"jsonl:{tmp_path / 'local'}")
+    assert local.returncode == 0, local.stderr
+    flink = wirestream("run", "--source", source, "--sink", f"jsonl:{tmp_path / 'flink'}",
+                       "--runner", "FlinkRunner", "--flink_master=[local]", "--parallelism", "2",
+                       "--environment_type", "LOOPBACK")
+    assert flink.returncode == 0, flink.stderr[-3000:]
+    assert summary_of(flink) == summary_of(local)
+    assert _records(tmp_path / "flink") == _records(tmp_path / "local")
