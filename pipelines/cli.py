@@ -95,7 +95,9 @@ def resolve_source(spec: str, options: PipelineOptions,
             return kafka_source(spec, kafka_config, kafka.kafka_discovery_interval)
         progress = options.view_as(LaunchOptions).progress
         show = progress == "on" or (progress == "auto" and sys.stderr.isatty())
-        return ReadArchiveFiles(list_archive_files(spec), progress=show), True
+        max_file_bytes = options.view_as(WirestreamOptions).max_file_bytes
+        return ReadArchiveFiles(list_archive_files(spec), progress=show,
+                                max_file_bytes=max_file_bytes), True
     except SourceError as exc:
         raise UsageError(str(exc)) from None
 
@@ -137,7 +139,8 @@ def pipeline_settings(options: PipelineOptions, kafka_config,
                              f"Europe/Berlin)") from None
     return PipelineSettings(
         sink=opts.sink, dead_letter=dead_letter,
-        parse=ParseSettings(max_payload_bytes=opts.max_payload_bytes),
+        parse=ParseSettings(max_payload_bytes=opts.max_payload_bytes,
+                            max_document_bytes=opts.max_file_bytes),
         normalise=NormaliseSettings(default_timezone=opts.default_timezone,
                                     source_timezones=source_timezones),
         sink_settings=SinkSettings(streaming=streaming, num_shards=opts.num_shards, extra={

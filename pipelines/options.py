@@ -32,7 +32,12 @@ class WirestreamOptions(PipelineOptions):
                            help="Leave duplicates out of the sink (they are still counted).")
         group.add_argument("--max_payload_bytes", "--max-payload-bytes", dest="max_payload_bytes",
                            type=int, default=5 * 1024 * 1024,
-                           help="Payloads larger than this go to the dead letters.")
+                           help="Stories larger than this go to the dead letters.")
+        group.add_argument("--max_file_bytes", "--max-file-bytes", dest="max_file_bytes",
+                           type=int, default=256 * 1024 * 1024,
+                           help="Archive files (and JSONL lines) are read up to this size; a "
+                                "feed or news message may hold this much, each story in it "
+                                "held to --max-payload-bytes.")
         group.add_argument("--default_timezone", "--default-timezone", dest="default_timezone",
                            default="UTC",
                            help="IANA zone for publication times written without one.")

@@ -64,6 +64,9 @@ class RawRecord:
     payload: bytes
     origin: Origin
     format_hint: Optional[str] = None
+    # Set by the reader when the input broke here (a truncated gzip stream, an
+    # unclosed element): the payload is what could be read, and this says why.
+    damage: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -209,3 +209,33 @@ def test_portable_runner_gives_the_same_files_as_the_default_runner(demo_run, tm
     assert summary_of(proc)["read"] == 313
     for path in sorted(default_out.rglob("*.jsonl")):
         assert path.read_bytes() == (tmp_path / path.relative_to(default_out)).read_bytes(), path
+
+
+def test_damaged_and_special_archive_files_are_accounted_and_named(tmp_path):
+    import gzip
+    import os
+    source = tmp_path / "in"
+    source.mkdir()
+    stories = b"".join(b'{"id": "s%d", "title": "Story number %d", "body": "Text %d of a story."}\n'
+                       % (n, n, n) for n in range(50))
+    whole = gzip.compress(stories)
+    (source / "cut.jsonl.gz").write_bytes(whole[:len(whole) // 2])
+    (source / "cut.sgm").write_bytes(
+        b'<REUTERS NEWID="1">\n<TEXT><TITLE>ONE</TITLE><BODY>A body.</BODY></TEXT>\n</REUTERS>\n'
+        b'<REUTERS NEWID="2">\n<TEXT><TITLE>TWO</TITLE><BODY>cut')
+    (source / "deep.json").write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    os.mkfifo(source / "pipe.jsonl")
+    out = tmp_path / "out"
+    proc = wirestream("run", "--source", str(source), "--sink", f"jsonl:{out}")
+    assert proc.returncode == 0, proc.stderr
+    assert "pipe.jsonl" in proc.stderr and "FIFO" in proc.stderr
+    counts = summary_of(proc)
+    events, dead = read_jsonl(out), read_jsonl(out / "dead-letter")
+    assert counts["read"] == counts["unique"] + counts["duplicates"] + counts["dead_letters"]
+    assert len(dead) == counts["dead_letters"] == 3 and len(events) == counts["read"] - 3
+    by_file = {os.path.basename(d["origin"]["path"]): d for d in dead}
+    assert by_file["cut.jsonl.gz"]["stage"] == "read" and "truncated gzip" in by_file[
+        "cut.jsonl.gz"]["error"]
+    assert by_file["cut.sgm"]["stage"] == "read" and "unclosed" in by_file["cut.sgm"]["error"]
+    assert by_file["deep.json"]["stage"] == "parse" and "nested" in by_file["deep.json"]["error"]
+    assert len(events) > 10  # the stories before the cut are written

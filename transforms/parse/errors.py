@@ -5,6 +5,11 @@ from __future__ import annotations
 from schemas import Story
 
 
+# No news format nests anywhere near this deep; deeper is an attack or garbage,
+# and a data error (a dead letter), never a RecursionError.
+MAX_NESTING_DEPTH = 100
+
+
 class ParseError(ValueError):
     """The payload (or one item of it) cannot become a story; the message is the
     dead letter's readable reason."""

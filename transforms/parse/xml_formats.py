@@ -14,7 +14,7 @@ from defusedxml import DefusedXmlException
 
 from schemas import Origin, Story, Subject
 from transforms.normalise.text import clean_text, html_to_text, looks_like_html
-from transforms.parse.errors import ParseError, int_version, require_content
+from transforms.parse.errors import MAX_NESTING_DEPTH, ParseError, int_version, require_content
 
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _BLOCK = {"p", "hl1", "hl2", "li", "h1", "h2", "h3", "h4", "div", "br", "pre", "blockquote",
@@ -232,6 +232,16 @@ def _items(root: ET.Element) -> tuple[str, list[ET.Element]]:
     raise ParseError(f"unknown XML document type <{kind}> (expected NewsML-G2, NITF, RSS or Atom)")
 
 
+def _too_deep(root: ET.Element) -> bool:
+    level = [(root, 1)]
+    while level:  # iterative: the text walkers below recurse, so depth is bounded first
+        element, depth = level.pop()
+        if depth > MAX_NESTING_DEPTH:
+            return True
+        level.extend((sub, depth + 1) for sub in element)
+    return False
+
+
 def parse_xml_document(payload: bytes, origin: Origin) -> Iterator[Story | tuple[int, bytes, str]]:
     try:
         root = SafeET.fromstring(payload)
@@ -239,6 +249,8 @@ def parse_xml_document(payload: bytes, origin: Origin) -> Iterator[Story | tuple
         raise ParseError(f"unsafe XML refused: {type(exc).__name__} ({exc})") from None
     except ET.ParseError as exc:
         raise ParseError(f"malformed XML: {exc}") from None
+    if payload.count(b"<") > MAX_NESTING_DEPTH and _too_deep(root):
+        raise ParseError(f"XML nested deeper than {MAX_NESTING_DEPTH} elements")
     kind, items = _items(root)
     if not items:
         raise ParseError(f"XML <{local(root.tag)}> holds no stories")
@@ -248,14 +260,20 @@ def parse_xml_document(payload: bytes, origin: Origin) -> Iterator[Story | tuple
         item_origin = origin.with_item(index) if many else origin
         try:
             if kind == "newsml":
-                yield newsml_item_story(item, item_origin, root.get(XML_LANG))
+                story = newsml_item_story(item, item_origin, root.get(XML_LANG))
             elif kind == "rss":
-                yield _rss_item_story(item, item_origin, channel)
+                story = _rss_item_story(item, item_origin, channel)
             elif kind == "atom":
-                yield _atom_entry_story(item, item_origin, root if root is not item else None)
+                story = _atom_entry_story(item, item_origin, root if root is not item else None)
             else:
-                yield _nitf_story(item, item_origin)
+                story = _nitf_story(item, item_origin)
         except ParseError as exc:
             if not many:
                 raise
             yield index, ET.tostring(item, encoding="utf-8"), str(exc)
+            continue
+        if many:
+            # Its own bytes, not the whole feed's: the size limit is per story, and
+            # a story carried through the stages should not drag its feed along.
+            story.raw = ET.tostring(item, encoding="utf-8")
+        yield story
