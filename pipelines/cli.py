@@ -4,7 +4,10 @@
 
 User errors (bad arguments, unreadable sources, unknown sinks) print one line
 and exit 2; a failed pipeline exits 1; success exits 0. A bounded run ends
-with one summary line on stderr: ``read=N unique=U duplicates=D dead_letters=L``.
+with one summary line on stderr:
+``read=N unique=U duplicates=D dead_letters=L errors=E``, where E counts the
+dead letters that are code errors (our bug, not bad input): a run with any
+exits 1 unless ``--errors-tolerance all``.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from transforms.io.sinks import (SinkError, SinkSettings, SinkSpec, default_dead
                                  load_sinks, redacted_url)  # noqa: E402
 from transforms.normalise import NormaliseSettings  # noqa: E402
 from transforms.parse import ParseSettings  # noqa: E402
-from transforms.stage import counter_totals  # noqa: E402
+from transforms.stage import CODE_ERRORS, counter_totals  # noqa: E402
 
 
 class UsageError(Exception):
@@ -48,6 +51,7 @@ class RunSummary:
     unique: int
     duplicates: int
     dead_letters: int
+    errors: int = 0  # of the dead letters, those that are code errors
 
     @property
     def adds_up(self) -> bool:
@@ -55,7 +59,7 @@ class RunSummary:
 
     def line(self) -> str:
         return (f"read={self.read} unique={self.unique} duplicates={self.duplicates} "
-                f"dead_letters={self.dead_letters}")
+                f"dead_letters={self.dead_letters} errors={self.errors}")
 
 
 def _all_beam_option_names() -> set[str]:
@@ -159,10 +163,10 @@ def summary_from_metrics(result) -> RunSummary:
     return RunSummary(
         read=counters.get("parse_out", 0) + counters.get("parse_dead_letters", 0),
         unique=counters.get("unique", 0), duplicates=counters.get("duplicates", 0),
-        dead_letters=counters.get("dead_letters", 0))
+        dead_letters=counters.get("dead_letters", 0), errors=counters.get(CODE_ERRORS, 0))
 
 
-def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings]:
+def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings, PipelineOptions]:
     options = parse_run_arguments(argv)
     opts = options.view_as(WirestreamOptions)
     kafka_config = kafka_client_config(options)
@@ -183,20 +187,20 @@ def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings]:
         raise UsageError(str(exc)) from None
     if options.view_as(LaunchOptions).validate_only:
         describe_without_running(pipeline, options)
-        return None, settings
+        return None, settings, options
     if options.view_as(StandardOptions).no_wait_until_finish:
         # Submit and return (Flink/Dataflow launchers): the job runs on without us.
         result = pipeline.run()
         job_id = getattr(result, "job_id", None)
         print(f"submitted job {job_id() if callable(job_id) else ''}".rstrip())
-        return None, settings
+        return None, settings, options
     if bounded:
         result = pipeline.run()
         result.wait_until_finish()
     else:
         from pipelines.streaming import run_until_interrupted
         result = run_until_interrupted(pipeline)
-    return summary_from_metrics(result), settings
+    return summary_from_metrics(result), settings, options
 
 
 def describe_without_running(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
@@ -236,7 +240,7 @@ def _run_command(argv: Sequence[str]) -> int:
             options_class._add_argparse_args(parser)
         parser.print_help()
         return 0
-    summary, settings = run(argv)
+    summary, settings, options = run(argv)
     if summary is None:  # --dry-run, or submitted without waiting
         return 0
     print(f"event records: {redacted_url(settings.sink)}\n"
@@ -245,6 +249,11 @@ def _run_command(argv: Sequence[str]) -> int:
     if not summary.adds_up:
         print("error: counts do not add up (read != unique + duplicates + dead_letters)",
               file=sys.stderr)
+        return 1
+    if summary.errors and options.view_as(LaunchOptions).errors_tolerance == "none":
+        print(f"error: {summary.errors} code error(s): an unexpected exception in wirestream, "
+              "not bad input; each is a dead letter with error_kind \"code\" and its "
+              "traceback (--errors-tolerance all accepts them)", file=sys.stderr)
         return 1
     return 0
 

@@ -106,6 +106,12 @@ class LaunchOptions(PipelineOptions):
                            default=False,
                            help="Build and validate the pipeline for its runner, print the "
                                 "resolved options and the graph, submit nothing.")
+        group.add_argument("--errors_tolerance", "--errors-tolerance", dest="errors_tolerance",
+                           choices=("none", "all"), default="none",
+                           help="Code errors (an unexpected exception in wirestream, not bad "
+                                "input) are always dead-lettered with their traceback and "
+                                "counted as errors=N; none (default): a run with any exits 1; "
+                                "all: it exits 0 (as Kafka Connect's errors.tolerance).")
         group.add_argument("--progress", dest="progress", choices=("auto", "on", "off"),
                            default="auto",
                            help="Progress display for archive runs on stderr (auto: when "

@@ -124,7 +124,8 @@ def dead_letter_row(d: dict) -> tuple:
     raw = (base64.b64decode(d["raw"]) if d["raw_encoding"] == "base64"
            else d["raw"].encode("utf-8"))
     return (d["dead_letter_id"], d["stage"], _text(d["error"]), raw, _json(d["origin"]),
-            d["origin"]["ingested_at"], d["schema_version"])
+            d["origin"]["ingested_at"], d["schema_version"], d.get("error_kind", "data"),
+            _text(d.get("traceback")))
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,8 @@ LAYOUTS = {
         "cluster_id", "is_duplicate", "duplicate_of", "similarity", "update_of", "cluster_revision",
         "tags", "ingested_at", "schema_version", "record"), event_row, revision="cluster_revision"),
     RecordKind.DEAD_LETTERS: TableLayout("dead_letter_id", (
-        "dead_letter_id", "stage", "error", "raw", "origin", "ingested_at", "schema_version"),
+        "dead_letter_id", "stage", "error", "raw", "origin", "ingested_at", "schema_version",
+        "error_kind", "traceback"),
         dead_letter_row),
 }
 

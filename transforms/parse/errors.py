@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schemas import Story
+from schemas import DataError, Story
 
 
 # No news format nests anywhere near this deep; deeper is an attack or garbage,
@@ -10,7 +10,7 @@ from schemas import Story
 MAX_NESTING_DEPTH = 100
 
 
-class ParseError(ValueError):
+class ParseError(DataError):
     """The payload (or one item of it) cannot become a story; the message is the
     dead letter's readable reason."""
 
