@@ -27,10 +27,13 @@ logging.basicConfig(level=os.environ.get("WIRESTREAM_LOG_LEVEL", "ERROR").upper(
                     format="%(levelname)s %(name)s: %(message)s")
 
 import apache_beam as beam  # noqa: E402
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions  # noqa: E402
+from apache_beam.options.pipeline_options import (PipelineOptions, PortableOptions,  # noqa: E402
+                                                  StandardOptions)
 
 from pipelines.graph import PipelineSettings, build_pipeline  # noqa: E402
 from pipelines.local_runner import STREAMING_LOCAL_RUNNER  # noqa: E402
+from pipelines.masking import (SecretMask, inline_secret_warnings, inline_secrets,  # noqa: E402
+                               masked_output, publishes_options)
 from pipelines.options import DEFAULT_RUNNER, KafkaOptions, LaunchOptions, WirestreamOptions  # noqa: E402
 from transforms.dedup import DedupSettings  # noqa: E402
 from transforms.io.archive import ReadArchiveFiles, SourceError, list_archive_files  # noqa: E402
@@ -106,13 +109,19 @@ def resolve_source(spec: str, options: PipelineOptions,
         raise UsageError(str(exc)) from None
 
 
+# What the command prints goes through this mask (see pipelines.masking).
+SECRETS = SecretMask()
+
+
 def kafka_client_config(options: PipelineOptions):
     from transforms.io.kafka import client_config
     kafka = options.view_as(KafkaOptions)
     try:
-        return client_config(kafka.kafka_config, kafka.kafka_config_file)
+        config = client_config(kafka.kafka_config, kafka.kafka_config_file)
     except SourceError as exc:
         raise UsageError(str(exc)) from None
+    SECRETS.add(*config.secret_values())  # from the file and the environment too
+    return config
 
 
 def pipeline_settings(options: PipelineOptions, kafka_config,
@@ -123,7 +132,7 @@ def pipeline_settings(options: PipelineOptions, kafka_config,
         SinkSpec.parse(opts.sink)
         dead_letter = opts.dead_letter or default_dead_letter_spec(opts.sink)
         SinkSpec.parse(dead_letter)
-    except SinkError as exc:
+    except (SinkError, SourceError) as exc:  # SourceError: a bad kafka:// sink spec
         raise UsageError(str(exc)) from None
     if opts.num_shards < 1:
         raise UsageError("--num-shards must be at least 1")
@@ -176,6 +185,9 @@ def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings, Pi
         standard.streaming = True
     if not standard.runner:
         standard.runner = DEFAULT_RUNNER if bounded else STREAMING_LOCAL_RUNNER
+    if publishes_options(standard.runner, options.view_as(PortableOptions).job_endpoint):
+        for warning in inline_secret_warnings(argv, standard.runner):
+            print(f"wirestream: warning: {warning}", file=sys.stderr)
     settings = pipeline_settings(options, kafka_config, streaming=not bounded)
     try:
         pipeline = beam.Pipeline(options=options)  # validates the options for the runner
@@ -280,6 +292,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 2
         print(f"usage: wirestream {{{known}}} ...  (wirestream COMMAND --help)", file=sys.stderr)
         return 0 if argv else 2
+    SECRETS.add(*(secret for _, _, secret in inline_secrets(argv)))
+    with masked_output(SECRETS):
+        return _masked_main(argv)
+
+
+def _masked_main(argv: list[str]) -> int:
     try:
         return COMMANDS[argv[0]](argv[1:])
     except UsageError as exc:
