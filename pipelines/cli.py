@@ -308,8 +308,9 @@ def _masked_main(argv: list[str]) -> int:
         return 130
     except Exception as exc:  # a failed pipeline: one line, the detail in debug logs
         logging.getLogger("wirestream").debug("pipeline failed", exc_info=True)
-        print(f"wirestream: pipeline failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-              file=sys.stderr)
+        what = "pipeline" if argv[0] == "run" else argv[0]
+        print(f"wirestream: {what} failed: {type(exc).__name__}: "
+              f"{str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
         return 1
 
 
