@@ -175,7 +175,7 @@ def summary_from_metrics(result) -> RunSummary:
         dead_letters=counters.get("dead_letters", 0), errors=counters.get(CODE_ERRORS, 0))
 
 
-def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings, PipelineOptions]:
+def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings]:
     options = parse_run_arguments(argv)
     opts = options.view_as(WirestreamOptions)
     kafka_config = kafka_client_config(options)
@@ -199,20 +199,20 @@ def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings, Pi
         raise UsageError(str(exc)) from None
     if options.view_as(LaunchOptions).validate_only:
         describe_without_running(pipeline, options)
-        return None, settings, options
+        return None, settings
     if options.view_as(StandardOptions).no_wait_until_finish:
         # Submit and return (Flink/Dataflow launchers): the job runs on without us.
         result = pipeline.run()
         job_id = getattr(result, "job_id", None)
         print(f"submitted job {job_id() if callable(job_id) else ''}".rstrip())
-        return None, settings, options
+        return None, settings
     if bounded:
         result = pipeline.run()
         result.wait_until_finish()
     else:
         from pipelines.streaming import run_until_interrupted
         result = run_until_interrupted(pipeline)
-    return summary_from_metrics(result), settings, options
+    return summary_from_metrics(result), settings
 
 
 def describe_without_running(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
@@ -252,7 +252,7 @@ def _run_command(argv: Sequence[str]) -> int:
             options_class._add_argparse_args(parser)
         parser.print_help()
         return 0
-    summary, settings, options = run(argv)
+    summary, settings = run(argv)
     if summary is None:  # --dry-run, or submitted without waiting
         return 0
     print(f"event records: {redacted_url(settings.sink)}\n"
@@ -262,7 +262,8 @@ def _run_command(argv: Sequence[str]) -> int:
         print("error: counts do not add up (read != unique + duplicates + dead_letters)",
               file=sys.stderr)
         return 1
-    if summary.errors and options.view_as(LaunchOptions).errors_tolerance == "none":
+    tolerance = PipelineOptions(list(argv)).view_as(LaunchOptions).errors_tolerance
+    if summary.errors and tolerance == "none":
         print(f"error: {summary.errors} code error(s): an unexpected exception in wirestream, "
               "not bad input; each is a dead letter with error_kind \"code\" and its "
               "traceback (--errors-tolerance all accepts them)", file=sys.stderr)

@@ -252,6 +252,10 @@ def test_sink_url_parameters(server):
     assert target.table == "archive.stories"
     assert target.conninfo == "postgresql://wire:p%40ss@db.example:5433/news?sslmode=require"
     assert "p%40ss" not in target.shown and "***" in target.shown
+    in_query = PostgresTarget.from_spec(SinkSpec.parse(
+        "postgresql://wire@db.example/news?table=t&password=hunter2&sslpassword=k3y&sslmode=require"))
+    assert "hunter2" not in in_query.shown and "k3y" not in in_query.shown
+    assert in_query.shown.count("***") == 2 and "sslmode=require" in in_query.shown
     assert PostgresTarget.from_spec(SinkSpec.parse("postgresql://u@h/db")).table == "event_records"
     for bad in ("postgresql://u@h/db?table=x;drop", "postgresql://u@h/db?table=1x",
                 "postgresql://u@h?table=t"):
