@@ -32,7 +32,7 @@ from apache_beam.options.pipeline_options import (PipelineOptions, PortableOptio
 
 from pipelines.graph import PipelineSettings, build_pipeline  # noqa: E402
 from pipelines.local_runner import STREAMING_LOCAL_RUNNER  # noqa: E402
-from pipelines.masking import (SecretMask, inline_secret_warnings, inline_secrets,  # noqa: E402
+from pipelines.masking import (SECRETS, inline_secret_warnings, inline_secrets,  # noqa: E402
                                masked_output, publishes_options)
 from pipelines.options import DEFAULT_RUNNER, KafkaOptions, LaunchOptions, WirestreamOptions  # noqa: E402
 from transforms.dedup import DedupSettings  # noqa: E402
@@ -107,10 +107,6 @@ def resolve_source(spec: str, options: PipelineOptions,
                                 max_file_bytes=max_file_bytes), True
     except SourceError as exc:
         raise UsageError(str(exc)) from None
-
-
-# What the command prints goes through this mask (see pipelines.masking).
-SECRETS = SecretMask()
 
 
 def kafka_client_config(options: PipelineOptions):

@@ -138,6 +138,7 @@ def broker_command(argv: Sequence[str]) -> int:
 
 
 def produce_command(argv: Sequence[str]) -> int:
+    from pipelines.masking import SECRETS
     from transforms.io.kafka import KafkaSpecError, client_config, parse_topic_spec
     parser = argparse.ArgumentParser(
         prog="wirestream produce",
@@ -153,6 +154,7 @@ def produce_command(argv: Sequence[str]) -> int:
     try:
         brokers, topic = parse_topic_spec(args.to)
         config = client_config(args.kafka_config, args.kafka_config_file)
+        SECRETS.add(*config.secret_values())  # from the file and the environment too
         files = list_archive_files(args.source)
     except (KafkaSpecError, SourceError) as exc:
         print(f"wirestream produce: {exc}", file=sys.stderr)

@@ -88,6 +88,10 @@ class SecretMask:
         return text
 
 
+# What the commands print goes through this mask; each adds the secrets it learns.
+SECRETS = SecretMask()
+
+
 class _MaskedStream:
     def __init__(self, stream, mask: SecretMask):
         self._stream, self._mask = stream, mask

@@ -143,3 +143,10 @@ def test_kafka_run_and_produce_print_no_secret(kafka_broker, tmp_path):
                         "--kafka-config", f"sasl_plain_pasword={SECRET}")
     assert failed.returncode == 2
     assert_never_printed(failed)
+    props = tmp_path / "client.properties"
+    props.write_text("sasl.plain.username=u\nsasl.plain.password=${env:WIRE_TEST_KAFKA_PASSWORD}\n")
+    from_file = wirestream("produce", "--to", f"{kafka}/wires", str(SAMPLE),
+                           "--kafka-config-file", str(props),
+                           env={"WIRE_TEST_KAFKA_PASSWORD": SECRET})
+    assert from_file.returncode == 0, from_file.stderr
+    assert_never_printed(from_file)
