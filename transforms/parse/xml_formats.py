@@ -169,17 +169,24 @@ def _nitf_story(nitf: ET.Element, origin: Origin) -> Story:
 
 # --- RSS 2.0 and Atom -----------------------------------------------------------
 
-def _rss_item_story(item: ET.Element, origin: Origin, channel: ET.Element) -> Story:
+def _channel_facts(channel: Optional[ET.Element]) -> tuple[Optional[str], Optional[str]]:
+    """(title, language) of an RSS channel: looked up once per feed, not per item
+    (a channel's children are its items, so a search per item is quadratic)."""
+    return text_of(child(channel, "title")), text_of(child(channel, "language"))
+
+
+def _rss_item_story(item: ET.Element, origin: Origin,
+                    channel: tuple[Optional[str], Optional[str]]) -> Story:
     encoded = next((c for c in item if local(c.tag) == "encoded"), None)
     category = child(item, "category")
     return require_content(Story(
         format="rss", headline=_markup_text(text_of(child(item, "title"))),
         body=_markup_text(text_of(encoded) or text_of(child(item, "description"))),
         origin=origin, story_id=text_of(child(item, "guid")) or text_of(child(item, "link")),
-        source=text_of(child(item, "source")) or text_of(child(channel, "title")),
+        source=text_of(child(item, "source")) or channel[0],
         url=text_of(child(item, "link")), section=text_of(category),
         published_raw=text_of(child(item, "pubDate")) or text_of(child(item, "date")),
-        language_raw=text_of(child(channel, "language"))))
+        language_raw=channel[1]))
 
 
 def _atom_link(entry: ET.Element) -> Optional[str]:
@@ -255,7 +262,7 @@ def parse_xml_document(payload: bytes, origin: Origin) -> Iterator[Story | tuple
     if not items:
         raise ParseError(f"XML <{local(root.tag)}> holds no stories")
     many = len(items) > 1
-    channel = child(root, "channel") if kind == "rss" else root
+    channel = _channel_facts(child(root, "channel")) if kind == "rss" else None
     for index, item in enumerate(items):
         item_origin = origin.with_item(index) if many else origin
         try:
