@@ -220,8 +220,15 @@ def split_json_array(data: bytes) -> list[bytes] | None:
 DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
 _CHUNK = 1024 * 1024
 # What a damaged compressed stream raises: truncation (EOFError), a bad header
-# or CRC (gzip.BadGzipFile, an OSError), corrupt deflate data (zlib.error).
+# or CRC (gzip.BadGzipFile, an OSError), corrupt deflate data (zlib.error); and
+# what an unreadable local file raises (OSError).
 _STREAM_DAMAGE = (EOFError, OSError, zlib.error)
+
+
+def _is_damage(exc: BaseException, archive: ArchiveFile) -> bool:
+    """A remote read error (gs://, s3://) may heal: it fails the bundle, which the
+    runner retries, rather than become a dead letter."""
+    return isinstance(exc, (EOFError, zlib.error, gzip.BadGzipFile)) or "://" not in archive.path
 
 
 def _damage(exc: BaseException, archive: ArchiveFile, at_byte: int, line: int | None = None) -> str:
@@ -297,6 +304,8 @@ def _jsonl_records(archive: ArchiveFile, origin: Origin, max_line_bytes: int
                     offset += len(pending)
                     pending, overlong = b"", True
     except _STREAM_DAMAGE as exc:
+        if not _is_damage(exc, archive):
+            raise
         yield record(pending, _damage(exc, archive, offset + len(pending), line))
         return
     if pending.strip() and not overlong:
@@ -316,6 +325,8 @@ def _read_bounded(archive: ArchiveFile, limit: int) -> tuple[bytes, str | None]:
                     return data, (f"file is larger than the file bound of {limit} bytes "
                                   f"(--max-file-bytes); its first {limit} bytes are kept")
     except _STREAM_DAMAGE as exc:
+        if not _is_damage(exc, archive):
+            raise
         return b"".join(chunks), _damage(exc, archive, size)
     return b"".join(chunks), None
 

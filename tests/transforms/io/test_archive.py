@@ -215,3 +215,11 @@ def test_a_file_over_the_file_bound_is_not_read_whole(tmp_path):
     assert long_line.damage and long_line.origin.line == 1 and len(long_line.payload) <= 1000
     assert short_line.damage is None and short_line.payload == b'{"b": 1}'
     assert short_line.origin.line == 2
+
+
+def test_an_unreadable_local_file_is_a_read_dead_letter_not_a_crash(tmp_path):
+    # Listed as a file, then replaced by a directory before it was read.
+    path = tmp_path / "gone.xml"
+    path.mkdir()
+    (record,) = _read(path, "xml")
+    assert record.damage and "IsADirectoryError" in record.damage and record.payload == b""
