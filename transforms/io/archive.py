@@ -232,14 +232,15 @@ def _is_damage(exc: BaseException, archive: ArchiveFile) -> bool:
 
 
 def _damage(exc: BaseException, archive: ArchiveFile, at_byte: int, line: int | None = None) -> str:
-    if isinstance(exc, EOFError) and archive.path.lower().endswith(".gz"):
+    gzipped = archive.path.lower().endswith(".gz")
+    if isinstance(exc, EOFError) and gzipped:
         what = "truncated gzip stream (it ends before its end-of-stream marker)"
     elif isinstance(exc, (gzip.BadGzipFile, zlib.error)):
         what = f"corrupt gzip stream ({exc})"
     else:
         what = f"read failed ({type(exc).__name__}: {exc})"
     where = f"line {line}, " if line is not None else ""
-    return f"{what} at {where}byte {at_byte} of the {'decompressed ' if archive.path.lower().endswith('.gz') else ''}file"
+    return f"{what} at {where}byte {at_byte} of the {'decompressed ' if gzipped else ''}file"
 
 
 class _Decompressed:
@@ -271,45 +272,44 @@ class _Decompressed:
 
 def _jsonl_records(archive: ArchiveFile, origin: Origin, max_line_bytes: int
                    ) -> Iterator[RawRecord]:
-    line, offset, pending, overlong = 1, 0, b"", False
+    line, offset = 1, 0  # the current line, and the byte where it starts
+    pending: list[bytes] = []  # the current line's bytes so far (a list: lines may be long)
+    held = 0  # their length
+    overlong = False  # the current line passed the bound and was dead-lettered
 
     def record(data: bytes, damage: str | None = None) -> RawRecord:
         return RawRecord(data.rstrip(b"\r"), replace(origin, line=line), "json", damage)
 
+    def too_long(data: bytes) -> RawRecord:
+        return record(data[:max_line_bytes], f"line {line} is longer than the file bound of "
+                      f"{max_line_bytes} bytes; its first {max_line_bytes} bytes are kept")
+
     try:
         with _Decompressed(archive.path) as stream:
             for chunk in iter(lambda: stream.read(_CHUNK), b""):
-                pieces = chunk.split(b"\n")
-                for piece in pieces[:-1]:
-                    if overlong:
-                        overlong = False  # the end of a line already dead-lettered
-                    else:
-                        data = pending + piece
+                *ends, rest = chunk.split(b"\n")
+                for piece in ends:
+                    if not overlong:
+                        data = b"".join(pending) + piece
                         if len(data) > max_line_bytes:
-                            yield record(data[:max_line_bytes], f"line {line} is longer than the "
-                                         f"file bound of {max_line_bytes} bytes; its first "
-                                         f"{max_line_bytes} bytes are kept")
+                            yield too_long(data)
                         elif data.strip():
                             yield record(data)
-                    offset += len(pending) + len(piece) + 1
-                    pending, line = b"", line + 1
-                if overlong:
-                    offset += len(pieces[-1])
-                    continue
-                pending += pieces[-1]
-                if len(pending) > max_line_bytes:
-                    yield record(pending[:max_line_bytes], f"line {line} is longer than the file "
-                                 f"bound of {max_line_bytes} bytes; its first {max_line_bytes} "
-                                 "bytes are kept")
-                    offset += len(pending)
-                    pending, overlong = b"", True
+                    offset += held + len(piece) + 1
+                    pending, held, overlong, line = [], 0, False, line + 1
+                held += len(rest)
+                if not overlong:
+                    pending.append(rest)
+                    if held > max_line_bytes:
+                        yield too_long(b"".join(pending))
+                        pending, overlong = [], True
     except _STREAM_DAMAGE as exc:
         if not _is_damage(exc, archive):
             raise
-        yield record(pending, _damage(exc, archive, offset + len(pending), line))
+        yield record(b"".join(pending), _damage(exc, archive, offset + held, line))
         return
-    if pending.strip() and not overlong:
-        yield record(pending)
+    if not overlong and (data := b"".join(pending)).strip():
+        yield record(data)
 
 
 def _read_bounded(archive: ArchiveFile, limit: int) -> tuple[bytes, str | None]:
