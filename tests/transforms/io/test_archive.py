@@ -94,7 +94,7 @@ def test_progress_line_counts_files_records_and_eta():
 # --- damaged and hostile input: every damage is an accounted record -------------------------
 
 from schemas import RawRecord  # noqa: E402
-from transforms.parse import ParseSettings, parse_record  # noqa: E402
+from transforms.parse import parse_record  # noqa: E402
 
 
 def _stories(count: int) -> bytes:
