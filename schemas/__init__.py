@@ -5,7 +5,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from schemas.records import (  # noqa: F401
-    SCHEMA_VERSION, DeadLetter, EventRecord, Origin, RawRecord, Story, Subject,
+    SCHEMA_VERSION, DataError, DeadLetter, EventRecord, Origin, RawRecord, Story, Subject,
     content_digest, derive_event_id)
 
 SCHEMA_DIR = Path(__file__).parent

@@ -49,4 +49,7 @@ CREATE TABLE IF NOT EXISTS {table} (
     ingested_at     timestamptz NOT NULL,
     schema_version  text NOT NULL
 );
+-- Added in 1.x: tables created before gain the columns.
+ALTER TABLE {table} ADD COLUMN IF NOT EXISTS error_kind text NOT NULL DEFAULT 'data',
+                    ADD COLUMN IF NOT EXISTS traceback text;
 CREATE INDEX IF NOT EXISTS {stage_index} ON {table} (stage, ingested_at);

@@ -64,6 +64,9 @@ class RawRecord:
     payload: bytes
     origin: Origin
     format_hint: Optional[str] = None
+    # Set by the reader when the input broke here (a truncated gzip stream, an
+    # unclosed element): the payload is what could be read, and this says why.
+    damage: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,11 @@ class EventRecord:
         return d
 
 
+class DataError(ValueError):
+    """Bad input: the record cannot become an event record, and that is the
+    input's fault. Any other exception in a stage is a code error (our bug)."""
+
+
 @dataclass
 class DeadLetter:
     stage: str  # read, parse, normalise, dedup, tag, write
@@ -168,6 +176,8 @@ class DeadLetter:
     raw: bytes
     origin: Origin
     schema_version: str = SCHEMA_VERSION
+    error_kind: str = "data"  # "data": bad input; "code": an unexpected exception (our bug)
+    traceback: Optional[str] = None  # of a code error
 
     @property
     def record_key(self) -> str:
@@ -195,4 +205,6 @@ class DeadLetter:
             "raw_encoding": encoding,
             "origin": self.origin.to_dict(),
             "schema_version": self.schema_version,
+            "error_kind": self.error_kind,
+            "traceback": self.traceback,
         }

@@ -2,21 +2,30 @@
 
 A stage function takes one of our records and returns the next one (or an
 iterable of them). Any exception becomes a DeadLetter on a tagged output, so
-one bad story never stops the run and nothing is lost.
+one bad story never stops the run and nothing is lost. A DataError (bad
+input) is an ordinary dead letter; any other exception is a code error, our
+bug: its dead letter carries the traceback, it is logged (at ERROR, with the
+traceback, once per worker and stage) and counted apart (metric ``errors``),
+and the command line fails a run that had any unless they are tolerated.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import traceback
 from typing import Any, Callable, Iterable
 
 import apache_beam as beam
 from apache_beam import pvalue
 
-from schemas import DeadLetter, EventRecord, RawRecord, Story
+from schemas import DataError, DeadLetter, EventRecord, RawRecord, Story
 
 DEAD_LETTERS = "dead_letters"
 METRICS_NAMESPACE = "wirestream"
+CODE_ERRORS = "errors"  # the counter of code errors, over all stages
+
+log = logging.getLogger(__name__)
 
 
 def counter_totals(result) -> dict[str, int]:
@@ -42,6 +51,16 @@ def raw_payload(element: Any) -> bytes:
     return repr(element).encode("utf-8")
 
 
+def stage_dead_letter(stage: str, element: Any, exc: Exception) -> DeadLetter:
+    """The dead letter of an exception raised by a stage function: a DataError
+    is the input's fault, anything else is a code error with its traceback."""
+    error = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, DataError):
+        return DeadLetter(stage=stage, error=error, raw=raw_payload(element), origin=element.origin)
+    return DeadLetter(stage=stage, error=error, raw=raw_payload(element), origin=element.origin,
+                      error_kind="code", traceback="".join(traceback.format_exception(exc)))
+
+
 class StageDoFn(beam.DoFn):
     def __init__(self, stage: str, fn: Callable[[Any], Any], many: bool = False):
         self._stage = stage
@@ -49,16 +68,26 @@ class StageDoFn(beam.DoFn):
         self._many = many
         self._failed = beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"{stage}_dead_letters")
         self._passed = beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"{stage}_out")
+        self._code_errors = beam.metrics.Metrics.counter(METRICS_NAMESPACE, CODE_ERRORS)
+        self._logged = False
 
     def process(self, element):
         try:
             result = self._fn(element)
             outputs: Iterable = list(result) if self._many else (result,)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a dead letter
+            dead = stage_dead_letter(self._stage, element, exc)
             self._failed.inc()
-            yield pvalue.TaggedOutput(DEAD_LETTERS, DeadLetter(
-                stage=self._stage, error=f"{type(exc).__name__}: {exc}",
-                raw=raw_payload(element), origin=element.origin))
+            if dead.error_kind == "code":
+                self._code_errors.inc()
+                # Once per instance at ERROR (shown by default); the rest at DEBUG, so a
+                # bug that fails every story does not flood the log. Each dead letter
+                # has its traceback anyway.
+                log.log(logging.DEBUG if self._logged else logging.ERROR,
+                        "code error in stage %s (a wirestream bug, not bad input) at %s: %s",
+                        self._stage, _where(element.origin), dead.error, exc_info=exc)
+                self._logged = True
+            yield pvalue.TaggedOutput(DEAD_LETTERS, dead)
             return
         for out in outputs:
             if isinstance(out, DeadLetter):
@@ -67,6 +96,12 @@ class StageDoFn(beam.DoFn):
             else:
                 self._passed.inc()
                 yield out
+
+
+def _where(origin) -> str:
+    if origin.kind == "kafka":
+        return f"{origin.topic}[{origin.partition}]@{origin.offset}"
+    return f"{origin.path}" + (f":{origin.line}" if origin.line is not None else "")
 
 
 class ApplyStage(beam.PTransform):

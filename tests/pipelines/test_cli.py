@@ -13,7 +13,7 @@ from schemas import validator
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples" / "archive"
-SUMMARY = re.compile(r"^read=(\d+) unique=(\d+) duplicates=(\d+) dead_letters=(\d+)$")
+SUMMARY = re.compile(r"^read=(\d+) unique=(\d+) duplicates=(\d+) dead_letters=(\d+) errors=(\d+)$")
 
 
 def wirestream(*args, cwd=None):
@@ -22,10 +22,10 @@ def wirestream(*args, cwd=None):
 
 
 def summary_of(proc) -> dict:
-    line = proc.stderr.strip().splitlines()[-1]
-    match = SUMMARY.match(line)
+    (match,) = [m for m in map(SUMMARY.match, proc.stderr.strip().splitlines()) if m] or [None]
     assert match, proc.stderr
-    return dict(zip(("read", "unique", "duplicates", "dead_letters"), map(int, match.groups())))
+    return dict(zip(("read", "unique", "duplicates", "dead_letters", "errors"),
+                    map(int, match.groups())))
 
 
 def read_jsonl(directory: Path, pattern="*.jsonl") -> list[dict]:
@@ -104,7 +104,7 @@ def test_named_direct_runner_gives_the_same_records(tmp_path):
     proc = wirestream("run", "--source", str(src), "--sink", f"jsonl:{tmp_path / 'out'}",
                       "--runner", "DirectRunner")
     assert proc.returncode == 0, proc.stderr
-    assert summary_of(proc) == {"read": 2, "unique": 2, "duplicates": 0, "dead_letters": 0}
+    assert summary_of(proc) == {"read": 2, "unique": 2, "duplicates": 0, "dead_letters": 0, "errors": 0}
     assert {e["format"] for e in read_jsonl(tmp_path / "out")} == {"text", "ninjs"}
 
 
@@ -115,7 +115,7 @@ def test_exact_duplicates_and_bad_lines_in_one_file(tmp_path):
     lines = [json.dumps(story), json.dumps(copy), '{"title": broken', '\xff']
     (tmp_path / "in.jsonl").write_bytes("\n".join(lines[:3]).encode() + b"\n\xff\xfe\n")
     proc = wirestream("run", "--source", str(tmp_path / "in.jsonl"), "--sink", f"jsonl:{tmp_path / 'o'}")
-    assert summary_of(proc) == {"read": 4, "unique": 1, "duplicates": 1, "dead_letters": 2}
+    assert summary_of(proc) == {"read": 4, "unique": 1, "duplicates": 1, "dead_letters": 2, "errors": 0}
     events = {e["source"]: e for e in read_jsonl(tmp_path / "o")}
     assert not events["A"]["is_duplicate"] and events["B"]["is_duplicate"]
     assert events["B"]["duplicate_of"] == events["A"]["event_id"]
@@ -133,7 +133,7 @@ def test_drop_duplicates_leaves_them_out_of_the_sink_but_counts_them(tmp_path):
     (tmp_path / "in.jsonl").write_text(f"{json.dumps(copy)}\n{json.dumps(story)}\n")
     proc = wirestream("run", "--source", str(tmp_path / "in.jsonl"), "--sink", f"jsonl:{tmp_path / 'o'}",
                       "--drop-duplicates")
-    assert summary_of(proc) == {"read": 2, "unique": 1, "duplicates": 1, "dead_letters": 0}
+    assert summary_of(proc) == {"read": 2, "unique": 1, "duplicates": 1, "dead_letters": 0, "errors": 0}
     assert [e["source"] for e in read_jsonl(tmp_path / "o")] == ["A"]
 
 
@@ -209,3 +209,71 @@ def test_portable_runner_gives_the_same_files_as_the_default_runner(demo_run, tm
     assert summary_of(proc)["read"] == 313
     for path in sorted(default_out.rglob("*.jsonl")):
         assert path.read_bytes() == (tmp_path / path.relative_to(default_out)).read_bytes(), path
+
+
+def test_damaged_and_special_archive_files_are_accounted_and_named(tmp_path):
+    import gzip
+    import os
+    source = tmp_path / "in"
+    source.mkdir()
+    stories = b"".join(b'{"id": "s%d", "title": "Story number %d", "body": "Text %d of a story."}\n'
+                       % (n, n, n) for n in range(50))
+    whole = gzip.compress(stories)
+    (source / "cut.jsonl.gz").write_bytes(whole[:len(whole) // 2])
+    (source / "cut.sgm").write_bytes(
+        b'<REUTERS NEWID="1">\n<TEXT><TITLE>ONE</TITLE><BODY>A body.</BODY></TEXT>\n</REUTERS>\n'
+        b'<REUTERS NEWID="2">\n<TEXT><TITLE>TWO</TITLE><BODY>cut')
+    (source / "deep.json").write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    os.mkfifo(source / "pipe.jsonl")
+    out = tmp_path / "out"
+    proc = wirestream("run", "--source", str(source), "--sink", f"jsonl:{out}")
+    assert proc.returncode == 0, proc.stderr
+    assert "pipe.jsonl" in proc.stderr and "FIFO" in proc.stderr
+    counts = summary_of(proc)
+    events, dead = read_jsonl(out), read_jsonl(out / "dead-letter")
+    assert counts["read"] == counts["unique"] + counts["duplicates"] + counts["dead_letters"]
+    assert len(dead) == counts["dead_letters"] == 3 and len(events) == counts["read"] - 3
+    by_file = {os.path.basename(d["origin"]["path"]): d for d in dead}
+    assert by_file["cut.jsonl.gz"]["stage"] == "read" and "truncated gzip" in by_file[
+        "cut.jsonl.gz"]["error"]
+    assert by_file["cut.sgm"]["stage"] == "read" and "unclosed" in by_file["cut.sgm"]["error"]
+    assert by_file["deep.json"]["stage"] == "parse" and "nested" in by_file["deep.json"]["error"]
+    assert len(events) > 10  # the stories before the cut are written
+
+
+def test_a_code_error_on_every_story_fails_the_run_unless_tolerated(tmp_path):
+    # A tagging data file that cannot be loaded makes the tag stage raise on every
+    # story: not the stories' fault, so the run must not look like a success.
+    data = tmp_path / "tagdata"
+    data.mkdir()
+    (data / "people.json").write_text("{ this is not json")
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": f"s{n}", "title": f"Story {n}",
+                                          "text": f"Text of story {n}."}) + "\n" for n in range(3)))
+    out = tmp_path / "out"
+    proc = wirestream("run", "--source", str(source), "--sink", f"jsonl:{out}",
+                      "--tag-data-dir", str(data))
+    assert proc.returncode == 1, proc.stderr
+    assert summary_of(proc) == {"read": 3, "unique": 0, "duplicates": 0, "dead_letters": 3,
+                                "errors": 3}
+    assert "3 code error(s)" in proc.stderr and "--errors-tolerance all" in proc.stderr
+    assert "Traceback (most recent call last)" in proc.stderr  # logged at the default level
+    dead = read_jsonl(out / "dead-letter")
+    assert len(dead) == 3 and {d["error_kind"] for d in dead} == {"code"}
+    assert {d["stage"] for d in dead} == {"tag"}
+    assert all("JSONDecodeError" in d["error"] and d["traceback"].startswith("Traceback")
+               for d in dead)
+    tolerated = wirestream("run", "--source", str(source), "--sink", f"jsonl:{tmp_path / 'o2'}",
+                           "--tag-data-dir", str(data), "--errors-tolerance", "all")
+    assert tolerated.returncode == 0 and summary_of(tolerated)["errors"] == 3
+
+
+def test_data_errors_alone_exit_zero_with_no_code_errors(tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"title": broken\n{"id": "x", "title": "T", "text": "Body."}\n')
+    proc = wirestream("run", "--source", str(source), "--sink", f"jsonl:{tmp_path / 'o'}")
+    assert proc.returncode == 0, proc.stderr
+    assert summary_of(proc) == {"read": 2, "unique": 1, "duplicates": 0, "dead_letters": 1,
+                                "errors": 0}
+    (dead,) = read_jsonl(tmp_path / "o" / "dead-letter")
+    assert dead["error_kind"] == "data" and dead["traceback"] is None

@@ -128,7 +128,7 @@ def test_sigint_stops_a_streaming_run_cleanly(kafka_broker, tmp_path, runner):
     assert streaming.returncode == 0, err
     assert time.monotonic() - stopped_at < 10
     assert "Traceback" not in err
-    assert err.strip().splitlines()[-1] == "read=1 unique=1 duplicates=0 dead_letters=0"
+    assert err.strip().splitlines()[-1] == "read=1 unique=1 duplicates=0 dead_letters=0 errors=0"
     assert len(read_topic(kafka_broker.bootstrap, "events")) == 1
     assert committed(kafka_broker.bootstrap, "g", "wire") == {0: 1}  # what was written
 
@@ -142,7 +142,7 @@ def test_portable_embed_runner_runs_the_same_pipeline(kafka_broker, tmp_path):
                      "--runner", "PortableRunner", "--job_endpoint", "embed",
                      "--environment_type", "LOOPBACK", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert run.stderr.strip().splitlines()[-1].endswith("dead_letters=1")
+    assert run.stderr.strip().splitlines()[-1].endswith("dead_letters=1 errors=0")
     assert len(read_topic(kafka_broker.bootstrap, "events")) == 5
     assert len(read_topic(kafka_broker.bootstrap, "events.dlq")) == 1
 

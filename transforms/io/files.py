@@ -14,17 +14,25 @@ records to a hidden JSON-lines journal and fsyncs it at the end of every
 bundle, so a bundle is durable before the runner commits it even though the
 file stays open across bundles; a background thread rolls the journal on time
 even when no record arrives. Rolling publishes the journal under its final
-name (renamed as is for JSON lines, converted for Parquet). A journal left by
-a writer that died is published by the next writer to start or roll in that
-directory. Names sort by time and carry a random writer id, so they never
+name (renamed as is for JSON lines, converted for Parquet). The live writer
+holds an exclusive ``flock`` on its journal from creation until it has been
+published; the kernel releases it when the process dies, however it dies. A
+journal whose lock can be taken is therefore orphaned, and is published by
+the next writer to start or roll in that directory; one whose lock is held is
+never touched, whatever the clocks say or however long its writer has been
+paused. Names sort by time and carry a random writer id, so they never
 collide across workers or restarts. Delivery is at least once: a bundle
 retried after a crash can appear in two files (readers keep one row per
-``event_id``). Streaming needs a POSIX directory (local disk or a mount).
+``event_id``). Streaming needs a POSIX directory whose file system honours
+``flock`` between the writers: a local disk, or a mount shared by processes of
+one host. (Linux NFS clients emulate ``flock`` with POSIX locks, which hold
+between hosts but not between two writers of one process.)
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
@@ -263,12 +271,6 @@ class RollPolicy:
                    max_bytes=int(extra.get("roll_bytes", default.max_bytes)),
                    max_records=int(extra.get("roll_records", default.max_records)))
 
-    @property
-    def orphan_after(self) -> float:
-        # A live writer rolls within `seconds` (its thread checks every second),
-        # so a journal this old belongs to a writer that died.
-        return 2 * self.seconds + 60.0
-
 
 _JOURNAL = re.compile(r"^\.(?P<final>(?P<kind>[a-z_]+)-(?P<start>\d{8}T\d{6}\.\d{6}Z)-"
                       r"(?P<writer>[0-9a-f]{12})-\d{6}\.[a-z]+)\.journal$")
@@ -286,36 +288,31 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def publish_journal(journal: str, file_format, kind: RecordKind) -> Optional[str]:
-    """Journal -> its final file. Idempotent, and safe if two writers publish
-    the same orphan: the final name and content depend only on the journal.
+def publish_journal(journal: str, handle: IO[bytes], file_format, kind: RecordKind
+                    ) -> Optional[str]:
+    """Journal -> its final file, by the holder of its lock (``handle``, opened
+    read-write on it). The final name and content depend only on the journal.
     A torn last line (a write cut by a crash) belongs to an uncommitted bundle
     that the runner replays, so it is dropped."""
     directory, name = os.path.split(journal)
     final = os.path.join(directory, _JOURNAL.match(name).group("final"))
-    try:
-        with open(journal, "rb+") as handle:
-            data = handle.read()
-            complete = data[:data.rfind(b"\n") + 1]
-            if len(complete) != len(data):
-                handle.truncate(len(complete))
-    except FileNotFoundError:
-        return None  # already published by another writer
+    handle.seek(0)
+    data = handle.read()
+    complete = data[:data.rfind(b"\n") + 1]
+    if len(complete) != len(data):
+        handle.truncate(len(complete))
     if not complete:
         _remove_quietly(journal)
         return None
     if file_format.journal_is_final:
-        try:
-            os.replace(journal, final)
-        except FileNotFoundError:
-            return None
+        os.replace(journal, final)
     else:
         documents = [json.loads(line) for line in complete.splitlines()]
         temporary = os.path.join(directory, f".{os.path.basename(final)}.{uuid.uuid4().hex}.tmp")
-        with open(temporary, "wb") as handle:
-            file_format.write(handle, documents, kind)
-            handle.flush()
-            os.fsync(handle.fileno())
+        with open(temporary, "wb") as out:
+            file_format.write(out, documents, kind)
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(temporary, final)
         _remove_quietly(journal)
     _fsync_directory(directory)
@@ -329,8 +326,32 @@ def _remove_quietly(path: str) -> None:
         pass
 
 
-def publish_orphan_journals(directory: str, kind: RecordKind, file_format, older_than: float,
-                            now: float, own_writer: str = "") -> list[str]:
+def _take_orphan(journal: str) -> Optional[IO[bytes]]:
+    """The journal opened and locked, if no live writer holds it; else None."""
+    try:
+        handle = open(journal, "rb+")
+    except FileNotFoundError:
+        return None  # published meanwhile
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # The lock was free: its writer is gone. The path must still be the file we
+        # locked (its writer, or another successor, may have published it between
+        # our open and our lock).
+        if os.fstat(handle.fileno()).st_ino != os.stat(journal).st_ino:
+            raise FileNotFoundError(journal)
+        return handle
+    except (BlockingIOError, FileNotFoundError):
+        handle.close()
+        return None
+    except BaseException:
+        handle.close()
+        raise
+
+
+def publish_orphan_journals(directory: str, kind: RecordKind, file_format,
+                            own_writer: str = "") -> list[str]:
+    """Publish every journal of this kind and format whose writer is gone (its
+    lock is free); a journal whose writer lives, even paused, is left alone."""
     published = []
     for name in sorted(os.listdir(directory)):
         match = _JOURNAL.match(name)
@@ -338,12 +359,14 @@ def publish_orphan_journals(directory: str, kind: RecordKind, file_format, older
                 and match.group("final").endswith(file_format.suffix)
                 and match.group("writer") != own_writer):
             continue
-        started = dt.datetime.strptime(match.group("start"), "%Y%m%dT%H%M%S.%fZ").replace(
-            tzinfo=dt.timezone.utc).timestamp()
-        if now - started >= older_than:
-            final = publish_journal(os.path.join(directory, name), file_format, kind)
-            if final:
-                published.append(final)
+        journal = os.path.join(directory, name)
+        handle = _take_orphan(journal)
+        if handle is None:
+            continue
+        with handle:  # closing releases the lock, after the journal is gone
+            final = publish_journal(journal, handle, file_format, kind)
+        if final:
+            published.append(final)
     return published
 
 
@@ -394,8 +417,7 @@ class RollingFileWriter:
             return self._roll() if self._journal is not None else []
 
     def publish_orphans(self) -> list[str]:
-        return publish_orphan_journals(self.directory, self.kind, self.format,
-                                       self.policy.orphan_after, self._clock(), self.writer_id)
+        return publish_orphan_journals(self.directory, self.kind, self.format, self.writer_id)
 
     def _open(self) -> None:
         self._opened_at = self._clock()
@@ -403,15 +425,17 @@ class RollingFileWriter:
         final = (f"{self.kind.value}-{_utc_stamp(self._opened_at)}-{self.writer_id}-"
                  f"{self._sequence:06d}{self.format.suffix}")
         self._journal_path = os.path.join(self.directory, f".{final}.journal")
-        self._journal = open(self._journal_path, "xb")
+        # Read-write, exclusive: held locked until published (see the module docstring).
+        self._journal = open(self._journal_path, "xb+")
+        fcntl.flock(self._journal.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._bytes = self._records = 0
 
     def _roll(self) -> list[str]:
-        self._journal.flush()
-        os.fsync(self._journal.fileno())
-        self._journal.close()
-        self._journal = None
-        final = publish_journal(self._journal_path, self.format, self.kind)
+        journal, self._journal = self._journal, None
+        with journal:  # the lock goes with the file, once it is published
+            journal.flush()
+            os.fsync(journal.fileno())
+            final = publish_journal(self._journal_path, journal, self.format, self.kind)
         return [final] if final else []
 
 

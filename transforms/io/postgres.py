@@ -6,9 +6,14 @@ race. Records are buffered per bundle and written in one transaction: COPY
 into a session-temporary staging table, then ``INSERT ... ON CONFLICT (key)
 DO UPDATE``, so a retried bundle or a replayed archive leaves each record once
 (rows that did not change are not rewritten). Transient errors (connection
-lost, server restarting, serialization failure, deadlock) are retried with
-exponential backoff on a fresh connection; when the retries run out the bundle
-fails, so the run fails rather than report success with records missing.
+lost, server restarting, serialization failure, deadlock) are retried by
+tenacity with exponential backoff plus jitter on a fresh connection; when the
+retries run out the bundle fails, so the run fails rather than report success
+with records missing. Configuration and authentication errors (a bad sslmode,
+a wrong password, a missing database or role) and statements the server
+refuses are not retried: they fail at once. Passwords come from the URL, or
+better from libpq's own sources: PGPASSWORD, ~/.pgpass (PGPASSFILE) or a
+``passfile=PATH`` URL parameter.
 Dead letters go to ``T_dead_letters`` unless ``--dead-letter`` says otherwise.
 Every URL parameter except ``table`` is passed to libpq; the password is never
 shown in errors or logs.
@@ -29,6 +34,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import apache_beam as beam
 import psycopg
+import tenacity
 from psycopg import sql
 
 from transforms.io.sinks import (redacted_url, RecordKind, RecordSink, SinkError, SinkSettings, SinkSpec,
@@ -69,15 +75,37 @@ class PostgresTarget:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 6  # 0.5 + 1 + 2 + 4 + 8 s of waiting: rides out a server restart
+    attempts: int = 6  # 0.5 + 1 + 2 + 4 + 8 s of waiting, plus jitter: rides out a server restart
     first_delay: float = 0.5
     max_delay: float = 30.0
+    # Up to this many seconds added at random to each wait, so that workers that
+    # lost the server together do not all come back in the same instant.
+    jitter: float = 1.0
 
 
-# What may succeed if tried again on a new connection. Constraint violations,
-# bad data and permission errors are not retried: they fail the bundle at once.
-TRANSIENT_ERRORS = (psycopg.OperationalError, psycopg.errors.SerializationFailure,
-                    psycopg.errors.DeadlockDetected)
+# SQLSTATEs of failures that may succeed if tried again: serialization failure,
+# deadlock, lock not available, server shutting down or starting, too many
+# connections, and class 08 (connection exceptions).
+TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300"})
+# libpq reports connection failures without a SQLSTATE. These are configuration
+# or authentication errors, which no retry heals; any other connection failure
+# (refused, timed out, closed by the server, name not resolved) may heal.
+_PERMANENT_CONNECTION_FAILURE = re.compile(
+    r"invalid \w+ value|invalid connection option|invalid (?:URI|integer|percent)|"
+    r"missing \"=\"|password authentication failed|no password supplied|"
+    r"authentication failed|does not exist|no pg_hba\.conf entry|root certificate|"
+    r"certificate verify failed|server does not support SSL|sslmode value|"
+    r"permission denied|is not permitted to log in", re.I)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Can retrying on a new connection heal this error?"""
+    if not isinstance(exc, psycopg.Error):
+        return False
+    if exc.sqlstate:
+        return exc.sqlstate in TRANSIENT_SQLSTATES or exc.sqlstate.startswith("08")
+    return (isinstance(exc, psycopg.OperationalError)
+            and not _PERMANENT_CONNECTION_FAILURE.search(str(exc)))
 
 
 @functools.lru_cache(maxsize=None)
@@ -124,7 +152,8 @@ def dead_letter_row(d: dict) -> tuple:
     raw = (base64.b64decode(d["raw"]) if d["raw_encoding"] == "base64"
            else d["raw"].encode("utf-8"))
     return (d["dead_letter_id"], d["stage"], _text(d["error"]), raw, _json(d["origin"]),
-            d["origin"]["ingested_at"], d["schema_version"])
+            d["origin"]["ingested_at"], d["schema_version"], d.get("error_kind", "data"),
+            _text(d.get("traceback")))
 
 
 @dataclass(frozen=True)
@@ -150,7 +179,8 @@ LAYOUTS = {
         "cluster_id", "is_duplicate", "duplicate_of", "similarity", "update_of", "cluster_revision",
         "tags", "ingested_at", "schema_version", "record"), event_row, revision="cluster_revision"),
     RecordKind.DEAD_LETTERS: TableLayout("dead_letter_id", (
-        "dead_letter_id", "stage", "error", "raw", "origin", "ingested_at", "schema_version"),
+        "dead_letter_id", "stage", "error", "raw", "origin", "ingested_at", "schema_version",
+        "error_kind", "traceback"),
         dead_letter_row),
 }
 
@@ -245,22 +275,44 @@ class PostgresRecordSink(RecordSink):
             self._connection = None
 
     def _with_retries(self, action: Callable[[psycopg.Connection], Any]) -> Any:
-        delay = self._retry.first_delay
-        for attempt in range(1, self._retry.attempts + 1):
-            try:
-                if self._connection is None or self._connection.closed:
-                    self._connection = self._connect()
-                return action(self._connection)
-            except TRANSIENT_ERRORS as exc:
-                self._disconnect()
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                if attempt == self._retry.attempts:
-                    raise SinkWriteError(f"writing {self._kind.value} to {self._target.shown} "
-                                         f"failed after {attempt} attempts: {reason}") from None
-                log.warning("writing %s to %s failed (%s); retrying in %.1f s",
-                            self._kind.value, self._target.shown, reason, delay)
-                self._sleep(delay)
-                delay = min(delay * 2, self._retry.max_delay)
+        policy = self._retry
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(policy.attempts),
+            wait=(tenacity.wait_exponential(multiplier=policy.first_delay, max=policy.max_delay)
+                  + tenacity.wait_random(0, policy.jitter)),
+            retry=tenacity.retry_if_exception(is_transient), sleep=self._sleep,
+            before_sleep=self._log_retry, reraise=True)
+        try:
+            for attempt in retrying:
+                with attempt:
+                    try:
+                        if self._connection is None or self._connection.closed:
+                            self._connection = self._connect()
+                        return action(self._connection)
+                    except psycopg.Error as exc:
+                        if is_transient(exc):
+                            self._disconnect()  # the next attempt starts on a new connection
+                        raise
+        except psycopg.Error as exc:
+            if is_transient(exc):
+                raise SinkWriteError(f"writing {self._kind.value} to {self._target.shown} failed "
+                                     f"after {policy.attempts} attempts: {self._reason(exc)}"
+                                     ) from None
+            if isinstance(exc, psycopg.OperationalError):
+                raise SinkWriteError(f"writing {self._kind.value} to {self._target.shown} failed: "
+                                     f"{self._reason(exc)} (not retried: a configuration or "
+                                     "authentication error)") from None
+            raise  # a statement the server refuses (data, table, permissions): fails the bundle
+
+    def _reason(self, exc: BaseException) -> str:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        password = psycopg.conninfo.conninfo_to_dict(self._target.conninfo).get("password")
+        return reason.replace(password, "***") if password else reason
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        log.warning("writing %s to %s failed (%s); retrying in %.1f s", self._kind.value,
+                    self._target.shown, self._reason(state.outcome.exception()),
+                    state.next_action.sleep)
 
 
 class SinkWriteError(RuntimeError):

@@ -18,7 +18,7 @@ Record-at-a-time sinks (Kafka, PostgreSQL) implement ``RecordSink``:
 from __future__ import annotations
 
 import abc
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import enum
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -37,13 +37,24 @@ class RecordKind(str, enum.Enum):
     DEAD_LETTERS = "dead_letters"
 
 
+# libpq parameters that hold a secret (a URL may carry them as ?password=...).
+SECRET_URL_PARAMETERS = ("password", "sslpassword")
+
+
 def redacted_url(url: str) -> str:
-    """The URL with its password replaced, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The URL with its passwords (user info and query) replaced, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL we can take apart: show none of it
+        return "***"
+    if password is not None:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{password}@", ":***@", 1))
+    if any(k in SECRET_URL_PARAMETERS for k, _ in parse_qsl(parts.query, keep_blank_values=True)):
+        query = "&".join(f"{k}=***" if k in SECRET_URL_PARAMETERS else f"{k}={v}" for k, v in (
+            pair.partition("=")[::2] for pair in parts.query.split("&")))
+        parts = parts._replace(query=query)
+    return urlunsplit(parts)
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,7 @@ class SinkSpec:
     def parse(cls, text: str) -> "SinkSpec":
         scheme, sep, target = text.partition(":")
         if not sep or not target or scheme.lower() not in SINKS:
-            raise SinkError(f"unknown sink {text!r}: expected one of "
+            raise SinkError(f"unknown sink {redacted_url(text)!r}: expected one of "
                             f"{', '.join(f'{s}:...' for s in sorted(SINKS))}")
         return cls(scheme.lower(), target, text)
 

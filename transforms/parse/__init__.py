@@ -26,7 +26,11 @@ __all__ = ["ParseError", "ParseSettings", "parse_record", "sniff_format"]
 @dataclass(frozen=True)
 class ParseSettings:
     # Wire stories are a few KB; anything far larger is a feed dump or an attack.
+    # The limit is per story: a feed or news message holding many stories may be
+    # up to max_document_bytes (the archive reader's file bound), each story in
+    # it held to max_payload_bytes.
     max_payload_bytes: int = 5 * 1024 * 1024
+    max_document_bytes: int = 256 * 1024 * 1024
 
 
 _BOM = b"\xef\xbb\xbf"
@@ -74,6 +78,15 @@ def _parse_items(raw: RawRecord, fmt: str) -> Iterator[Story | tuple[int, bytes,
         yield parse_plain_text(decode_utf8(raw.payload), raw.origin)
 
 
+def _may_hold_many(raw: RawRecord) -> bool:
+    """Could the payload be a container of stories (a feed, a news message, a
+    JSON array)? Only those are parsed beyond the per-story limit."""
+    if raw.format_hint in ("xml", "json"):
+        return True
+    head = raw.payload[:512].lstrip(_BOM).lstrip()
+    return raw.format_hint is None and head[:1] in (b"<", b"[")
+
+
 def parse_record(raw: RawRecord, settings: ParseSettings = ParseSettings()
                  ) -> Iterator[Union[Story, DeadLetter]]:
     """Every item of the payload comes out as a Story or a DeadLetter.
@@ -85,9 +98,13 @@ def parse_record(raw: RawRecord, settings: ParseSettings = ParseSettings()
     def dead(reason: str, payload: bytes = raw.payload, origin=raw.origin) -> DeadLetter:
         return DeadLetter(stage="parse", error=reason, raw=payload, origin=origin)
 
-    if len(raw.payload) > settings.max_payload_bytes:
-        yield dead(f"payload too large: {len(raw.payload)} bytes > limit "
-                   f"{settings.max_payload_bytes}")
+    if raw.damage:  # the reader could not read this record whole
+        yield DeadLetter(stage="read", error=raw.damage, raw=raw.payload, origin=raw.origin)
+        return
+    size, limit = len(raw.payload), settings.max_payload_bytes
+    if size > settings.max_document_bytes or (size > limit and not _may_hold_many(raw)):
+        yield dead(f"payload too large: {size} bytes > limit "
+                   f"{limit if size <= settings.max_document_bytes else settings.max_document_bytes}")
         return
     try:
         fmt = sniff_format(raw.payload, raw.format_hint)
@@ -96,10 +113,18 @@ def parse_record(raw: RawRecord, settings: ParseSettings = ParseSettings()
         yield dead(str(exc))
         return
     count = len(items)
-    for item in items:
+    if count == 1 and size > limit:  # one story after all: the limit is its own
+        yield dead(f"payload too large: {size} bytes > limit {limit}")
+        return
+    for index, item in enumerate(items):
         if isinstance(item, Story):
             if not item.raw:
                 item.raw = raw.payload
+            if len(item.raw) > limit:
+                yield dead(f"story too large: {len(item.raw)} bytes > limit {limit}", item.raw,
+                           raw.origin.with_item(item.origin.item if item.origin.item is not None
+                                                else index, count))
+                continue
             if item.origin.item is not None:
                 # A Kafka offset is fully written (and may be committed) once all its items are.
                 item.origin = replace(item.origin, item_count=count)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from schemas import Story
+from schemas import DataError, Story
 
 
-class ParseError(ValueError):
+# No news format nests anywhere near this deep; deeper is an attack or garbage,
+# and a data error (a dead letter), never a RecursionError.
+MAX_NESTING_DEPTH = 100
+
+
+class ParseError(DataError):
     """The payload (or one item of it) cannot become a story; the message is the
     dead letter's readable reason."""
 

@@ -7,7 +7,7 @@ from typing import Any, Iterator
 
 from schemas import Origin, Story, Subject
 from transforms.normalise.text import clean_text, html_to_text, looks_like_html
-from transforms.parse.errors import ParseError, int_version, require_content
+from transforms.parse.errors import MAX_NESTING_DEPTH, ParseError, int_version, require_content
 
 # First alias present wins; the order is the most specific name first.
 HEADLINE_KEYS = ("headline", "title", "hl")
@@ -166,19 +166,44 @@ def story_from_json_object(obj: Any, origin: Origin) -> Story:
     return require_content(story)
 
 
+def _nesting_depth(doc: Any) -> int:
+    depth, level = 0, [(doc, 1)]
+    while level:  # iterative: the point is to never recurse on hostile input
+        value, at = level.pop()
+        if isinstance(value, (dict, list)):
+            depth = max(depth, at)
+            level.extend((v, at + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return depth
+
+
+def _too_deep() -> ParseError:
+    return ParseError(f"JSON nested deeper than {MAX_NESTING_DEPTH} levels")
+
+
 def parse_json_story(text: str, origin: Origin) -> Iterator[Story | tuple[int, bytes, str]]:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ParseError(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
                          ) from None
+    except RecursionError:  # deeper than the interpreter's stack
+        raise _too_deep() from None
+    # Counting brackets is C-fast; only a document with enough of them to be too
+    # deep is walked.
+    if (text.count("[") + text.count("{") > MAX_NESTING_DEPTH
+            and _nesting_depth(doc) > MAX_NESTING_DEPTH):
+        raise _too_deep()
     if not isinstance(doc, list):
         yield story_from_json_object(doc, origin)
         return
     if not doc:
         raise ParseError("empty JSON array: no stories")
     for index, obj in enumerate(doc):
+        item_raw = json.dumps(obj, ensure_ascii=False).encode("utf-8")
         try:
-            yield story_from_json_object(obj, origin.with_item(index))
+            story = story_from_json_object(obj, origin.with_item(index))
         except ParseError as exc:
-            yield index, json.dumps(obj, ensure_ascii=False).encode("utf-8"), str(exc)
+            yield index, item_raw, str(exc)
+            continue
+        story.raw = item_raw  # the item's own bytes: the size limit is per story
+        yield story

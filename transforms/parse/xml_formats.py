@@ -14,7 +14,7 @@ from defusedxml import DefusedXmlException
 
 from schemas import Origin, Story, Subject
 from transforms.normalise.text import clean_text, html_to_text
-from transforms.parse.errors import ParseError, int_version, require_content
+from transforms.parse.errors import MAX_NESTING_DEPTH, ParseError, int_version, require_content
 
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _BLOCK = {"p", "hl1", "hl2", "li", "h1", "h2", "h3", "h4", "div", "br", "pre", "blockquote",
@@ -184,17 +184,24 @@ def _nitf_story(nitf: ET.Element, origin: Origin) -> Story:
 
 # --- RSS 2.0 and Atom -----------------------------------------------------------
 
-def _rss_item_story(item: ET.Element, origin: Origin, channel: ET.Element) -> Story:
+def _channel_facts(channel: Optional[ET.Element]) -> tuple[Optional[str], Optional[str]]:
+    """(title, language) of an RSS channel: looked up once per feed, not per item
+    (a channel's children are its items, so a search per item is quadratic)."""
+    return text_of(child(channel, "title")), text_of(child(channel, "language"))
+
+
+def _rss_item_story(item: ET.Element, origin: Origin,
+                    channel: tuple[Optional[str], Optional[str]]) -> Story:
     encoded = next((c for c in item if local(c.tag) == "encoded"), None)
     category = child(item, "category")
     return require_content(Story(
         format="rss", headline=clean_text(text_of(child(item, "title")) or ""),
         body=_html_text(text_of(encoded) or text_of(child(item, "description"))),
         origin=origin, story_id=text_of(child(item, "guid")) or text_of(child(item, "link")),
-        source=text_of(child(item, "source")) or text_of(child(channel, "title")),
+        source=text_of(child(item, "source")) or channel[0],
         url=text_of(child(item, "link")), section=text_of(category),
         published_raw=text_of(child(item, "pubDate")) or text_of(child(item, "date")),
-        language_raw=text_of(child(channel, "language"))))
+        language_raw=channel[1]))
 
 
 def _atom_link(entry: ET.Element) -> Optional[str]:
@@ -244,6 +251,16 @@ def _items(root: ET.Element) -> tuple[str, list[ET.Element]]:
     raise ParseError(f"unknown XML document type <{kind}> (expected NewsML-G2, NITF, RSS or Atom)")
 
 
+def _too_deep(root: ET.Element) -> bool:
+    level = [(root, 1)]
+    while level:  # iterative: the text walkers below recurse, so depth is bounded first
+        element, depth = level.pop()
+        if depth > MAX_NESTING_DEPTH:
+            return True
+        level.extend((sub, depth + 1) for sub in element)
+    return False
+
+
 def parse_xml_document(payload: bytes, origin: Origin) -> Iterator[Story | tuple[int, bytes, str]]:
     try:
         root = SafeET.fromstring(payload)
@@ -251,23 +268,31 @@ def parse_xml_document(payload: bytes, origin: Origin) -> Iterator[Story | tuple
         raise ParseError(f"unsafe XML refused: {type(exc).__name__} ({exc})") from None
     except ET.ParseError as exc:
         raise ParseError(f"malformed XML: {exc}") from None
+    if payload.count(b"<") > MAX_NESTING_DEPTH and _too_deep(root):
+        raise ParseError(f"XML nested deeper than {MAX_NESTING_DEPTH} elements")
     kind, items = _items(root)
     if not items:
         raise ParseError(f"XML <{local(root.tag)}> holds no stories")
     many = len(items) > 1
-    channel = child(root, "channel") if kind == "rss" else root
+    channel = _channel_facts(child(root, "channel")) if kind == "rss" else None
     for index, item in enumerate(items):
         item_origin = origin.with_item(index) if many else origin
         try:
             if kind == "newsml":
-                yield newsml_item_story(item, item_origin, root.get(XML_LANG))
+                story = newsml_item_story(item, item_origin, root.get(XML_LANG))
             elif kind == "rss":
-                yield _rss_item_story(item, item_origin, channel)
+                story = _rss_item_story(item, item_origin, channel)
             elif kind == "atom":
-                yield _atom_entry_story(item, item_origin, root if root is not item else None)
+                story = _atom_entry_story(item, item_origin, root if root is not item else None)
             else:
-                yield _nitf_story(item, item_origin)
+                story = _nitf_story(item, item_origin)
         except ParseError as exc:
             if not many:
                 raise
             yield index, ET.tostring(item, encoding="utf-8"), str(exc)
+            continue
+        if many:
+            # Its own bytes, not the whole feed's: the size limit is per story, and
+            # a story carried through the stages should not drag its feed along.
+            story.raw = ET.tostring(item, encoding="utf-8")
+        yield story

@@ -220,25 +220,106 @@ def test_streaming_files_roll_on_size(events, tmp_path):
     assert len(read_jsonl(tmp_path)) == len(events)
 
 
-def test_journal_of_a_dead_writer_is_published_once_without_its_torn_line(events, tmp_path):
-    clock = FakeClock()
-    policy = RollPolicy(seconds=10)
-    dead = RollingFileWriter(str(tmp_path), RecordKind.EVENTS, ParquetFormat, policy, clock=clock)
-    for record in events[:5]:
-        dead.add(record.to_dict())
-    dead.sync()  # the bundle was committed, then the worker was killed mid-write:
-    (journal,) = tmp_path.iterdir()
-    with journal.open("ab") as handle:
+WRITER = """
+import json, sys
+from transforms.io.files import JsonLinesFormat, ParquetFormat, RollingFileWriter, RollPolicy
+from transforms.io.sinks import RecordKind
+directory, fmt, docs = sys.argv[1], sys.argv[2], json.load(open(sys.argv[3]))
+writer = RollingFileWriter(directory, RecordKind.EVENTS,
+                           {"jsonl": JsonLinesFormat, "parquet": ParquetFormat}[fmt],
+                           RollPolicy(seconds=3600))
+half = len(docs) // 2
+for doc in docs[:half]:
+    writer.add(doc)
+writer.sync()  # the bundle is durable and acknowledged
+print("synced", flush=True)
+sys.stdin.readline()
+for doc in docs[half:]:
+    writer.add(doc)
+writer.sync()
+print(writer.close()[0], flush=True)
+"""
+
+
+def start_writer(directory, fmt, documents, tmp_path):
+    import subprocess
+    import sys
+    docs = tmp_path / f"docs-{uuid_hex()}.json"
+    docs.write_text(json.dumps(documents))
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(directory), fmt, str(docs)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[3])
+    assert proc.stdout.readline().strip() == "synced"
+    return proc
+
+
+def uuid_hex():
+    import uuid
+    return uuid.uuid4().hex[:8]
+
+
+def skewed_successor(directory, file_format):
+    # A successor whose clock runs a year ahead: time must play no part in ownership.
+    return RollingFileWriter(str(directory), RecordKind.EVENTS, file_format, RollPolicy(seconds=10),
+                             clock=lambda: time.time() + 365 * 86400)
+
+
+@pytest.mark.parametrize("fmt, file_format", [("jsonl", JsonLinesFormat), ("parquet", ParquetFormat)])
+def test_a_paused_writer_keeps_its_journal_whatever_the_clocks_say(events, tmp_path, fmt, file_format):
+    import signal
+    out = tmp_path / "out"
+    documents = [e.to_dict() for e in events[:10]]
+    writer = start_writer(out, fmt, documents, tmp_path)
+    os.kill(writer.pid, signal.SIGSTOP)  # paused (a GC pause, a stopped VM, SIGSTOP)
+    try:
+        successor = skewed_successor(out, file_format)
+        assert successor.publish_orphans() == []
+        assert publish_orphan_journals(str(out), RecordKind.EVENTS, file_format) == []
+        assert [p.name.endswith(".journal") for p in out.iterdir()] == [True]
+    finally:
+        os.kill(writer.pid, signal.SIGCONT)
+    final, _ = writer.communicate("go\n", timeout=60)
+    assert writer.returncode == 0 and os.path.exists(final.strip())
+    rows = read_jsonl(out) if fmt == "jsonl" else read_parquet(out)
+    expected = documents if fmt == "jsonl" else as_parquet_rows(documents)
+    assert sorted(rows, key=lambda r: r["event_id"]) == sorted(expected, key=lambda r: r["event_id"])
+
+
+@pytest.mark.parametrize("fmt, file_format", [("jsonl", JsonLinesFormat), ("parquet", ParquetFormat)])
+def test_a_killed_writers_journal_is_published_at_once_without_its_torn_line(events, tmp_path, fmt,
+                                                                            file_format):
+    import signal
+    out = tmp_path / "out"
+    documents = [e.to_dict() for e in events[:10]]
+    writer = start_writer(out, fmt, documents, tmp_path)
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    (journal,) = out.iterdir()
+    with journal.open("ab") as handle:  # a write cut by the crash
         handle.write(b'{"event_id": "torn')
-    clock.now += 5
-    assert publish_orphan_journals(str(tmp_path), RecordKind.EVENTS, ParquetFormat,
-                                   policy.orphan_after, clock.now) == []  # might be alive
-    clock.now += policy.orphan_after
-    successor = RollingFileWriter(str(tmp_path), RecordKind.EVENTS, ParquetFormat, policy, clock=clock)
-    (published,) = successor.publish_orphans()
-    assert [p.name for p in tmp_path.iterdir()] == [os.path.basename(published)]
-    assert read_parquet(tmp_path) == as_parquet_rows([e.to_dict() for e in events[:5]])
+    successor = RollingFileWriter(str(out), RecordKind.EVENTS, file_format, RollPolicy(seconds=3600))
+    (published,) = successor.publish_orphans()  # no waiting: the lock says the writer is gone
+    assert [p.name for p in out.iterdir()] == [os.path.basename(published)]
+    rows = read_jsonl(out) if fmt == "jsonl" else read_parquet(out)
+    expected = documents[:5] if fmt == "jsonl" else as_parquet_rows(documents[:5])
+    assert rows == expected
     assert successor.publish_orphans() == []
+
+
+def test_two_live_writers_never_take_each_others_journals(events, tmp_path):
+    # Two hosts whose clocks disagree by a year, writing into one directory.
+    first = RollingFileWriter(str(tmp_path), RecordKind.EVENTS, ParquetFormat, RollPolicy(seconds=10))
+    second = skewed_successor(tmp_path, ParquetFormat)
+    for n, record in enumerate(events[:20]):
+        (first if n % 2 else second).add(record.to_dict())
+        first.sync()
+        second.sync()
+        assert first.publish_orphans() == [] and second.publish_orphans() == []
+    assert len([p for p in tmp_path.iterdir() if p.name.endswith(".journal")]) == 2
+    first.close()
+    second.close()
+    assert sorted(r["event_id"] for r in read_parquet(tmp_path)) == sorted(
+        e.event_id for e in events[:20])
 
 
 def rolling_file_writer(directory, policy):

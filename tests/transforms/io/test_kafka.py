@@ -234,3 +234,74 @@ def test_a_record_without_a_timestamp_is_stamped_with_its_read_time_everywhere(m
     assert len(stamps) == 1 and before <= stamps.pop() <= after
     assert {r.value.origin.timestamp for r in records} == {utc_iso(records[0].timestamp.micros // 1000)}
     assert watermark.value == records[-1].timestamp
+
+
+# --- Java and librdkafka setting names, secrets from files and the environment -----------------
+
+PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+              'username="wire" password="s3cr=t;pw";')
+
+
+def test_sasl_jaas_config_plain_becomes_kafka_python_settings():
+    config = client_config([f"sasl.jaas.config={PLAIN_JAAS}", "security.protocol=SASL_SSL"])
+    assert config == {"sasl_mechanism": "PLAIN", "sasl_plain_username": "wire",
+                      "sasl_plain_password": "s3cr=t;pw", "security_protocol": "SASL_SSL"}
+
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_sasl_jaas_config_scram_takes_the_mechanism_given(tmp_path, mechanism):
+    props = tmp_path / "client.properties"
+    props.write_text(f"sasl.mechanism={mechanism}\nsasl.jaas.config=org.apache.kafka.common."
+                     "security.scram.ScramLoginModule required \\\n    username='wire' "
+                     "password='pw';\n")
+    config = client_config(None, str(props))
+    assert config == {"sasl_mechanism": mechanism, "sasl_plain_username": "wire",
+                      "sasl_plain_password": "pw"}
+
+
+def test_sasl_jaas_config_errors_name_the_problem_never_the_secret():
+    with pytest.raises(KafkaSpecError, match="ScramLoginModule needs sasl.mechanism set to SCRAM-SHA-256"):
+        client_config(["sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule "
+                       'required username="u" password="hunter2";'])
+    with pytest.raises(KafkaSpecError, match="OAuthBearerLoginModule") as err:
+        client_config(["sasl.jaas.config=org.apache.kafka.common.security.oauthbearer."
+                       'OAuthBearerLoginModule required clientSecret="hunter2";'])
+    assert "hunter2" not in str(err.value)
+    with pytest.raises(KafkaSpecError, match="username") as err:
+        client_config(['sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule '
+                       'required password="hunter2";'])
+    assert "hunter2" not in str(err.value)
+
+
+def test_librdkafka_names_are_accepted():
+    config = client_config(["sasl.mechanisms=PLAIN", "sasl.username=wire", "sasl.password=pw",
+                            "ssl.ca.location=/etc/ca.pem"])
+    assert config == {"sasl_mechanism": "PLAIN", "sasl_plain_username": "wire",
+                      "sasl_plain_password": "pw", "ssl_cafile": "/etc/ca.pem"}
+
+
+def test_an_unknown_setting_names_the_closest_known_one():
+    with pytest.raises(KafkaSpecError, match="did you mean request_timeout_ms"):
+        client_config(["request.timout.ms=100"])
+    with pytest.raises(KafkaSpecError, match="did you mean sasl_plain_password") as err:
+        client_config(["sasl_plain_pasword=hunter2"])
+    assert "hunter2" not in str(err.value)
+
+
+def test_secrets_from_environment_variables_named_in_the_file(tmp_path, monkeypatch):
+    props = tmp_path / "client.properties"
+    props.write_text("config.providers=env\nconfig.providers.env.class=org.apache.kafka.common."
+                     "config.provider.EnvVarConfigProvider\nsasl.mechanism=PLAIN\n"
+                     "sasl.plain.username=wire\nsasl.plain.password=${env:WIRE_KAFKA_PASSWORD}\n")
+    monkeypatch.setenv("WIRE_KAFKA_PASSWORD", "from-the-env")
+    config = client_config(None, str(props))
+    assert config["sasl_plain_password"] == "from-the-env"
+    assert "from-the-env" not in repr(config)
+    monkeypatch.delenv("WIRE_KAFKA_PASSWORD")
+    with pytest.raises(KafkaSpecError, match="WIRE_KAFKA_PASSWORD.*not set"):
+        client_config(None, str(props))
+
+
+def test_secret_values_of_a_config_are_listed_for_masking():
+    config = client_config([f"sasl.jaas.config={PLAIN_JAAS}"])
+    assert config.secret_values() == {"s3cr=t;pw"}

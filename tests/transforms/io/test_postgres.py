@@ -15,7 +15,7 @@ import pytest
 from schemas import DeadLetter, Origin
 from tests.transforms.io.test_files import dead_letters, reuters_event_records
 from transforms.io.postgres import (PostgresRecordSink, PostgresTarget, RetryPolicy,
-                                    WriteToPostgres, create_table, redacted_url)
+                                    SinkWriteError, WriteToPostgres, create_table, redacted_url)
 from transforms.io.sinks import (RecordKind, SinkError, SinkSettings, SinkSpec,
                                  default_dead_letter_spec, load_sinks, write_records)
 
@@ -214,7 +214,8 @@ def test_concurrent_workers_create_the_table_once(server, table):
 def test_a_lost_connection_is_retried_and_nothing_is_lost(server, table, events):
     target = PostgresTarget.from_spec(SinkSpec.parse(f"{server}?table={table}"))
     waits = []
-    sink = PostgresRecordSink(target, RecordKind.EVENTS, RetryPolicy(attempts=3, first_delay=0.2),
+    sink = PostgresRecordSink(target, RecordKind.EVENTS,
+                              RetryPolicy(attempts=3, first_delay=0.2, jitter=0.1),
                               sleep=waits.append)
     for event in events[:10]:
         sink.add(event.event_id, event.to_dict())
@@ -222,7 +223,7 @@ def test_a_lost_connection_is_retried_and_nothing_is_lost(server, table, events)
           "WHERE application_name = 'wirestream' AND pid <> pg_backend_pid()")
     sink.flush()
     sink.close()
-    assert waits == [0.2]
+    assert len(waits) == 1 and 0.2 <= waits[0] <= 0.3
     assert query(f"SELECT count(*) FROM {table}") == [(10,)]
 
 
@@ -251,8 +252,156 @@ def test_sink_url_parameters(server):
     assert target.table == "archive.stories"
     assert target.conninfo == "postgresql://wire:p%40ss@db.example:5433/news?sslmode=require"
     assert "p%40ss" not in target.shown and "***" in target.shown
+    in_query = PostgresTarget.from_spec(SinkSpec.parse(
+        "postgresql://wire@db.example/news?table=t&password=hunter2&sslpassword=k3y&sslmode=require"))
+    assert "hunter2" not in in_query.shown and "k3y" not in in_query.shown
+    assert in_query.shown.count("***") == 2 and "sslmode=require" in in_query.shown
     assert PostgresTarget.from_spec(SinkSpec.parse("postgresql://u@h/db")).table == "event_records"
     for bad in ("postgresql://u@h/db?table=x;drop", "postgresql://u@h/db?table=1x",
                 "postgresql://u@h?table=t"):
         with pytest.raises(SinkError):
             PostgresTarget.from_spec(SinkSpec.parse(bad))
+
+
+# --- retries with judgement: what can heal is retried with jitter, the rest fails at once -----
+
+def test_an_unreachable_server_is_retried_with_jittered_exponential_waits(unused_port):
+    target = PostgresTarget.from_spec(SinkSpec.parse(
+        f"postgresql://wire@127.0.0.1:{unused_port}/test?table=t&connect_timeout=2"))
+    waits = []
+    with pytest.raises(SinkWriteError, match="failed after 5 attempts.*Connection refused"):
+        PostgresRecordSink(target, RecordKind.EVENTS,
+                           RetryPolicy(attempts=5, first_delay=0.5, max_delay=30, jitter=1.0),
+                           sleep=waits.append)
+    assert len(waits) == 4
+    for n, wait in enumerate(waits):
+        assert 0.5 * 2 ** n <= wait <= 0.5 * 2 ** n + 1.0
+    # jitter: two workers failing together do not retry in lockstep
+    others = []
+    with pytest.raises(SinkWriteError):
+        PostgresRecordSink(target, RecordKind.EVENTS,
+                           RetryPolicy(attempts=5, first_delay=0.5, max_delay=30, jitter=1.0),
+                           sleep=others.append)
+    assert others != waits
+
+
+@pytest.mark.parametrize("parameters, reason", [
+    ("sslmode=bogus", "invalid sslmode value"),
+    ("sslmode=verify-full&sslrootcert=/nonexistent/root.crt", "root certificate file"),
+])
+def test_configuration_errors_fail_at_once(server, parameters, reason):
+    target = PostgresTarget.from_spec(SinkSpec.parse(f"{server}?table=t&{parameters}"))
+    waits = []
+    with pytest.raises(SinkWriteError, match=reason) as failure:
+        PostgresRecordSink(target, RecordKind.EVENTS, sleep=waits.append)
+    assert waits == [] and "not retried" in str(failure.value)
+
+
+def test_a_missing_database_or_role_fails_at_once(server):
+    host = SERVER.split("@", 1)[1].split("/", 1)[0]
+    for url in (f"postgresql://postgres@{host}/no_such_database_{uuid.uuid4().hex[:6]}?table=t",
+                f"postgresql://no_such_role_{uuid.uuid4().hex[:6]}@{host}/test?table=t"):
+        waits = []
+        with pytest.raises(SinkWriteError, match="does not exist"):
+            PostgresRecordSink(PostgresTarget.from_spec(SinkSpec.parse(url)), RecordKind.EVENTS,
+                               sleep=waits.append)
+        assert waits == []
+
+
+def test_an_error_in_the_data_or_the_table_is_not_retried(server, table, events):
+    with psycopg.connect(SERVER, autocommit=True) as connection:  # not our layout: permanent
+        connection.execute(f"CREATE TABLE {table} (event_id uuid PRIMARY KEY)")
+    target = PostgresTarget.from_spec(SinkSpec.parse(f"{server}?table={table}"))
+    waits = []
+    with pytest.raises(psycopg.errors.UndefinedColumn):  # creating our indexes: no such column
+        PostgresRecordSink(target, RecordKind.EVENTS, sleep=waits.append)
+    assert waits == []
+
+
+# --- passwords from the environment, a passfile or .pgpass: a private server that checks them ---
+
+def _postgres_bin(name: str):
+    import glob
+    import shutil
+    return shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+                                                  reverse=True)), None)
+
+
+@pytest.fixture(scope="module")
+def password_server():
+    """A PostgreSQL cluster of our own that requires a SCRAM password (the shared
+    server trusts everyone, so it cannot show that a password is used or refused)."""
+    import shutil
+    import socket
+    import subprocess
+    initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        if os.environ.get("CI"):
+            pytest.fail("initdb/pg_ctl not found")
+        pytest.skip("initdb/pg_ctl not found")
+    import pathlib
+    import tempfile
+    # Not under pytest's directory: the server's user must be able to reach it.
+    root = pathlib.Path(tempfile.mkdtemp(prefix="wirestream-pg-"))
+    as_user = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(root, "postgres")
+    (root / "pw").write_text("right-password\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    subprocess.run([*as_user, initdb, "-D", str(root / "data"), "-U", "wire", "--pwfile",
+                    str(root / "pw"), "-A", "scram-sha-256", "--no-sync"],
+                   check=True, capture_output=True)
+    subprocess.run([*as_user, pg_ctl, "start", "-D", str(root / "data"), "-w", "-l", str(root / "log"),
+                    "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1"],
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql://wire@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(root / "data"), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _write_one(url: str, events, waits=None) -> int:
+    sink = PostgresRecordSink(PostgresTarget.from_spec(SinkSpec.parse(url)), RecordKind.EVENTS,
+                              sleep=(waits if waits is not None else []).append)
+    sink.add(events[0].event_id, events[0].to_dict())
+    sink.close()
+    with psycopg.connect(url.split("?")[0], password="right-password") as connection:
+        return connection.execute("SELECT count(*) FROM pw_events").fetchone()[0]
+
+
+def test_a_password_from_pgpassword(password_server, events, monkeypatch):
+    monkeypatch.setenv("PGPASSWORD", "right-password")
+    assert _write_one(f"{password_server}?table=pw_events", events) >= 1
+
+
+def test_a_password_from_a_passfile_or_pgpass(password_server, events, monkeypatch, tmp_path):
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    passfile = tmp_path / "pgpass"
+    host_port = password_server.split("@", 1)[1].split("/", 1)[0]
+    passfile.write_text(f"{host_port}:postgres:wire:right-password\n")
+    passfile.chmod(0o600)
+    assert _write_one(f"{password_server}?table=pw_events&passfile={passfile}", events) >= 1
+    monkeypatch.setenv("PGPASSFILE", str(passfile))  # where libpq looks for .pgpass
+    assert _write_one(f"{password_server}?table=pw_events", events) >= 1
+
+
+def test_an_authentication_failure_fails_at_once_and_shows_no_password(password_server, events,
+                                                                       monkeypatch):
+    monkeypatch.setenv("PGPASSWORD", "wrong-password")
+    waits = []
+    with pytest.raises(SinkWriteError, match="password authentication failed") as failure:
+        _write_one(f"{password_server}?table=pw_events", events, waits)
+    assert waits == [] and "wrong-password" not in str(failure.value)
+    monkeypatch.delenv("PGPASSWORD")
+    with pytest.raises(SinkWriteError, match="password authentication failed") as failure:
+        _write_one(password_server.replace("wire@", "wire:wrong-password@") + "?table=pw_events",
+                   events, waits)
+    assert waits == [] and "wrong-password" not in str(failure.value)
+    with pytest.raises(SinkWriteError, match="password authentication failed") as failure:
+        _write_one(f"{password_server}?table=pw_events&password=wrong-password", events, waits)
+    assert waits == [] and "wrong-password" not in str(failure.value)

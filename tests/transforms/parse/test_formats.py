@@ -366,3 +366,66 @@ def test_plain_text_wire_headline_in_capitals_is_not_a_section():
                       "prime minister and many officials from the space agency.", "txt")
     assert (story.section, story.headline) == (None, "INDIAN ROCKET LAUNCH FAILS")
     assert story.body.startswith(lead)
+
+# --- limits: data errors, never crashes; the size limit is per story --------------------------
+
+def _rss(items: list[str]) -> bytes:
+    return ("<?xml version='1.0'?><rss><channel><title>Wire</title>" + "".join(
+        f"<item><guid>g{n}</guid><title>Story {n}</title><description>{text}</description></item>"
+        for n, text in enumerate(items)) + "</channel></rss>").encode()
+
+
+def test_a_feed_larger_than_the_payload_limit_gives_each_story_its_own_limit():
+    # 3,000 items of ~2.3 KB: 6.9 MB, over the 5 MiB default limit as a whole
+    feed = _rss([f"Body of story {n}. " + "word " * 450 for n in range(3000)])
+    assert len(feed) > 5 * 1024 * 1024
+    out = list(parse_record(RawRecord(feed, ORIGIN, "xml")))
+    assert len(out) == 3000 and all(isinstance(o, Story) for o in out)
+    assert all(len(o.raw) < 3000 and o.raw.startswith(b"<item>") for o in out)
+
+
+def test_one_oversized_story_in_a_feed_is_the_only_dead_letter():
+    from transforms.parse import ParseSettings
+    feed = _rss(["short", "x" * 5000, "short too"])
+    out = list(parse_record(RawRecord(feed, ORIGIN, "xml"), ParseSettings(max_payload_bytes=2000)))
+    assert [type(o).__name__ for o in out] == ["Story", "DeadLetter", "Story"]
+    assert "story too large" in out[1].error and out[1].origin.item == 1
+    assert out[1].raw.startswith(b"<item><guid>g1</guid>") and len(out[1].raw) > 5000
+
+
+def test_a_document_over_the_document_bound_is_refused_before_parsing():
+    from transforms.parse import ParseSettings
+    feed = _rss(["a", "b"])
+    (dead,) = parse_record(RawRecord(feed, ORIGIN, "xml"),
+                           ParseSettings(max_payload_bytes=50, max_document_bytes=100))
+    assert isinstance(dead, DeadLetter) and "payload too large" in dead.error and dead.raw == feed
+
+
+@pytest.mark.parametrize("payload", [
+    b"[" * 100_000 + b"]" * 100_000,  # deeper than Python's stack
+    b'{"title": "t", "text": "x", "deep": ' + b"[" * 150 + b"]" * 150 + b"}",  # over our limit
+    b'[{"title": "t", "text": "x"}, ' + b"[" * 150 + b"]" * 150 + b"]",
+])
+def test_deeply_nested_json_is_a_dead_letter(payload):
+    for hint in ("json", None):
+        out = list(parse_record(RawRecord(payload, ORIGIN, hint)))
+        assert len(out) == 1 and isinstance(out[0], DeadLetter)
+        assert "nested deeper than 100" in out[0].error and out[0].raw == payload
+
+
+@pytest.mark.parametrize("depth", [150, 100_000])
+def test_deeply_nested_xml_is_a_dead_letter(depth):
+    payload = (b"<feed xmlns='http://www.w3.org/2005/Atom'><entry><title>t</title>"
+               b"<content type='xhtml'>" + b"<div>" * depth + b"x" + b"</div>" * depth
+               + b"</content></entry></feed>")
+    (dead,) = parse_record(RawRecord(payload, ORIGIN, "xml"))
+    assert isinstance(dead, DeadLetter) and "nested deeper than 100" in dead.error
+
+
+def test_a_news_message_still_parses_at_a_normal_depth(shared_data):
+    specimens = sorted((shared_data / "iptc_newsml_g2_examples").rglob("*.xml"))
+    stories = [o for p in specimens for o in parse_record(RawRecord(p.read_bytes(), ORIGIN, "xml"))
+               if isinstance(o, Story)]
+    assert stories and not [o for p in specimens
+                            for o in parse_record(RawRecord(p.read_bytes(), ORIGIN, "xml"))
+                            if isinstance(o, DeadLetter) and "nested" in o.error]
