@@ -207,22 +207,12 @@ def _phrase_index(*phrases: str):
 def test_phrase_scan_takes_leftmost_longest_whole_token_matches():
     index = _phrase_index("New York", "New York City", "York", "City Hall", "Hall")
     tokens = ["Mayor", "of", "New", "York", "City", "Hall", "in", "Yorkshire", None, "York"]
-    assert [(start, length, values) for start, length, values in index.scan(tokens)] == [
-        (2, 3, ["New York City"]), (5, 1, ["Hall"]), (9, 1, ["York"])]
+    assert list(index.scan(tokens)) == [(2, 3, ["New York City"]), (5, 1, ["Hall"]), (9, 1, ["York"])]
     # A clause break ends a phrase.
     assert list(index.scan(["New", None, "York"])) == [(2, 1, ["York"])]
 
 
 def test_phrase_scan_finds_a_short_match_after_a_longer_one_fails():
-    # The case an automaton's longest-match iteration gets wrong: "a c b" starts
-    # at position 5 but fails, and "a" there must still be found.
     index = _phrase_index("c c a b", "a", "a c b", "c a b a", "c b c")
     tokens = "d d b c c a d a b d c".split()
     assert [(start, values) for start, _, values in index.scan(tokens)] == [(5, ["a"]), (7, ["a"])]
-
-
-def test_phrase_index_grows_after_a_scan():
-    index = _phrase_index("Bank of Japan")
-    assert list(index.scan(["Bank", "of", "Japan"])) == [(0, 3, ["Bank of Japan"])]
-    index.add(("Japan",), "Japan")
-    assert list(index.scan(["Japan", "Bank", "of", "Japan"])) == [(0, 1, ["Japan"]), (1, 3, ["Bank of Japan"])]

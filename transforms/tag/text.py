@@ -2,18 +2,15 @@
 
 Text and gazetteer names go through the same tokenizer, so "U.S." in a story
 meets "U.S." in a gazetteer as the token "US", "Russia's" meets "Russia" and
-"Guinea-Bissau" meets "Guinea Bissau". Matching is one Aho-Corasick pass over
-a story's tokens per index (no big regex alternations), so its cost does not
-grow with the gazetteers.
+"Guinea-Bissau" meets "Guinea Bissau". Matching is dictionary look-ups on
+token tuples (no big regex alternations), which keeps a story well under a
+millisecond however large the gazetteers grow.
 """
 
 from __future__ import annotations
 
 import re
-from itertools import repeat
 from typing import Generic, Iterable, Optional, TypeVar
-
-import ahocorasick
 
 # A word (letters, with inner dots/apostrophes/ampersands: "U.S.", "O'Neill", "AT&T"),
 # or a mark that ends a run of names: punctuation, a dash between spaces, a blank line.
@@ -64,33 +61,13 @@ def is_shouted(text: str) -> bool:
 
 T = TypeVar("T")
 
-# A phrase's tokens are spelt to the automaton as codes of a few characters,
-# the i-th character of a code taken from the i-th of separate alphabets, so a
-# match can only start at a token's first character and covers whole tokens.
-# (One character per token would be shorter, but the automaton's nodes look
-# their children up one by one, and the root would have one per token.)
-_ALPHABET_SIZE = 64
-_ALPHABETS_START = 0x100
-# Code 0 is no phrase's token: every other token, and every clause break.
-_OTHER_TOKEN = 0
-
-
-def _spell(code: int, width: int) -> str:
-    chars = []
-    for position in range(width):
-        code, digit = divmod(code, _ALPHABET_SIZE)
-        chars.append(chr(_ALPHABETS_START + position * _ALPHABET_SIZE + digit))
-    return "".join(chars)
-
 
 class PhraseIndex(Generic[T]):
-    """Longest-match look-up of token phrases with one Aho-Corasick automaton
-    (pyahocorasick) over the token sequence, built on the first scan."""
+    """Longest-match look-up of token phrases, keyed by first token."""
 
     def __init__(self) -> None:
+        self._by_first: dict[str, list[tuple[tuple[str, ...], list[T]]]] = {}
         self._phrases: dict[tuple[str, ...], list[T]] = {}
-        self._first_tokens: set[str] = set()
-        self._matcher: Optional[tuple[dict[Optional[str], str], int, str, ahocorasick.Automaton]] = None
 
     def add(self, phrase: tuple[str, ...], value: T) -> None:
         if not phrase:
@@ -98,51 +75,34 @@ class PhraseIndex(Generic[T]):
         values = self._phrases.get(phrase)
         if values is None:
             values = self._phrases[phrase] = []
-            self._first_tokens.add(phrase[0])
-            self._matcher = None
+            entries = self._by_first.setdefault(phrase[0], [])
+            entries.append((phrase, values))
+            entries.sort(key=lambda e: -len(e[0]))
         values.append(value)
 
     def starts(self, token: str) -> bool:
-        return token in self._first_tokens
+        return token in self._by_first
+
+    def match(self, tokens: Tokens, i: int) -> tuple[int, list[T]]:
+        """(length, values) of the longest phrase starting at tokens[i], else (0, [])."""
+        for phrase, values in self._by_first.get(tokens[i], ()):
+            n = len(phrase)
+            if n == 1 or tuple(tokens[i:i + n]) == phrase:
+                return n, values
+        return 0, []
 
     def get(self, phrase: tuple[str, ...]) -> list[T]:
         return self._phrases.get(phrase, [])
 
-    def _build(self) -> tuple[dict[Optional[str], str], int, str, ahocorasick.Automaton]:
-        codes: dict[str, int] = {}
-        for phrase in self._phrases:
-            for token in phrase:
-                codes.setdefault(token, len(codes) + 1)
-        width = 1
-        while _ALPHABET_SIZE ** width <= len(codes):
-            width += 1
-        spelling = {token: _spell(code, width) for token, code in codes.items()}
-        automaton = ahocorasick.Automaton()
-        for phrase, values in self._phrases.items():
-            automaton.add_word("".join(map(spelling.__getitem__, phrase)), (len(phrase), values))
-        automaton.make_automaton()
-        return spelling, width, _spell(_OTHER_TOKEN, width), automaton
-
     def scan(self, tokens: Tokens) -> Iterable[tuple[int, int, list[T]]]:
         """Every non-overlapping longest match, left to right: (start, length, values)."""
-        if not self._phrases:
-            return
-        if self._matcher is None:
-            # Built once per process; a concurrent first scan builds its own copy.
-            self._matcher = self._build()
-        spelling, width, other, automaton = self._matcher
-        text = "".join(map(spelling.get, tokens, repeat(other)))
-        # iter() reports every match, overlapping; the leftmost-longest ones are
-        # picked here: iter_long misses a short match after a failed longer one
-        # (pyahocorasick 2.3, checked against a brute-force scan).
-        longest: dict[int, tuple[int, list[T]]] = {}
-        for end, (length, values) in automaton.iter(text):
-            start = (end + 1) // width - length
-            if length > longest.get(start, (0,))[0]:
-                longest[start] = (length, values)
+        by_first = self._by_first
         free = 0
-        for start in sorted(longest):
-            if start >= free:
-                length, values = longest[start]
-                yield start, length, values
-                free = start + length
+        # The C-speed filter leaves only the few tokens that can start a phrase.
+        for i in [i for i, token in enumerate(tokens) if token in by_first]:
+            if i < free:
+                continue
+            length, values = self.match(tokens, i)
+            if length:
+                yield i, length, values
+                free = i + length
