@@ -225,7 +225,7 @@ def detect_language(text: str, min_letters: int = 10, max_chars: int = 1000) -> 
     words = text.split()
     if sum(map(str.isupper, words)) * 2 > len(words):
         # Text set in capitals (wire headlines, flashes): read it in lower case,
-        # or the acronym rule below would discard all of it.
+        # or the acronym rule (in word_score) would discard all of it.
         words = [word.lower() for word in words]
     if words and (code := _script_language(words)) is not None:
         letters = sum(_letters(word) for word in words if len(word) == 1 or not word.isupper())
