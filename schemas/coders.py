@@ -4,7 +4,7 @@ between stages (the dedup stage's side input, the sinks' shuffle by shard).
 Beam's default for a dataclass it cannot encode natively is to pickle it, which
 writes the class and every field name with every record. Here a record travels
 as the plain tuple of its field values (Origin and Subjects as tuples too),
-pickled: a third smaller and about half the cost to encode and decode
+pickled: measured on Reuters-21578, 27% smaller and 37% cheaper to encode and decode
 (benchmarks/bench_throughput.py measures it).
 """
 
