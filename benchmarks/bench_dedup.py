@@ -140,7 +140,7 @@ def report_cost(records, settings: DedupSettings) -> None:
     entries = [packed for i in range(0, len(sketches), BAND_BATCH)
                for packed in band_entries(sketches[i:i + BAND_BATCH], settings, settings.band_partitions)]
     shuffled = sum(len(coder.encode(e)) for e in entries) / len(sketches)
-    pairs = set(candidate_pairs((packed for _, packed in entries), settings))
+    pairs = set(candidate_pairs((packed for _, packed in entries), settings).pairs)
     candidates = len({uid for pair in pairs for uid in pair})
     print(f"batch shuffle by bucket: {shuffled:.0f} B per story (keys and uids packed per "
           f"{BAND_BATCH:,} stories); {len(pairs):,} candidate pairs, so {candidates / len(sketches):.1%} "
@@ -238,10 +238,63 @@ def report_streaming(ev) -> None:
           f"({held:.0f} B pickled, median) and its relations and decision ({empty} B with none)")
 
 
+def burst_records(kind: str, count: int = 2_000) -> list:
+    """``count`` Reuters stories of about 150 words: distinct ones, or one of them
+    as a template (the same body, a different last line), published a minute apart."""
+    rows = [r for r in reuters_rows() if 140 <= len((r["body"] or "").split()) <= 160]
+    records = []
+    for i in range(count):
+        base = reuters_records([rows[i % len(rows)] if kind == "distinct" else rows[0]])[0]
+        if kind == "templated":
+            base.body += f" Filed by desk {i:04d} for the evening edition."
+        base.story_id, base.source = f"{kind}{i}", f"feed{i}"
+        base.published_at = f"1987-03-02T{10 + i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z"
+        base.origin = base.origin.with_item(i)
+        records.append(base)
+    return records
+
+
+def _burst_run(kind: str, streaming: bool) -> None:
+    """One burst run in this process (its peak memory is the process's)."""
+    import resource
+    records = burst_records(kind)
+    started = time.perf_counter()
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        _ = (p | beam.Create(records, reshuffle=False)
+             | NearDuplicateClusters(DedupSettings(streaming=streaming))
+             | beam.combiners.Count.Globally())
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": time.perf_counter() - started, "peak_mib": peak}))
+
+
+def report_bursts() -> None:
+    import subprocess
+    print("\n== Templated burst: 2,000 stories of one template against 2,000 distinct ones "
+          "(FnApiRunner, a process per run)")
+    for streaming in (False, True):
+        figures = {}
+        for kind in ("distinct", "templated"):
+            out = subprocess.run([sys.executable, "-m", "benchmarks.bench_dedup", "--burst-run", kind]
+                                 + (["--streaming"] if streaming else []),
+                                 check=True, capture_output=True, text=True).stdout
+            figures[kind] = json.loads(out.strip().splitlines()[-1])
+        d, t = figures["distinct"], figures["templated"]
+        print(f"{'streaming' if streaming else 'batch'}: distinct {d['seconds']:.1f} s, peak {d['peak_mib']:.0f} MiB; "
+              f"templated {t['seconds']:.1f} s, peak {t['peak_mib']:.0f} MiB; "
+              f"templated/distinct time {t['seconds'] / d['seconds']:.2f}x")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--beam", action="store_true", help="also time the Beam transform")
+    parser.add_argument("--burst", action="store_true", help="only the templated-burst figures")
+    parser.add_argument("--burst-run", choices=("distinct", "templated"), help=argparse.SUPPRESS)
+    parser.add_argument("--streaming", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.burst_run:
+        return _burst_run(args.burst_run, args.streaming)
+    if args.burst:
+        return report_bursts()
     ev = build()
     report_quality(ev)
     records = cluster_records(reuters_records(), DedupSettings())

@@ -39,14 +39,16 @@ flags, so it runs without any global step:
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import heapq
 import re
 import zlib
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, NamedTuple, Optional
+from typing import Any, Iterable, NamedTuple, Optional
 
 import apache_beam as beam
 import numpy as np
@@ -78,6 +80,9 @@ class DedupSettings:
     # batch clusters
     allowed_lateness_days: float = 7.0
     band_partitions: int = 16  # batch: keys of the bucket shuffle (parallelism, not results)
+    # The bucket policy (``compared_members``): earlier members of a bucket a story is compared with.
+    compare_earliest: int = 16
+    compare_latest: int = 16
 
     def __post_init__(self):
         if self.bands < 1 or self.num_perm // self.bands < 1:
@@ -117,13 +122,28 @@ _HEADLINE_WORD = re.compile(r"[^\W\d_]+")
 # ("NOTE: Franklin California Insured Tax-Free Income Fund").
 _NAME = re.compile(r"(?<![.!?])\s([A-Z][\w'-]*)")
 
-_rng = np.random.default_rng(20240531)  # fixed seed: signatures must agree on every worker
-_PERM_A = _rng.integers(1, 2**63, 1024, dtype=np.uint64) | np.uint64(1)
-_PERM_B = _rng.integers(0, 2**63, 1024, dtype=np.uint64)
+
+def _splitmix64(seed: int, count: int) -> np.ndarray:
+    """``count`` 63-bit values of SplitMix64 (Steele, Lea, Flood 2014) from ``seed``:
+    written out here, not drawn from NumPy's generator, whose streams NumPy does not
+    promise to keep across versions. Signatures restored from a savepoint must
+    match new ones after any upgrade; a test pins them."""
+    mask, state, out = (1 << 64) - 1, seed, []
+    for _ in range(count):
+        state = (state + 0x9E3779B97F4A7C15) & mask
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        out.append((z ^ (z >> 31)) >> 1)
+    return np.array(out, dtype=np.uint64)
+
+
+_PERM_A = _splitmix64(20240531, 1024) | np.uint64(1)  # odd multipliers of the permutations
+_PERM_B = _splitmix64(20240532, 1024)
 _MIX1 = np.uint64(0x9E3779B97F4A7C15)
 _MIX2 = np.uint64(0xC2B2AE3D27D4EB4F)
 _SHIFT = np.uint64(32)
-_ROW_MIX = _rng.integers(1, 2**63, 1024, dtype=np.uint64) | np.uint64(1)  # band rows -> bucket
+_ROW_MIX = _splitmix64(20240533, 1024) | np.uint64(1)  # band rows -> bucket
 _CACHE_LIMIT = 500_000  # distinct words kept by the word-code cache below
 
 
@@ -284,10 +304,34 @@ def band_entries(sketches: Iterable[StorySketch], settings: DedupSettings,
     return packed
 
 
-def candidate_pairs(entries: Iterable[tuple], settings: DedupSettings) -> Iterator[tuple[str, str]]:
-    """(uid, uid) pairs, smaller uid first, of stories sharing a bucket and
-    published within the window of each other. A pair sharing several buckets
-    comes out once per shared bucket."""
+def compared_members(times: Sequence[int], position: int, settings: DedupSettings) -> tuple[list[int], int]:
+    """The bucket policy: which earlier members of a bucket a story is compared with.
+
+    ``times`` are the bucket's members in bucket order (time, uid) and ``position``
+    the story's place among them. Of the earlier members within the window, the
+    story meets the ``compare_earliest`` first (in a burst of one template they hold
+    its original) and the ``compare_latest`` last (a re-send is close in time);
+    the others are dropped and their number returned, so that a burst costs
+    O(n) comparisons, not O(n^2). On Reuters-21578 no bucket holds more than 6
+    stories within a window, so the cap never changes a cluster there."""
+    first = bisect.bisect_left(times, times[position] - settings.window_seconds, 0, position)
+    eligible = position - first
+    if eligible <= settings.compare_earliest + settings.compare_latest:
+        return list(range(first, position)), 0
+    return (list(range(first, first + settings.compare_earliest))
+            + list(range(position - settings.compare_latest, position)),
+            eligible - settings.compare_earliest - settings.compare_latest)
+
+
+class BucketPairs(NamedTuple):
+    pairs: list[tuple[str, str]]  # (uid, uid), smaller uid first, sorted, each once
+    dropped: int  # comparisons left out by the bucket policy (``compared_members``), per bucket
+
+
+def candidate_pairs(entries: Iterable[tuple], settings: DedupSettings) -> BucketPairs:
+    """Pairs of stories sharing a bucket, published within the window of each
+    other, and compared under the bucket policy. A pair sharing several buckets
+    comes out once (per call: several partitions may each name it)."""
     uids, times, keys, members = [], [], [], []
     for batch_uids, batch_times, batch_keys, batch_members in entries:
         members.append(np.frombuffer(batch_members, dtype=np.uint32).astype(np.int64) + len(uids))
@@ -295,24 +339,29 @@ def candidate_pairs(entries: Iterable[tuple], settings: DedupSettings) -> Iterat
         times.append(np.frombuffer(batch_times, dtype=np.int64))
         keys.append(np.frombuffer(batch_keys, dtype=np.uint64))
     if not keys:
-        return
+        return BucketPairs([], 0)
     keys, members, times = np.concatenate(keys), np.concatenate(members), np.concatenate(times)
     _, key_of, counts = np.unique(keys, return_inverse=True, return_counts=True)
     collided = counts[key_of] > 1
     keys, members = keys[collided], members[collided]
-    order = np.lexsort((times[members], keys))
+    # Bucket order is (time, uid): the same whatever the batches or partitions.
+    uid_rank = np.argsort(np.argsort(np.array(uids, dtype=object))) if len(members) else members
+    order = np.lexsort((uid_rank[members], times[members], keys)) if len(members) else members
     keys, members = keys[order], members[order]
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    window = settings.window_seconds
+    pairs, dropped = set(), 0
     for bucket in np.split(members, starts[1:]):
+        bucket_times = times[bucket].tolist()
         bucket = bucket.tolist()
-        for i, earlier in enumerate(bucket):
-            for later in bucket[i + 1:]:
-                if times[later] - times[earlier] > window:
-                    break  # the bucket is in time order: the rest are later still
-                a, b = uids[earlier], uids[later]
+        for position in range(1, len(bucket)):
+            compared, left_out = compared_members(bucket_times, position, settings)
+            dropped += left_out
+            b = uids[bucket[position]]
+            for earlier in compared:
+                a = uids[bucket[earlier]]
                 if a != b:
-                    yield (a, b) if a < b else (b, a)
+                    pairs.add((a, b) if a < b else (b, a))
+    return BucketPairs(sorted(pairs), dropped)
 
 
 # ---------------------------------------------------------------- relations
@@ -455,7 +504,7 @@ def cluster_records(records: list[EventRecord], settings: DedupSettings = DedupS
     by_uid = {s.uid: s for s in sketches}
     incoming: dict[str, dict[str, Relation]] = defaultdict(dict)
     entries = (packed for _, packed in band_entries(sketches, settings))
-    for a, b in set(candidate_pairs(entries, settings)):
+    for a, b in set(candidate_pairs(entries, settings).pairs):
         relation = relate(by_uid[a], by_uid[b], settings)
         if relation is not None:
             incoming[relation.later_uid][relation.earlier_uid] = relation
@@ -495,6 +544,19 @@ def _root_flags(item):
             yield rel.later_uid, ("root", rel.earlier_uid)
 
 
+class _CandidatePairs(beam.DoFn):
+    """Keyed by partition of the bucket keys: the candidate pairs of its buckets."""
+
+    def __init__(self, settings: DedupSettings):
+        self._settings = settings
+        self._capped = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dedup_comparisons_capped")
+
+    def process(self, element):
+        found = candidate_pairs(element[1], self._settings)
+        self._capped.inc(found.dropped)
+        yield from found.pairs
+
+
 class _BatchClusters(beam.PTransform):
     def __init__(self, settings: DedupSettings):
         super().__init__()
@@ -510,7 +572,7 @@ class _BatchClusters(beam.PTransform):
                  | "BandEntries" >> beam.FlatMap(
                      lambda batch: band_entries(map(StorySketch._make, batch), s, s.band_partitions))
                  | "GroupByPartition" >> beam.GroupByKey()
-                 | "CandidatePairs" >> beam.FlatMapTuple(lambda _, entries: candidate_pairs(entries, s)))
+                 | "CandidatePairs" >> beam.ParDo(_CandidatePairs(s)))
         # The few candidates' partners, by story, are a small side input: only
         # candidates' sketches (plain tuples, not pickled) go on to meet in pairs.
         others = (pairs
@@ -583,17 +645,30 @@ def _apply_or_lead(record: EventRecord, decisions: dict) -> EventRecord:
 RELEASE = ("release", None)
 
 
+CLOCK_QUORUM = 8  # stories that must be ahead of a time before a key's clock reaches it
+
+
 @dataclass
 class EventClock:
-    """The latest publication time a key has seen: its clock for expiry, so no timer is needed."""
+    """A key's clock for expiry, from the publication times it has seen, so no
+    timer is needed. It is the ``CLOCK_QUORUM``-th newest time, not the newest:
+    one story far ahead (a date that fell back to the ingest time on a replay of
+    old stories, an old feed's one new item) cannot expire the state of the
+    stories around it."""
 
     clock: int = 0
     swept: int = 0  # clock at the last expiry sweep
+    newest: list[int] = field(default_factory=list)  # min-heap of the newest CLOCK_QUORUM times
 
     def advance(self, time: int) -> bool:
         """Moves the clock on; True when a sweep is due (once per hour of event time,
         not per story)."""
-        self.clock = max(self.clock, time)
+        if len(self.newest) < CLOCK_QUORUM:
+            heapq.heappush(self.newest, time)
+        elif time > self.newest[0]:
+            heapq.heapreplace(self.newest, time)
+        if len(self.newest) == CLOCK_QUORUM:
+            self.clock = max(self.clock, self.newest[0])
         if self.clock - self.swept < EXPIRY_STEP:
             return False
         self.swept = self.clock
@@ -609,13 +684,18 @@ class BandShardIndex(EventClock):
     held: list[tuple[int, str]] = field(default_factory=list)  # heap (time, uid) not yet released
 
     def probe(self, bucket: int, sketch: StorySketch, settings: DedupSettings) -> "BandAnswer":
-        """Relations of ``sketch`` to the stories stored in its bucket; then stores it."""
+        """Relations of ``sketch`` to the stories stored in its bucket that the bucket
+        policy compares it with, as batch does (``compared_members``); then stores it."""
         if self.advance(sketch.time):
             self._expire(settings)
         on_time = sketch.time >= self.clock - settings.lateness_seconds
         found, corrections, too_late = [], [], []
-        members = self.buckets.setdefault(bucket, [])
-        for other in members:
+        members = self.buckets.setdefault(bucket, [])  # in bucket order (time, uid)
+        position = bisect.bisect_right(members, (sketch.time, sketch.uid), key=_bucket_order)
+        members.insert(position, sketch)
+        times = _MemberTimes(members)
+        earlier, dropped = compared_members(times, position, settings)
+        for other in map(members.__getitem__, earlier + self._compared_later(times, position, settings)):
             relation = relate(other, sketch, settings)
             if relation is None:
                 continue
@@ -625,14 +705,29 @@ class BandShardIndex(EventClock):
                 corrections.append(relation)  # ``other`` was decided without this earlier story
             else:
                 too_late.append(other.uid)
-        members.append(sketch)
         self.stored += 1
         heapq.heappush(self.held, (sketch.time, sketch.uid))
         released = []
         horizon = self.clock - settings.lateness_seconds
         while self.held and self.held[0][0] < horizon:
             released.append(heapq.heappop(self.held)[1])
-        return BandAnswer(found, corrections, too_late, released)
+        return BandAnswer(found, corrections, too_late, released, dropped)
+
+    @staticmethod
+    def _compared_later(times: "_MemberTimes", position: int, settings: DedupSettings) -> list[int]:
+        """Later members whose compared members (``compared_members``) now include
+        the one at ``position``: the next ``compare_latest``, and those with fewer
+        than ``compare_earliest`` members in their window before it."""
+        time = times[position]
+        end = bisect.bisect_right(times, time + settings.window_seconds, position + 1)
+        later = set(range(position + 1, min(end, position + 1 + settings.compare_latest)))
+        if position >= settings.compare_earliest:
+            start = bisect.bisect_right(times, times[position - settings.compare_earliest]
+                                        + settings.window_seconds, position + 1, end)
+        else:
+            start = position + 1
+        later.update(range(start, end))
+        return sorted(later)
 
     def _expire(self, settings: DedupSettings) -> None:
         horizon = self.clock - settings.retention_seconds
@@ -653,6 +748,24 @@ class BandAnswer(NamedTuple):
     corrections: list[Relation]  # stored later stories the probing story precedes and matches
     too_late: list[str]  # such stories left uncorrected: the probing story is beyond the lateness
     released: list[str]  # uids this key will make no more late relations for
+    dropped: int = 0  # comparisons left out by the bucket policy
+
+
+def _bucket_order(sketch: StorySketch) -> tuple[int, str]:
+    return sketch.time, sketch.uid
+
+
+class _MemberTimes(Sequence):
+    """The publication times of a bucket's members, for ``bisect`` without a copy."""
+
+    def __init__(self, members: list[StorySketch]):
+        self._members = members
+
+    def __getitem__(self, i):
+        return self._members[i].time
+
+    def __len__(self):
+        return len(self._members)
 
 
 @dataclass
@@ -754,6 +867,7 @@ class MatchInBandShard(beam.DoFn):
     def __init__(self, settings: DedupSettings):
         self._settings = settings
         self._stored = beam.metrics.Metrics.distribution(METRICS_NAMESPACE, "dedup_band_shard_sketches")
+        self._capped = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dedup_comparisons_capped")
 
     def process(self, element, index=beam.DoFn.StateParam(INDEX)):
         _, (bucket, sketch, expected) = element
@@ -761,6 +875,8 @@ class MatchInBandShard(beam.DoFn):
         answer = state.probe(bucket, sketch, self._settings)
         index.write(state)
         self._stored.update(len(state))
+        if answer.dropped:
+            self._capped.inc(answer.dropped)
         yield sketch.uid, ("band", (answer.found, expected, sketch.time, answer.too_late))
         for relation in answer.corrections:
             yield relation.later_uid, ("late", relation)

@@ -1,16 +1,19 @@
 import copy
 import gzip
+import hashlib
 import json
 import random
+from datetime import datetime, timedelta
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.testing.util import assert_that, equal_to
 
 from benchmarks.bench_dedup import (agency_delays, batch_clusters, cluster_fields, latest_revisions,
                                     streaming_run)
 from schemas import EventRecord, Origin, derive_event_id
-from transforms.dedup import (BandShardIndex, DedupSettings, NearDuplicateClusters, RootRegistry,
-                              band_entries, band_keys, candidate_pairs, cluster_records, record_uid,
+from transforms.dedup import (CLOCK_QUORUM, BandShardIndex, DedupSettings, NearDuplicateClusters, RootRegistry,
+                              band_entries, band_keys, candidate_pairs, cluster_records, compared_members, record_uid,
                               same_facts, sketch_record)
 
 STORY = (
@@ -147,7 +150,7 @@ def test_headline_only_briefs_are_compared_by_headline():
     resent = story("b0-again", "", "1987-03-02T10:05:00Z", briefs[0].headline, source="desk")
     sketches = [sketch_record(r, DedupSettings()) for r in briefs + [resent]]
     pairs = set(candidate_pairs((packed for _, packed in band_entries(sketches, DedupSettings())),
-                                DedupSettings()))
+                                DedupSettings()).pairs)
     assert tuple(sorted((sketches[0].uid, sketches[-1].uid))) in pairs
     assert len(pairs) < 0.1 * len(sketches) * (len(sketches) - 1) / 2  # was every pair
     out = {r.story_id: r for r in cluster_records(briefs + [resent])}
@@ -173,7 +176,7 @@ def _pairs_in_batches(sketches, settings, batch, partitions):
     pairs = set()
     for group in by_partition.values():
         random.Random(batch).shuffle(group)
-        pairs.update(candidate_pairs(group, settings))
+        pairs.update(candidate_pairs(group, settings).pairs)
     return pairs
 
 
@@ -182,7 +185,7 @@ def test_candidate_pairs_do_not_depend_on_batches_or_partitions():
     records = _mixed_records()
     sketches = [sketch_record(r, settings) for r in records]
     uid = {(r.story_id, r.version): s.uid for r, s in zip(records, sketches)}
-    expected = set(candidate_pairs((p for _, p in band_entries(sketches, settings)), settings))
+    expected = set(candidate_pairs((p for _, p in band_entries(sketches, settings)), settings).pairs)
     for batch, partitions in ((1, 7), (2, 3), (5, 16)):
         assert _pairs_in_batches(sketches, settings, batch, partitions) == expected
     assert tuple(sorted((uid[("r1", None)], uid[("c1", None)]))) in expected
@@ -196,7 +199,13 @@ def test_candidate_pairs_stay_inside_the_window():
     for days, expected in ((7, set()), (11, {tuple(sorted((early.uid, late.uid)))})):
         settings = DedupSettings(window_days=days)
         entries = (packed for _, packed in band_entries([late, early], settings))
-        assert set(candidate_pairs(entries, settings)) == expected
+        assert set(candidate_pairs(entries, settings).pairs) == expected
+
+
+def _others(published, settings, count=CLOCK_QUORUM):
+    """Unrelated stories published at one time: enough of them move a key's clock there."""
+    return [sketch_record(story(f"other{published}{i}", OTHER_STORY, published, source=f"o{i}"), settings)
+            for i in range(count)]
 
 
 def test_band_shard_index_expires_by_event_time_alone():
@@ -207,9 +216,26 @@ def test_band_shard_index_expires_by_event_time_alone():
     index.probe(bucket, old, settings)
     copy_ = sketch_record(story("c", STORY + " Reuter", "1987-03-05T00:00:00Z", source="b"), settings)
     assert [r.earlier_uid for r in index.probe(bucket, copy_, settings).found] == [old.uid]
-    later = sketch_record(story("l", OTHER_STORY, "1987-03-09T01:00:00Z"), settings)
-    index.probe(bucket + 1, later, settings)  # 8 days and 1 hour after the first: it expires
-    assert len(index) == 2 and old.uid not in {s.uid for b in index.buckets.values() for s in b}
+    for later in _others("1987-03-09T01:00:00Z", settings):  # 8 days and 1 hour after the first
+        index.probe(bucket + 1, later, settings)
+    assert len(index) == 1 + CLOCK_QUORUM and old.uid not in {s.uid for b in index.buckets.values() for s in b}
+
+
+def test_one_story_far_ahead_expires_nothing_and_makes_nobody_late():
+    settings = DedupSettings(allowed_lateness_days=1)
+    index = BandShardIndex()
+    copy_ = sketch_record(story("c", STORY + " Reuter", "1987-03-02T12:00:00Z", source="b"), settings)
+    bucket = band_keys(copy_, settings)[0]
+    index.probe(bucket, copy_, settings)
+    for other in _others("1987-03-02T12:00:00Z", settings, CLOCK_QUORUM - 1):
+        index.probe(bucket + 1, other, settings)
+    # A replayed story whose date fell back to the ingest time, 37 years on.
+    ahead = sketch_record(story("now", OTHER_STORY, "2024-01-01T00:00:00Z", source="replay"), settings)
+    assert index.probe(bucket + 2, ahead, settings).released == []
+    original = sketch_record(story("r1", STORY), settings)
+    answer = index.probe(bucket, original, settings)
+    assert answer.too_late == [] and [r.later_uid for r in answer.corrections] == [copy_.uid]
+    assert copy_.uid in {s.uid for s in index.buckets[bucket]}
 
 
 def test_band_shard_index_sends_a_late_earlier_story_to_the_copy_decided_without_it():
@@ -231,6 +257,8 @@ def test_a_story_beyond_the_lateness_corrects_nothing_and_is_counted():
     original = sketch_record(story("r1", STORY, "1987-03-02T10:00:00Z"), settings)  # 2 days behind
     bucket = band_keys(original, settings)[0]
     index.probe(bucket, copy_, settings)
+    for other in _others("1987-03-04T12:00:00Z", settings, CLOCK_QUORUM - 1):
+        index.probe(bucket + 1, other, settings)
     answer = index.probe(bucket, original, settings)
     assert answer.corrections == [] and answer.too_late == [copy_.uid]
 
@@ -240,10 +268,11 @@ def test_band_shard_index_releases_a_story_once_the_lateness_has_passed():
     index = BandShardIndex()
     first = sketch_record(story("a", STORY, "1987-03-02T10:00:00Z"), settings)
     assert index.probe(1, first, settings).released == []
-    day_later = sketch_record(story("b", OTHER_STORY, "1987-03-03T09:00:00Z"), settings)
-    assert index.probe(2, day_later, settings).released == []  # 23 hours: still held
-    more = sketch_record(story("c", OTHER_STORY, "1987-03-03T11:00:00Z", source="x"), settings)
-    assert index.probe(3, more, settings).released == [first.uid]
+    for day_later in _others("1987-03-03T09:00:00Z", settings):
+        assert index.probe(2, day_later, settings).released == []  # 23 hours: still held
+    more = _others("1987-03-03T11:00:00Z", settings)
+    released = [uid for other in more for uid in index.probe(3, other, settings).released]
+    assert released == [first.uid]
 
 
 def test_root_registry_answers_askers_before_and_after_registration_and_again_on_a_flip():
@@ -264,7 +293,8 @@ def test_root_registry_keeps_a_question_about_a_story_not_registered_yet_through
     registry = RootRegistry()
     assert registry.register("old", True, 0, 0, settings) == []
     assert registry.ask("asker", "pending", 9 * 86_400, settings) is None
-    registry.register("other", True, 9 * 86_400, 0, settings)  # 9 days on: a sweep forgets "old"
+    for i in range(CLOCK_QUORUM):  # 9 days on: a sweep forgets "old"
+        registry.register(f"other{i}", True, 9 * 86_400, 0, settings)
     assert "old" not in registry.roots
     assert registry.register("pending", False, 9 * 86_400, 1, settings) == [("asker", ("pending", False, 1))]
     # A question about a story forgotten already is answered at once, not left waiting.
@@ -401,3 +431,69 @@ def test_streaming_equals_batch_on_the_labelled_evaluation_in_a_random_order(sha
     settings = DedupSettings(streaming=True, allowed_lateness_days=400)
     expected, expected_counts = _batch_outcome(records, settings)
     assert _check_streaming(arrival, settings, expected, expected_counts) > 0
+
+
+def _templated_burst(count, published="1987-03-02T10:00:00Z"):
+    """``count`` stories of one template: the same boilerplate body, a different last line."""
+    names = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
+    start = datetime.fromisoformat(published.replace("Z", "+00:00"))
+    return [story(f"t{i}", f"{STORY} Filed by the {names[i % 10]} {names[i // 10 % 10]} desk.",
+                  (start + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%SZ"), source=f"feed{i}", item=i)
+            for i in range(count)]
+
+
+BURST_SETTINGS = DedupSettings(compare_earliest=4, compare_latest=4)
+
+
+def test_a_templated_burst_is_compared_under_the_bucket_cap_and_joins_its_first_story():
+    records = _templated_burst(60)
+    sketches = [sketch_record(r, BURST_SETTINGS) for r in records]
+    found = candidate_pairs((p for _, p in band_entries(sketches, BURST_SETTINGS)), BURST_SETTINGS)
+    # Each story meets at most 4 + 4 earlier members in a bucket; the burst shares
+    # most buckets, so nearly the same ones in each. Uncapped: every pair.
+    assert len(found.pairs) <= 2 * 60 * 8 and found.dropped > 0
+    uncapped = DedupSettings(compare_earliest=60, compare_latest=60)
+    everything = candidate_pairs((p for _, p in band_entries(sketches, uncapped)), uncapped)
+    assert everything.dropped == 0 and len(everything.pairs) == 60 * 59 // 2
+    out = cluster_records(records, BURST_SETTINGS)
+    first = out[0]
+    assert not first.is_duplicate
+    assert all(r.duplicate_of == first.event_id for r in out[1:])
+
+
+def test_the_bucket_cap_keeps_the_earliest_and_the_latest_members_in_the_window():
+    settings = DedupSettings(window_days=1, compare_earliest=2, compare_latest=3)
+    hour = 3_600
+    times = [0, 1 * hour, 2 * hour, 3 * hour, 4 * hour, 5 * hour, 6 * hour, 7 * hour, 30 * hour]
+    assert compared_members(times, 7, settings) == ([0, 1, 4, 5, 6], 2)
+    assert compared_members(times, 3, settings) == ([0, 1, 2], 0)
+    # 30 h: only 6 h (exactly a day before) and 7 h are within the window.
+    assert compared_members(times, 8, settings) == ([6, 7], 0)
+
+
+def test_band_shard_index_applies_the_bucket_cap_in_any_arrival_order():
+    records = _templated_burst(40)
+    sketches = [sketch_record(r, BURST_SETTINGS) for r in records]
+    bucket = band_keys(sketches[0], BURST_SETTINGS)[0]
+    for order in (sketches, sketches[::-1], random.Random(4).sample(sketches, len(sketches))):
+        index = BandShardIndex()
+        relations, made, dropped = set(), 0, 0
+        for sketch in order:
+            answer = index.probe(bucket, sketch, BURST_SETTINGS)
+            made += len(answer.found) + len(answer.corrections)
+            relations.update((r.earlier_uid, r.later_uid) for r in answer.found + answer.corrections)
+            dropped += answer.dropped
+        # Every story met the first one, whatever came first.
+        assert {(sketches[0].uid, s.uid) for s in sketches[1:]} <= relations
+        if order is sketches:  # in publication order each story meets at most 4 + 4 earlier ones
+            assert made <= 40 * 8 and dropped == sum(max(0, i - 8) for i in range(40))
+
+
+def test_signatures_and_bucket_keys_are_pinned_across_releases():
+    # Sketches restored from a savepoint must match new ones after an upgrade of
+    # NumPy or of this code: these values may only change with a new state version.
+    sketch = sketch_record(story("r1", STORY), DedupSettings())
+    signature = np.frombuffer(sketch.signature, dtype="<u4")
+    assert signature[:4].tolist() == [68842818, 12102221, 35185209, 40581648]
+    assert hashlib.sha256(sketch.signature).hexdigest()[:16] == "edd1de1a6f206b73"
+    assert band_keys(sketch, DedupSettings())[:2] == [2960654624, 8339177215]
