@@ -29,9 +29,11 @@ from apache_beam.coders import FastPrimitivesCoder
 from benchmarks.datasets import data_dir
 from benchmarks.dedup_data import reuters_records, reuters_rows
 from benchmarks.dedup_eval import build
-from transforms.dedup import (BAND_BATCH, BandShardIndex, ClusterMember, DedupSettings,
-                              NearDuplicateClusters, StoryRelations, band_entries, band_keys,
-                              candidate_pairs, cluster_records, record_uid, sketch_record)
+from transforms.dedup import DedupSettings, NearDuplicateClusters, cluster_records, record_uid
+from transforms.dedup.batch import BAND_BATCH
+from transforms.dedup.buckets import candidate_pairs
+from transforms.dedup.sketch import band_entries, band_keys, sketch_record
+from transforms.dedup.streaming_state import BandShardIndex, ClusterMember, StoryRelations
 from transforms.stage import counter_totals
 
 

@@ -1,0 +1,125 @@
+"""The batch path, and the same clustering in memory."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import apache_beam as beam
+
+from schemas import EventRecord
+from transforms.dedup.buckets import candidate_pairs
+from transforms.dedup.decide import ClusterDecision, apply_decision, cluster_id_for, copies_of, decide, is_root
+from transforms.dedup.relate import Relation, relate
+from transforms.dedup.settings import DedupSettings
+from transforms.dedup.sketch import StorySketch, band_entries, record_uid, sketch_record
+from transforms.stage import METRICS_NAMESPACE
+
+BAND_BATCH = 1_024  # stories whose bucket keys travel together, packed as bytes
+
+
+def cluster_records(records: list[EventRecord], settings: DedupSettings = DedupSettings()) -> list[EventRecord]:
+    """The whole clustering in memory, with the same functions the Beam paths use."""
+    sketches = [sketch_record(r, settings) for r in records]
+    by_uid = {s.uid: s for s in sketches}
+    incoming: dict[str, dict[str, Relation]] = defaultdict(dict)
+    entries = (packed for _, packed in band_entries(sketches, settings))
+    for a, b in set(candidate_pairs(entries, settings).pairs):
+        relation = relate(by_uid[a], by_uid[b], settings)
+        if relation is not None:
+            incoming[relation.later_uid][relation.earlier_uid] = relation
+    roots = {s.uid for s in sketches if is_root(incoming[s.uid].values())}
+    for record, sketch in zip(records, sketches):
+        relations = incoming[sketch.uid].values()
+        apply_decision(record, decide(record.event_id, relations, roots & incoming[sketch.uid].keys()))
+    return records
+
+
+def _sketch_to_pairs(wire: tuple, others: dict):
+    """Sends a story's sketch to each candidate pair it is in, once per pair."""
+    uid = StorySketch._make(wire).uid
+    for other in set(others.get(uid, ())):  # a pair sharing several buckets was named once per bucket
+        yield (min(uid, other), max(uid, other)), wire
+
+
+def _relate_pair(item, settings: DedupSettings):
+    (uid_a, uid_b), wires = item
+    sketches = {s.uid: s for s in map(StorySketch._make, wires)}  # a record given twice comes twice
+    relation = relate(sketches[uid_a], sketches[uid_b], settings)
+    if relation is not None:
+        yield relation
+
+
+def _root_flags(item):
+    """Per story: its own incoming relations, and its root flag sent to each
+    story that duplicates it."""
+    uid, tagged = item
+    incoming = [rel for tag, rel in tagged if tag == "in"]
+    outgoing = [rel for tag, rel in tagged if tag == "out"]
+    yield uid, ("incoming", incoming)
+    if is_root(incoming):
+        for rel in copies_of(outgoing):
+            yield rel.later_uid, ("root", rel.earlier_uid)
+
+
+class _CandidatePairs(beam.DoFn):
+    """Keyed by partition of the bucket keys: the candidate pairs of its buckets."""
+
+    def __init__(self, settings: DedupSettings):
+        self._settings = settings
+        self._capped = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dedup_comparisons_capped")
+
+    def process(self, element):
+        found = candidate_pairs(element[1], self._settings)
+        self._capped.inc(found.dropped)
+        yield from found.pairs
+
+
+class BatchClusters(beam.PTransform):
+    def __init__(self, settings: DedupSettings):
+        super().__init__()
+        self._settings = settings
+
+    def expand(self, records):
+        s = self._settings
+        # Plain tuples: Beam encodes them without pickling where they are materialised.
+        sketches = records | "Sketch" >> beam.Map(lambda record: tuple(sketch_record(record, s)))
+        # Only uids and bucket keys, packed per batch of stories, are shuffled by bucket.
+        pairs = (sketches
+                 | "BatchSketches" >> beam.BatchElements(min_batch_size=BAND_BATCH, max_batch_size=BAND_BATCH)
+                 | "BandEntries" >> beam.FlatMap(
+                     lambda batch: band_entries(map(StorySketch._make, batch), s, s.band_partitions))
+                 | "GroupByPartition" >> beam.GroupByKey()
+                 | "CandidatePairs" >> beam.ParDo(_CandidatePairs(s)))
+        # The few candidates' partners, by story, are a small side input: only
+        # candidates' sketches (plain tuples, not pickled) go on to meet in pairs.
+        others = (pairs
+                  | "PairEnds" >> beam.FlatMap(lambda pair: (pair, pair[::-1]))
+                  | "GroupByCandidate" >> beam.GroupByKey())
+        relations = (sketches
+                     | "SketchToPairs" >> beam.FlatMap(_sketch_to_pairs, beam.pvalue.AsDict(others))
+                     | "GroupByPair" >> beam.GroupByKey()
+                     | "Relate" >> beam.FlatMap(_relate_pair, s))
+        decisions = (
+            relations
+            | "BothEnds" >> beam.FlatMap(lambda rel: [(rel.later_uid, ("in", rel)),
+                                                      (rel.earlier_uid, ("out", rel))])
+            | "GroupByStory" >> beam.GroupByKey()
+            | "RootFlags" >> beam.FlatMap(_root_flags)
+            | "GroupForDecision" >> beam.GroupByKey()
+            | "Decide" >> beam.FlatMapTuple(_decide_batch))
+        return records | "ApplyDecisions" >> beam.Map(_apply_or_lead, beam.pvalue.AsDict(decisions))
+
+
+def _decide_batch(uid, parts):
+    incoming = [rel for tag, value in parts if tag == "incoming" for rel in value]
+    if incoming:
+        roots = [value for tag, value in parts if tag == "root"]
+        yield uid, (incoming, roots)
+
+
+def _apply_or_lead(record: EventRecord, decisions: dict) -> EventRecord:
+    found = decisions.get(record_uid(record))
+    if found is None:
+        return apply_decision(record, ClusterDecision(cluster_id_for(record.event_id)))
+    incoming, roots = found
+    return apply_decision(record, decide(record.event_id, incoming, roots))
