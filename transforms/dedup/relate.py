@@ -85,4 +85,4 @@ def relate(a: StorySketch, b: StorySketch, settings: DedupSettings) -> Optional[
         kind = DUPLICATE
     if kind is None:
         return None
-    return Relation(kind, earlier.uid, earlier.event_id, earlier.order, later.uid, round(containment, 4))
+    return Relation(kind, earlier.uid, earlier.event_id, earlier.order, later.uid, round(float(containment), 4))

@@ -39,10 +39,10 @@ import zlib
 from typing import Any
 
 import apache_beam as beam
-from apache_beam import coders
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from schemas import EventRecord
+from transforms.dedup import state_coder
 from transforms.dedup.decide import ClusterDecision, apply_decision, copies_of, is_root
 from transforms.dedup.settings import DedupSettings
 from transforms.dedup.messages import (AskRoot, BandAnswered, BandProbe, LateRelation, RecordArrived,
@@ -65,7 +65,7 @@ _Keyed = tuple[str, Any]  # string keys: a deterministic coder for state
 class MatchInBandShard(beam.DoFn):
     """Keyed by (band, shard): finds each story's matches in its bucket."""
 
-    INDEX = ReadModifyWriteStateSpec("index", coders.PickleCoder())
+    INDEX = ReadModifyWriteStateSpec("index", state_coder.BAND_SHARD_INDEX)
 
     def __init__(self, settings: DedupSettings):
         self._settings = settings
@@ -93,7 +93,7 @@ class CollectRelations(beam.DoFn):
     its root flag (again whenever it flips), asks whether its predecessors
     are roots, and sends its relations on each time they grow."""
 
-    STATE = ReadModifyWriteStateSpec("relations", coders.PickleCoder())
+    STATE = ReadModifyWriteStateSpec("relations", state_coder.STORY_RELATIONS)
     REGISTRY = "registry"
 
     def __init__(self, settings: DedupSettings):
@@ -144,7 +144,7 @@ class AnswerRootQuestions(beam.DoFn):
     """Keyed by registry shard: stores root flags, answers who asks, and tells
     them again when a flag flips."""
 
-    REGISTRY = ReadModifyWriteStateSpec("registry", coders.PickleCoder())
+    REGISTRY = ReadModifyWriteStateSpec("registry", state_coder.ROOT_REGISTRY)
 
     def __init__(self, settings: DedupSettings):
         self._settings = settings
@@ -166,8 +166,8 @@ class DecideCluster(beam.DoFn):
     """Keyed by story: emits the record once its decision is known, and again
     (``cluster_revision`` + 1) whenever a late arrival changes the decision."""
 
-    MEMBER = ReadModifyWriteStateSpec("member", coders.PickleCoder())
-    RECORD = ReadModifyWriteStateSpec("record", coders.PickleCoder())  # written once, read per emission
+    MEMBER = ReadModifyWriteStateSpec("member", state_coder.CLUSTER_MEMBER)
+    RECORD = ReadModifyWriteStateSpec("record", state_coder.RECORD)  # written once, read per emission
 
     def __init__(self):
         self._corrections = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dedup_corrections")
