@@ -159,7 +159,7 @@ def _beam_run(settings: Optional[DedupSettings], max_newid: int) -> tuple[float,
                    | beam.Filter(lambda row: row["newid"] <= max_newid)
                    | beam.FlatMap(lambda row: reuters_records([row])))
         if settings is not None:
-            records = records | NearDuplicateClusters(settings)
+            records, _ = records | NearDuplicateClusters(settings)
         _ = records | beam.combiners.Count.Globally()
     return time.perf_counter() - started, time.process_time() - cpu
 
@@ -191,8 +191,8 @@ def streaming_run(records, settings: DedupSettings) -> tuple[list[tuple], dict[s
     run's counters by name."""
     with tempfile.TemporaryDirectory() as tmp:
         p = beam.Pipeline(runner="FnApiRunner")
-        _ = (p | beam.Create(records, reshuffle=False)
-             | NearDuplicateClusters(settings)
+        clustered, _ = p | beam.Create(records, reshuffle=False) | NearDuplicateClusters(settings)
+        _ = (clustered
              | beam.Map(lambda r: json.dumps([record_uid(r), r.cluster_revision, cluster_fields(r)]))
              | beam.io.WriteToText(f"{tmp}/out"))
         result = p.run()
@@ -262,9 +262,9 @@ def _burst_run(kind: str, streaming: bool) -> None:
     records = burst_records(kind)
     started = time.perf_counter()
     with beam.Pipeline(runner="FnApiRunner") as p:
-        _ = (p | beam.Create(records, reshuffle=False)
-             | NearDuplicateClusters(DedupSettings(streaming=streaming))
-             | beam.combiners.Count.Globally())
+        clustered, _ = (p | beam.Create(records, reshuffle=False)
+                        | NearDuplicateClusters(DedupSettings(streaming=streaming)))
+        _ = clustered | beam.combiners.Count.Globally()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"seconds": time.perf_counter() - started, "peak_mib": peak}))
 

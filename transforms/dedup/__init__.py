@@ -39,26 +39,39 @@ flags, so it runs without any global step:
 
 from __future__ import annotations
 
+import functools
+
 import apache_beam as beam
 
+from schemas import EventRecord
 from transforms.dedup.batch import BatchClusters, cluster_records
 from transforms.dedup.settings import DedupSettings
-from transforms.dedup.sketch import record_uid
+from transforms.dedup.sketch import record_uid, sketch_record
 from transforms.dedup.streaming import StreamingClusters
+from transforms.stage import ApplyStage
 
 __all__ = ["DedupSettings", "NearDuplicateClusters", "cluster_records", "record_uid"]
 
 
+def sketched(record: EventRecord, settings: DedupSettings) -> tuple[EventRecord, tuple]:
+    """A record and its sketch (a plain tuple, which Beam encodes without pickling)."""
+    return record, tuple(sketch_record(record, settings))
+
+
 class NearDuplicateClusters(beam.PTransform):
-    """records -> the same records with cluster_id, is_duplicate, duplicate_of,
-    similarity and update_of set. Never drops a record. Streaming may emit a
-    record again with a higher ``cluster_revision`` (see the streaming path)."""
+    """records -> (the same records with cluster_id, is_duplicate, duplicate_of,
+    similarity and update_of set, dead letters). A record that cannot be
+    sketched becomes a dead letter of stage ``dedup`` with the record as its
+    payload; no other is dropped. Streaming may emit a record again with a
+    higher ``cluster_revision`` (see the streaming path)."""
 
     def __init__(self, settings: DedupSettings = DedupSettings()):
         super().__init__()
         self._settings = settings
 
     def expand(self, records):
+        pairs, dead_letters = records | "Sketch" >> ApplyStage(
+            "dedup", functools.partial(sketched, settings=self._settings))
         if self._settings.streaming:
-            return records | "Streaming" >> StreamingClusters(self._settings)
-        return records | "Batch" >> BatchClusters(self._settings)
+            return pairs | "Streaming" >> StreamingClusters(self._settings), dead_letters
+        return pairs | "Batch" >> BatchClusters(self._settings), dead_letters

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Optional
 
 import apache_beam as beam
 
@@ -11,7 +12,7 @@ from transforms.dedup.buckets import candidate_pairs
 from transforms.dedup.decide import ClusterDecision, apply_decision, cluster_id_for, copies_of, decide, is_root
 from transforms.dedup.relate import Relation, relate
 from transforms.dedup.settings import DedupSettings
-from transforms.dedup.sketch import StorySketch, band_entries, record_uid, sketch_record
+from transforms.dedup.sketch import StorySketch, band_entries, sketch_record
 from transforms.stage import METRICS_NAMESPACE
 
 BAND_BATCH = 1_024  # stories whose bucket keys travel together, packed as bytes
@@ -79,10 +80,11 @@ class BatchClusters(beam.PTransform):
         super().__init__()
         self._settings = settings
 
-    def expand(self, records):
+    def expand(self, sketched):
+        """``sketched``: (record, its sketch as a plain tuple) pairs."""
         s = self._settings
         # Plain tuples: Beam encodes them without pickling where they are materialised.
-        sketches = records | "Sketch" >> beam.Map(lambda record: tuple(sketch_record(record, s)))
+        sketches = sketched | "Sketches" >> beam.MapTuple(lambda _, sketch: sketch)
         # Only uids and bucket keys, packed per batch of stories, are shuffled by bucket.
         pairs = (sketches
                  | "BatchSketches" >> beam.BatchElements(min_batch_size=BAND_BATCH, max_batch_size=BAND_BATCH)
@@ -107,7 +109,7 @@ class BatchClusters(beam.PTransform):
             | "RootFlags" >> beam.FlatMap(_root_flags)
             | "GroupForDecision" >> beam.GroupByKey()
             | "Decide" >> beam.FlatMapTuple(_decide_batch))
-        return records | "ApplyDecisions" >> beam.Map(_apply_or_lead, beam.pvalue.AsDict(decisions))
+        return sketched | "ApplyDecisions" >> beam.MapTuple(_apply_or_lead, beam.pvalue.AsDict(decisions))
 
 
 def _decide_batch(uid, parts):
@@ -117,8 +119,8 @@ def _decide_batch(uid, parts):
         yield uid, (incoming, roots)
 
 
-def _apply_or_lead(record: EventRecord, decisions: dict) -> EventRecord:
-    found = decisions.get(record_uid(record))
+def _apply_or_lead(record: EventRecord, sketch: tuple, decisions: Optional[dict] = None) -> EventRecord:
+    found = decisions.get(StorySketch._make(sketch).uid)
     if found is None:
         return apply_decision(record, ClusterDecision(cluster_id_for(record.event_id)))
     incoming, roots = found

@@ -47,7 +47,7 @@ from transforms.dedup.decide import ClusterDecision, apply_decision, copies_of, 
 from transforms.dedup.settings import DedupSettings
 from transforms.dedup.messages import (AskRoot, BandAnswered, BandProbe, LateRelation, RecordArrived,
                                        RegisterRoot, Released, RelationsGrew, RootAnswer)
-from transforms.dedup.sketch import StorySketch, band_keys, record_uid, sketch_record
+from transforms.dedup.sketch import StorySketch, band_keys
 from transforms.dedup.streaming_state import (BandShardIndex, ClusterMember, RootRegistry,
                                               StoryRelations)
 from transforms.stage import METRICS_NAMESPACE
@@ -219,18 +219,19 @@ class StreamingClusters(beam.PTransform):
         super().__init__()
         self._settings = settings
 
-    def expand(self, records):
+    def expand(self, sketched):
+        """``sketched``: (record, its sketch as a plain tuple) pairs."""
         s = self._settings
 
-        def probes(record):
-            sketch = sketch_record(record, s)
+        def probes(record, wire):
+            sketch = StorySketch._make(wire)
             keys = band_keys(sketch, s)
             for key in keys:
-                yield f"{key >> 32}:{key % s.shards_per_band}", BandProbe(key, tuple(sketch), len(keys))
+                yield f"{key >> 32}:{key % s.shards_per_band}", BandProbe(key, wire, len(keys))
             if not keys:  # no words and no story_id: nothing can match it, nothing to wait for
                 yield beam.pvalue.TaggedOutput("unbanded", (sketch.uid, BandAnswered([], 0, sketch.time, [])))
 
-        probed = records | "ProbeBands" >> beam.FlatMap(probes).with_output_types(_Keyed).with_outputs(
+        probed = sketched | "ProbeBands" >> beam.FlatMapTuple(probes).with_output_types(_Keyed).with_outputs(
             "unbanded", main="probes")
         band_answers = (probed.probes
                         | "MatchInBandShard" >> beam.ParDo(MatchInBandShard(s)).with_input_types(_Keyed))
@@ -242,7 +243,8 @@ class StreamingClusters(beam.PTransform):
                    | "KeyByRegistryShard" >> beam.MapTuple(
                        lambda uid, message: (_shard(uid, s.registry_shards), message)).with_output_types(_Keyed)
                    | "AnswerRootQuestions" >> beam.ParDo(AnswerRootQuestions(s)).with_input_types(_Keyed))
-        keyed_records = records | "KeyByStory" >> beam.Map(lambda r: (record_uid(r), RecordArrived(r)))
+        keyed_records = sketched | "KeyByStory" >> beam.MapTuple(
+            lambda record, sketch: (StorySketch._make(sketch).uid, RecordArrived(record)))
         return ((keyed_records, relations.relations, answers)
                 | "MergeForDecision" >> beam.Flatten().with_output_types(_Keyed)
                 | "DecideCluster" >> beam.ParDo(DecideCluster()).with_input_types(_Keyed))

@@ -113,7 +113,7 @@ def reuters_stories(shared_data, newids):
 def run_beam(records, settings, reshuffle):
     expected = sorted(decisions(cluster_records(copy.deepcopy(records), settings)).items())
     with beam.Pipeline(runner="FnApiRunner") as p:
-        out = (p | beam.Create(records, reshuffle=reshuffle)
-               | NearDuplicateClusters(settings)
-               | beam.Map(lambda r: ((r.story_id, r.version), cluster_fields(r))))
+        clustered, dead_letters = p | beam.Create(records, reshuffle=reshuffle) | NearDuplicateClusters(settings)
+        out = clustered | beam.Map(lambda r: ((r.story_id, r.version), cluster_fields(r)))
         assert_that(out, equal_to(expected))
+        assert_that(dead_letters, equal_to([]), label="NoDeadLetters")

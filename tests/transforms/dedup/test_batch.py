@@ -1,3 +1,4 @@
+import json
 import random
 
 import apache_beam as beam
@@ -47,7 +48,20 @@ def test_batch_transform_matches_the_plain_functions_in_any_order():
 def test_batch_transform_keeps_a_record_given_twice():
     records = copies() + [copies()[1]]  # the same record, same origin: one sketch sent twice
     with beam.Pipeline(runner="FnApiRunner") as p:
-        out = (p | beam.Create(records) | NearDuplicateClusters()
-               | beam.Map(lambda r: (r.story_id, r.is_duplicate)))
+        clustered, _ = p | beam.Create(records) | NearDuplicateClusters()
+        out = clustered | beam.Map(lambda r: (r.story_id, r.is_duplicate))
         assert_that(out, equal_to([("r1", False), ("c1", True), ("c1", True), ("c2", True), ("c3", True),
                                    ("x1", False)]))
+
+
+def test_a_record_dedup_cannot_sketch_is_a_dead_letter_and_the_rest_are_clustered():
+    broken = copies()[0]
+    broken.story_id, broken.body = "broken", None  # not a string: sketching fails
+    for streaming in (False, True):
+        with beam.Pipeline(runner="FnApiRunner") as p:
+            clustered, dead = (p | beam.Create(copies() + [broken])
+                               | NearDuplicateClusters(DedupSettings(streaming=streaming)))
+            assert_that(clustered | beam.Map(lambda r: (r.story_id, r.is_duplicate)),
+                        equal_to([("r1", False), ("c1", True), ("c2", True), ("c3", True), ("x1", False)]))
+            assert_that(dead | beam.Map(lambda d: (d.stage, d.error.split(":")[0], json.loads(d.raw)["story_id"])),
+                        equal_to([("dedup", "TypeError", "broken")]), label="DeadLetters")
