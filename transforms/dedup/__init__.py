@@ -55,7 +55,11 @@ __all__ = ["DedupSettings", "NearDuplicateClusters", "cluster_records", "record_
 
 def sketched(record: EventRecord, settings: DedupSettings) -> tuple[EventRecord, tuple]:
     """A record and its sketch (a plain tuple, which Beam encodes without pickling)."""
-    return record, tuple(sketch_record(record, settings))
+    sketch = sketch_record(record, settings)
+    if not record.published_at:
+        record.quality.append("published_at: unknown; de-duplicated by the "
+                              + ("Kafka record time" if record.origin.timestamp else "ingest time"))
+    return record, tuple(sketch)
 
 
 class NearDuplicateClusters(beam.PTransform):

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
-from datetime import datetime, timezone
 from typing import Iterable, NamedTuple, Optional
 
 import numpy as np
 
 from schemas import EventRecord
+from transforms.normalise import reference_time
+from transforms.normalise.dates import parse_utc_iso
 from transforms.dedup.settings import DedupSettings
 
 
@@ -77,9 +78,13 @@ class StorySketch(NamedTuple):
         return (self.time, self.event_id, self.uid)
 
 
-def _epoch(iso: str) -> int:
-    t = datetime.fromisoformat(iso)  # 10x faster than strptime
-    return int((t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp())
+def story_time(record: EventRecord) -> int:
+    """Publication time in epoch seconds; without one (an unreadable date), the
+    record's reference time (Kafka record time, else ingest time), as normalise
+    does when the source gives no time, so the story still meets its copies."""
+    if record.published_at:
+        return int(parse_utc_iso(record.published_at).timestamp())
+    return int(reference_time(record).timestamp())
 
 
 def record_uid(record: EventRecord) -> str:
@@ -150,7 +155,7 @@ def sketch_record(record: EventRecord, settings: DedupSettings) -> StorySketch:
     story_key = f"{record.source or ''}|{record.story_id}" if record.story_id else None
     return StorySketch(
         uid=record_uid(record), event_id=record.event_id,
-        time=_epoch(record.published_at or record.origin.ingested_at),
+        time=story_time(record),
         signature=signature, shingles=shingles,
         facts=_facts(tokens, np.flatnonzero(codes >> _SHIFT).tolist()), names=names,
         tickers=tuple(sorted(set(_TICKER.findall(record.headline)))),

@@ -1,3 +1,4 @@
+import copy
 import json
 import random
 
@@ -5,7 +6,7 @@ import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas import Origin
-from tests.transforms.dedup.stories import copies, decisions, mixed_records, run_beam
+from tests.transforms.dedup.stories import STORY, copies, decisions, mixed_records, run_beam, story
 from transforms.dedup import DedupSettings, NearDuplicateClusters, cluster_records
 
 
@@ -65,3 +66,20 @@ def test_a_record_dedup_cannot_sketch_is_a_dead_letter_and_the_rest_are_clustere
                         equal_to([("r1", False), ("c1", True), ("c2", True), ("c3", True), ("x1", False)]))
             assert_that(dead | beam.Map(lambda d: (d.stage, d.error.split(":")[0], json.loads(d.raw)["story_id"])),
                         equal_to([("dedup", "TypeError", "broken")]), label="DeadLetters")
+
+
+def test_a_story_without_a_time_is_clustered_by_its_kafka_time_with_a_note():
+    original = story("r1", STORY, "1987-03-02T10:00:00Z")
+    undated = story("c1", STORY + " Reuter", None, source="courier")  # its date was unreadable
+    undated.origin = Origin(kind="kafka", ingested_at="1987-03-02T11:00:00Z", topic="wire", partition=0,
+                            offset=7, timestamp="1987-03-02T11:00:00.250Z")
+    for streaming in (False, True):
+        with beam.Pipeline(runner="FnApiRunner") as p:
+            clustered, _ = (p | beam.Create([copy.deepcopy(undated), copy.deepcopy(original)])
+                            | NearDuplicateClusters(DedupSettings(streaming=streaming)))
+            note = ["published_at: unknown; de-duplicated by the Kafka record time"]
+            # Streaming writes the copy, which came first, again once its original is in.
+            expected = [("r1", 0, None, []), ("c1", int(streaming), original.event_id, note)]
+            expected += [("c1", 0, None, note)] if streaming else []
+            assert_that(clustered | beam.Map(lambda r: (r.story_id, r.cluster_revision, r.duplicate_of, r.quality)),
+                        equal_to(expected))
