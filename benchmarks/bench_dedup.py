@@ -241,14 +241,22 @@ def report_streaming(ev) -> None:
 
 
 def burst_records(kind: str, count: int = 2_000) -> list:
-    """``count`` Reuters stories of about 150 words: distinct ones, or one of them
-    as a template (the same body, a different last line), published a minute apart."""
-    rows = [r for r in reuters_rows() if 140 <= len((r["body"] or "").split()) <= 160]
+    """``count`` Reuters stories of 100-250 words: distinct ones (no two bodies
+    alike), or the first of them as a template (the same body, a different last
+    line naming the desk), published a second apart."""
+    rows, bodies = [], set()
+    for row in reuters_rows():
+        body = " ".join((row["body"] or "").split())
+        if 100 <= len(body.split()) <= 250 and body not in bodies:
+            bodies.add(body)
+            rows.append(row)
+    letters = "abcdefghijklmnopqrstuvwxyz"
     records = []
     for i in range(count):
-        base = reuters_records([rows[i % len(rows)] if kind == "distinct" else rows[0]])[0]
+        base = reuters_records([rows[i] if kind == "distinct" else rows[0]])[0]
         if kind == "templated":
-            base.body += f" Filed by desk {i:04d} for the evening edition."
+            desk = letters[i % 26] + letters[i // 26 % 26] + letters[i // 676 % 26]
+            base.body += f" Filed by the {desk} desk for the evening edition."
         base.story_id, base.source = f"{kind}{i}", f"feed{i}"
         base.published_at = f"1987-03-02T{10 + i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z"
         base.origin = base.origin.with_item(i)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import zlib
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Optional
 
 import apache_beam as beam
+import numpy as np
 
 from schemas import EventRecord
 from transforms.dedup.buckets import candidate_pairs
@@ -72,7 +75,46 @@ class _CandidatePairs(beam.DoFn):
     def process(self, element):
         found = candidate_pairs(element[1], self._settings)
         self._capped.inc(found.dropped)
-        yield from found.pairs
+        yield from pack_pairs(found.pairs, self._settings.band_partitions)
+
+
+def pack_pairs(pairs: list[tuple[str, str]], partitions: int) -> list[tuple[int, tuple]]:
+    """Pairs as ``(partition, (uids, first, second))`` with index arrays as bytes, split
+    by a hash of the smaller uid. Stories sharing many buckets (a templated burst)
+    are named as a pair by many bucket partitions: packed, the copies cost bytes,
+    not Beam elements, until ``unique_pairs`` drops them."""
+    by_partition: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for pair in pairs:
+        by_partition[zlib.crc32(pair[0].encode()) % partitions].append(pair)
+    packed = []
+    for partition, mine in sorted(by_partition.items()):
+        uids = sorted({uid for pair in mine for uid in pair})
+        index = {uid: i for i, uid in enumerate(uids)}
+        first = np.fromiter((index[a] for a, _ in mine), dtype=np.uint32, count=len(mine))
+        second = np.fromiter((index[b] for _, b in mine), dtype=np.uint32, count=len(mine))
+        packed.append((partition, (uids, first.tobytes(), second.tobytes())))
+    return packed
+
+
+def unique_pairs(packed: Iterable[tuple]) -> list[tuple[str, str]]:
+    """The pairs of some ``pack_pairs`` outputs of one partition, each once."""
+    uids: list[str] = []
+    codes = []
+    for batch_uids, first, second in packed:
+        offset = len(uids)
+        uids.extend(batch_uids)
+        codes.append((np.frombuffer(first, dtype=np.uint32).astype(np.uint64) + offset) << np.uint64(32)
+                     | (np.frombuffer(second, dtype=np.uint32).astype(np.uint64) + offset))
+    if not codes:
+        return []
+    # The same uid comes in several batches: number each story once.
+    names = sorted(set(uids))
+    number = {uid: i for i, uid in enumerate(names)}
+    rank = np.fromiter((number[uid] for uid in uids), dtype=np.uint64, count=len(uids))
+    codes = np.concatenate(codes)
+    first, second = rank[(codes >> np.uint64(32)).astype(np.int64)], rank[(codes & np.uint64(0xFFFFFFFF)).astype(np.int64)]
+    unique = np.unique(first << np.uint64(32) | second)
+    return [(names[int(c >> 32)], names[int(c & 0xFFFFFFFF)]) for c in unique.tolist()]
 
 
 class BatchClusters(beam.PTransform):
@@ -91,7 +133,9 @@ class BatchClusters(beam.PTransform):
                  | "BandEntries" >> beam.FlatMap(
                      lambda batch: band_entries(map(StorySketch._make, batch), s, s.band_partitions))
                  | "GroupByPartition" >> beam.GroupByKey()
-                 | "CandidatePairs" >> beam.ParDo(_CandidatePairs(s)))
+                 | "CandidatePairs" >> beam.ParDo(_CandidatePairs(s))
+                 | "GroupPairsByStory" >> beam.GroupByKey()
+                 | "UniquePairs" >> beam.FlatMapTuple(lambda _, packed: unique_pairs(packed)))
         # The few candidates' partners, by story, are a small side input: only
         # candidates' sketches (plain tuples, not pickled) go on to meet in pairs.
         others = (pairs

@@ -51,21 +51,36 @@ def candidate_pairs(entries: Iterable[tuple], settings: DedupSettings) -> Bucket
     _, key_of, counts = np.unique(keys, return_inverse=True, return_counts=True)
     collided = counts[key_of] > 1
     keys, members = keys[collided], members[collided]
+    if not len(members):
+        return BucketPairs([], 0)
+    # One number per story (a record read twice has one uid), in uid order.
+    names, story = np.unique(np.array(uids, dtype=object), return_inverse=True)
     # Bucket order is (time, uid): the same whatever the batches or partitions.
-    uid_rank = np.argsort(np.argsort(np.array(uids, dtype=object))) if len(members) else members
-    order = np.lexsort((uid_rank[members], times[members], keys)) if len(members) else members
+    order = np.lexsort((story[members], times[members], keys))
     keys, members = keys[order], members[order]
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    pairs, dropped = set(), 0
-    for bucket in np.split(members, starts[1:]):
-        bucket_times = times[bucket].tolist()
-        bucket = bucket.tolist()
-        for position in range(1, len(bucket)):
-            compared, left_out = compared_members(bucket_times, position, settings)
-            dropped += left_out
-            b = uids[bucket[position]]
-            for earlier in compared:
-                a = uids[bucket[earlier]]
-                if a != b:
-                    pairs.add((a, b) if a < b else (b, a))
-    return BucketPairs(sorted(pairs), dropped)
+    member_times = times[members]
+    # The whole policy (``compared_members``) at once, over every bucket: for the
+    # member at j, ``first`` is the earliest member of its bucket within the window.
+    n = len(members)
+    new_bucket = np.r_[True, keys[1:] != keys[:-1]]
+    bucket_start = np.maximum.accumulate(np.where(new_bucket, np.arange(n), 0))
+    bucket_rank = np.cumsum(new_bucket).astype(np.int64)
+    spread = int(member_times.max() - member_times.min()) + settings.window_seconds + 1
+    position = bucket_rank * spread + (member_times - member_times.min())
+    first = np.maximum(np.searchsorted(position, position - settings.window_seconds, side="left"), bucket_start)
+    j = np.arange(n)
+    earliest, latest = settings.compare_earliest, settings.compare_latest
+    early = first[:, None] + np.arange(earliest)[None, :]
+    late = j[:, None] - 1 - np.arange(latest)[None, :]
+    early_ok = early < j[:, None]
+    late_ok = late >= (first + earliest)[:, None]
+    a = np.concatenate([np.broadcast_to(j[:, None], early.shape)[early_ok],
+                        np.broadcast_to(j[:, None], late.shape)[late_ok]])
+    b = np.concatenate([early[early_ok], late[late_ok]])
+    dropped = int(np.maximum(j - first - earliest - latest, 0).sum())
+    sa, sb = story[members[a]].astype(np.uint64), story[members[b]].astype(np.uint64)
+    distinct = sa != sb
+    low, high = np.minimum(sa, sb)[distinct], np.maximum(sa, sb)[distinct]
+    codes = np.unique(low << np.uint64(32) | high)
+    pairs = [(names[c >> 32], names[c & 0xFFFFFFFF]) for c in codes.tolist()]
+    return BucketPairs(pairs, dropped)

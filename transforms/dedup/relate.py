@@ -43,14 +43,21 @@ def same_facts(a: tuple[tuple[int, int], ...], b: tuple[tuple[int, int], ...]) -
     wording (a trimmed ending) or gain some (a sign-off, a dateline), but the
     same wording with another figure ("adds 1.5 billion" / "adds 2 billion",
     "Shr 15 cts vs 14 cts" / "Shr 12 cts vs 10 cts") is a different fact."""
+    if a == b:  # the common case among copies, and in a templated burst
+        return True
+    common = {context for context, _ in a} & {context for context, _ in b}
+    if not common:
+        return True
     by_context_a, by_context_b = defaultdict(Counter), defaultdict(Counter)
     for context, figure in a:
-        by_context_a[context][figure] += 1
+        if context in common:
+            by_context_a[context][figure] += 1
     for context, figure in b:
-        by_context_b[context][figure] += 1
-    for context in by_context_a.keys() & by_context_b.keys():
+        if context in common:
+            by_context_b[context][figure] += 1
+    for context in common:
         fa, fb = by_context_a[context], by_context_b[context]
-        if fa - fb and fb - fa:
+        if fa != fb and fa - fb and fb - fa:
             return False
     return True
 

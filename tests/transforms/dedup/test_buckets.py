@@ -1,5 +1,7 @@
 import random
 
+import numpy as np
+
 from tests.transforms.dedup.stories import (BURST_SETTINGS, OTHER_STORY, STORY, mixed_records,
                                             templated_burst, story)
 from transforms.dedup import DedupSettings, cluster_records
@@ -84,3 +86,39 @@ def test_the_bucket_cap_keeps_the_earliest_and_the_latest_members_in_the_window(
     assert compared_members(times, 3, settings) == ([0, 1, 2], 0)
     # 30 h: only 6 h (exactly a day before) and 7 h are within the window.
     assert compared_members(times, 8, settings) == ([6, 7], 0)
+
+
+def test_pairs_named_by_many_partitions_come_out_once():
+    from transforms.dedup.batch import pack_pairs, unique_pairs
+    pairs = [("a", "b"), ("a", "c"), ("b", "c"), ("c", "d")]
+    # Each partition of bucket keys names some pairs, several of them the same.
+    named = [pack_pairs(pairs, 3), pack_pairs(pairs[1:], 3), pack_pairs([("a", "b")], 3)]
+    by_partition = {}
+    for packed in named:
+        for partition, batch in packed:
+            by_partition.setdefault(partition, []).append(batch)
+    out = [pair for batches in by_partition.values() for pair in unique_pairs(batches)]
+    assert sorted(out) == pairs
+
+
+def test_batch_pairs_follow_the_bucket_policy_member_by_member():
+    # candidate_pairs applies compared_members to every bucket at once; here each
+    # bucket is walked story by story instead, on buckets of random times.
+    settings = DedupSettings(window_days=1, compare_earliest=2, compare_latest=3)
+    rng = random.Random(11)
+    uids, times, keys, members, expected, dropped = [], [], [], [], set(), 0
+    for bucket in range(6):
+        stories = sorted((rng.randrange(0, 2 * 86_400), f"u{bucket}-{i}") for i in range(rng.randrange(1, 30)))
+        for time, uid in stories:
+            members.append(len(uids))
+            uids.append(uid)
+            times.append(time)
+            keys.append(bucket)
+        for position in range(len(stories)):
+            compared, left_out = compared_members([t for t, _ in stories], position, settings)
+            dropped += left_out
+            expected.update(tuple(sorted((stories[e][1], stories[position][1]))) for e in compared)
+    packed = (uids, np.array(times, dtype=np.int64).tobytes(), np.array(keys, dtype=np.uint64).tobytes(),
+              np.array(members, dtype=np.uint32).tobytes())
+    found = candidate_pairs([packed], settings)
+    assert found.pairs == sorted(expected) and found.dropped == dropped and dropped > 0
