@@ -1,8 +1,10 @@
+import copy
 import random
 
-from benchmarks.bench_dedup import agency_delays, batch_clusters, latest_revisions, streaming_run
+from benchmarks.bench_dedup import agency_delays, batch_clusters, cluster_fields, latest_revisions, streaming_run
 from tests.transforms.dedup.stories import chain_records, mixed_records, run_beam
-from transforms.dedup import DedupSettings, record_uid
+from transforms.dedup import DedupSettings, cluster_records, record_uid
+from transforms.dedup.decide import cluster_id_for
 
 
 def test_streaming_transform_in_publication_order_matches_batch_without_corrections():
@@ -69,3 +71,38 @@ def test_streaming_equals_batch_on_the_labelled_evaluation_in_a_random_order(sha
     settings = DedupSettings(streaming=True, allowed_lateness_days=400)
     expected, expected_counts = _batch_outcome(records, settings)
     assert _check_streaming(arrival, settings, expected, expected_counts) > 0
+
+
+# Worked out by hand from the rules (see transforms/dedup/__init__.py), not by
+# running either path: story -> (duplicate of, update of). b1 extends r1; o1 copies
+# b1 only, so its one predecessor is a duplicate: it leads its own cluster but is
+# no root; x1 copies b1 and o1, neither a root, so it leads its own too. n1 v1
+# repeats r1 three days on; n1 v2 is its update. c1-c3 are copies of r1.
+CHAIN_BY_HAND = {"r1": (None, None), "b1": ("r1", None), "o1": (None, None), "x1": (None, None),
+                 "c1": ("r1", None), "c2": ("r1", None), "c3": ("r1", None),
+                 "n1v1": ("r1", None), "n1v2": (None, "n1v1")}
+
+
+def _by_hand(records):
+    name = {r.event_id: f"{r.story_id}v{r.version}" if r.version else r.story_id for r in records}
+    uid = {record_uid(r): name[r.event_id] for r in records}
+    return name, uid
+
+
+def test_batch_and_streaming_give_the_clusters_worked_out_by_hand():
+    records = chain_records()
+    name, uid = _by_hand(records)
+    leader = {n: next(e for e, m in name.items() if m == n) for n in name.values()}
+
+    def fields(story):
+        copy_of, update_of = CHAIN_BY_HAND[story]
+        cluster = cluster_id_for(leader[copy_of or story])
+        return cluster, copy_of is not None, copy_of and leader[copy_of], update_of and leader[update_of]
+
+    expected = {u: fields(n) for u, n in uid.items()}
+    settings = DedupSettings(streaming=True, shards_per_band=2, registry_shards=2, allowed_lateness_days=4)
+    assert {record_uid(r): cluster_fields(r) for r in cluster_records(copy.deepcopy(records))} == expected
+    by_time = sorted(records, key=lambda r: r.published_at)
+    for order in (by_time, by_time[::-1], random.Random(5).sample(records, len(records))):
+        outputs, _ = streaming_run(order, settings)
+        assert latest_revisions(outputs) == expected
