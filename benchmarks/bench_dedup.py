@@ -294,10 +294,46 @@ def report_bursts() -> None:
               f"templated/distinct time {t['seconds'] / d['seconds']:.2f}x")
 
 
+def report_state_bytes(rate_per_day: int = 1_000, probes: int = 200) -> None:
+    """Bytes the streaming path writes to state per story, with its own state coders:
+    the band-shard index is a ReadModifyWrite value, written whole, so each story
+    rewrites every index it is probed into (once per bundle holding it)."""
+    from transforms.dedup import state_coder
+    from transforms.dedup.streaming_state import BandShardIndex
+    print(f"\n== Streaming state written per story ({rate_per_day:,} stories a day, "
+          f"default settings, the state coders)")
+    settings = DedupSettings()
+    records = reuters_records()
+    for days in (1, 14):
+        count = days * rate_per_day + probes
+        sketches = []
+        for i, record in enumerate(records[:count]):
+            sketch = sketch_record(record, settings)
+            sketches.append(sketch._replace(time=541_000_000 + i * 86_400 // rate_per_day))
+        indexes: dict[str, BandShardIndex] = defaultdict(BandShardIndex)
+        written = {1: 0, 50: 0}
+        touched: set[str] = set()
+        for i, sketch in enumerate(sketches):
+            keys = {f"{key >> 32}:{key % settings.shards_per_band}": key for key in band_keys(sketch, settings)}
+            for shard, key in keys.items():
+                indexes[shard].probe(key, sketch, settings)
+            if i < count - probes:
+                continue
+            sizes = {shard: len(state_coder.BAND_SHARD_INDEX.encode(indexes[shard])) for shard in keys}
+            written[1] += sum(sizes.values())
+            touched.update(keys)
+            if (i - (count - probes)) % 50 == 49:  # a bundle ends: each index it touched is written once
+                written[50] += sum(len(state_coder.BAND_SHARD_INDEX.encode(indexes[k])) for k in touched)
+                touched.clear()
+        print(f"{days:>2} day(s) of stories held: {written[1] / probes / 1024:,.0f} KiB written per story "
+              f"with bundles of one story, {written[50] / probes / 1024:,.1f} KiB with bundles of 50")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--beam", action="store_true", help="also time the Beam transform")
     parser.add_argument("--burst", action="store_true", help="only the templated-burst figures")
+    parser.add_argument("--state", action="store_true", help="only the state-bytes-per-story figures")
     parser.add_argument("--burst-run", choices=("distinct", "templated"), help=argparse.SUPPRESS)
     parser.add_argument("--streaming", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -305,6 +341,8 @@ def main(argv=None) -> None:
         return _burst_run(args.burst_run, args.streaming)
     if args.burst:
         return report_bursts()
+    if args.state:
+        return report_state_bytes()
     ev = build()
     report_quality(ev)
     records = cluster_records(reuters_records(), DedupSettings())
