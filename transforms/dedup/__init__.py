@@ -24,8 +24,9 @@ flags, so it runs without any global step:
 * batch: only bucket keys, publication times and uids, packed as bytes per
   batch of stories, are grouped (by a partition of the bucket keys); most
   stories are alone in every bucket, and the few sharing one within the
-  window become candidate pairs. Only candidates' sketches then meet, once
-  per pair, to be related; two small shuffles by story give the root flags
+  window become candidate pairs, under the bucket policy (``buckets``: a
+  templated burst costs O(n) comparisons, not O(n^2)). Only candidates'
+  sketches then meet, one copy per pair, to be related; two small shuffles by story give the root flags
   and decisions, which reach the records as a side input (only stories with
   an earlier match have one), so records themselves are never shuffled;
 * streaming: stateful DoFns keyed by (band, shard) hold recent sketches,
@@ -34,7 +35,8 @@ flags, so it runs without any global step:
   and written again (``cluster_revision`` + 1) when a story that arrives later
   but was published earlier changes its decision, so the latest revisions are
   the batch clusters. State expires by the event time seen in the data (no
-  timers), so expiry is the same on every runner.
+  timers; a key's clock is robust to a few stories far ahead), so expiry is the
+  same on every runner. State is encoded by ``state_coder`` (versioned, no pickle).
 """
 
 from __future__ import annotations

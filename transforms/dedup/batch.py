@@ -38,19 +38,27 @@ def cluster_records(records: list[EventRecord], settings: DedupSettings = DedupS
     return records
 
 
-def _sketch_to_pairs(wire: tuple, others: dict):
-    """Sends a story's sketch to each candidate pair it is in, once per pair."""
-    uid = StorySketch._make(wire).uid
-    for other in set(others.get(uid, ())):  # a pair sharing several buckets was named once per bucket
-        yield (min(uid, other), max(uid, other)), wire
+def _sketch_to_partners(wire: tuple, others: dict):
+    """Sends a candidate's sketch to itself and to each partner with a smaller uid,
+    which relates the pair: one sketch copy per pair."""
+    uid = wire[0]
+    partners = others.get(uid)
+    if partners is None:
+        return
+    yield uid, (True, wire)
+    for other in set(partners):  # a pair named by several partitions is named once per partition
+        if other < uid:
+            yield other, (False, wire)
 
 
-def _relate_pair(item, settings: DedupSettings):
-    (uid_a, uid_b), wires = item
-    sketches = {s.uid: s for s in map(StorySketch._make, wires)}  # a record given twice comes twice
-    relation = relate(sketches[uid_a], sketches[uid_b], settings)
-    if relation is not None:
-        yield relation
+def _relate_at_story(item, settings: DedupSettings):
+    _, parts = item
+    own = next(StorySketch._make(wire) for is_own, wire in parts if is_own)
+    later = {wire[0]: wire for is_own, wire in parts if not is_own}  # a record given twice comes twice
+    for wire in later.values():
+        relation = relate(own, StorySketch._make(wire), settings)
+        if relation is not None:
+            yield relation
 
 
 def _root_flags(item):
@@ -137,14 +145,14 @@ class BatchClusters(beam.PTransform):
                  | "GroupPairsByStory" >> beam.GroupByKey()
                  | "UniquePairs" >> beam.FlatMapTuple(lambda _, packed: unique_pairs(packed)))
         # The few candidates' partners, by story, are a small side input: only
-        # candidates' sketches (plain tuples, not pickled) go on to meet in pairs.
+        # candidates' sketches (plain tuples, not pickled) go on, each to the partners it is related at.
         others = (pairs
                   | "PairEnds" >> beam.FlatMap(lambda pair: (pair, pair[::-1]))
                   | "GroupByCandidate" >> beam.GroupByKey())
         relations = (sketches
-                     | "SketchToPairs" >> beam.FlatMap(_sketch_to_pairs, beam.pvalue.AsDict(others))
-                     | "GroupByPair" >> beam.GroupByKey()
-                     | "Relate" >> beam.FlatMap(_relate_pair, s))
+                     | "SketchToPartners" >> beam.FlatMap(_sketch_to_partners, beam.pvalue.AsDict(others))
+                     | "GroupByRelatingStory" >> beam.GroupByKey()
+                     | "Relate" >> beam.FlatMap(_relate_at_story, s))
         decisions = (
             relations
             | "BothEnds" >> beam.FlatMap(lambda rel: [(rel.later_uid, ("in", rel)),
