@@ -12,6 +12,7 @@ import numpy as np
 from schemas import EventRecord
 from transforms.normalise import reference_time
 from transforms.normalise.dates import parse_utc_iso
+from transforms.dedup import permutations
 from transforms.dedup.settings import DedupSettings
 
 
@@ -31,27 +32,12 @@ _HEADLINE_WORD = re.compile(r"[^\W\d_]+")
 _NAME = re.compile(r"(?<![.!?])\s([A-Z][\w'-]*)")
 
 
-def _splitmix64(seed: int, count: int) -> np.ndarray:
-    """``count`` 63-bit values of SplitMix64 (Steele, Lea, Flood 2014) from ``seed``:
-    written out here, not drawn from NumPy's generator, whose streams NumPy does not
-    promise to keep across versions. Signatures restored from a savepoint must
-    match new ones after any upgrade; a test pins them."""
-    mask, state, out = (1 << 64) - 1, seed, []
-    for _ in range(count):
-        state = (state + 0x9E3779B97F4A7C15) & mask
-        z = state
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
-        out.append((z ^ (z >> 31)) >> 1)
-    return np.array(out, dtype=np.uint64)
-
-
-_PERM_A = _splitmix64(20240531, 1024) | np.uint64(1)  # odd multipliers of the permutations
-_PERM_B = _splitmix64(20240532, 1024)
+_PERM_A = np.array(permutations.PERM_A, dtype=np.uint64)
+_PERM_B = np.array(permutations.PERM_B, dtype=np.uint64)
 _MIX1 = np.uint64(0x9E3779B97F4A7C15)
 _MIX2 = np.uint64(0xC2B2AE3D27D4EB4F)
 _SHIFT = np.uint64(32)
-_ROW_MIX = _splitmix64(20240533, 1024) | np.uint64(1)  # band rows -> bucket
+_ROW_MIX = np.array(permutations.ROW_MIX, dtype=np.uint64)  # band rows -> bucket
 _CACHE_LIMIT = 500_000  # distinct words kept by the word-code cache below
 
 
