@@ -26,8 +26,8 @@ class DedupSettings:
     allowed_lateness_days: float = 7.0
     band_partitions: int = 16  # batch: keys of the bucket shuffle (parallelism, not results)
     # The bucket policy (``compared_members``): earlier members of a bucket a story is compared with.
-    compare_earliest: int = 8
-    compare_latest: int = 8
+    compare_earliest: int = 4
+    compare_latest: int = 4
 
     def __post_init__(self):
         if self.bands < 1 or self.num_perm // self.bands < 1:
