@@ -29,9 +29,11 @@ from apache_beam.coders import FastPrimitivesCoder
 from benchmarks.datasets import data_dir
 from benchmarks.dedup_data import reuters_records, reuters_rows
 from benchmarks.dedup_eval import build
-from transforms.dedup import (BAND_BATCH, BandShardIndex, ClusterMember, DedupSettings,
-                              NearDuplicateClusters, StoryRelations, band_entries, band_keys,
-                              candidate_pairs, cluster_records, record_uid, sketch_record)
+from transforms.dedup import DedupSettings, NearDuplicateClusters, cluster_records, record_uid
+from transforms.dedup.batch import BAND_BATCH
+from transforms.dedup.buckets import candidate_pairs
+from transforms.dedup.sketch import band_entries, band_keys, sketch_record
+from transforms.dedup.streaming_state import BandShardIndex, ClusterMember, StoryRelations
 from transforms.stage import counter_totals
 
 
@@ -140,7 +142,7 @@ def report_cost(records, settings: DedupSettings) -> None:
     entries = [packed for i in range(0, len(sketches), BAND_BATCH)
                for packed in band_entries(sketches[i:i + BAND_BATCH], settings, settings.band_partitions)]
     shuffled = sum(len(coder.encode(e)) for e in entries) / len(sketches)
-    pairs = set(candidate_pairs((packed for _, packed in entries), settings))
+    pairs = set(candidate_pairs((packed for _, packed in entries), settings).pairs)
     candidates = len({uid for pair in pairs for uid in pair})
     print(f"batch shuffle by bucket: {shuffled:.0f} B per story (keys and uids packed per "
           f"{BAND_BATCH:,} stories); {len(pairs):,} candidate pairs, so {candidates / len(sketches):.1%} "
@@ -157,7 +159,7 @@ def _beam_run(settings: Optional[DedupSettings], max_newid: int) -> tuple[float,
                    | beam.Filter(lambda row: row["newid"] <= max_newid)
                    | beam.FlatMap(lambda row: reuters_records([row])))
         if settings is not None:
-            records = records | NearDuplicateClusters(settings)
+            records, _ = records | NearDuplicateClusters(settings)
         _ = records | beam.combiners.Count.Globally()
     return time.perf_counter() - started, time.process_time() - cpu
 
@@ -189,8 +191,8 @@ def streaming_run(records, settings: DedupSettings) -> tuple[list[tuple], dict[s
     run's counters by name."""
     with tempfile.TemporaryDirectory() as tmp:
         p = beam.Pipeline(runner="FnApiRunner")
-        _ = (p | beam.Create(records, reshuffle=False)
-             | NearDuplicateClusters(settings)
+        clustered, _ = p | beam.Create(records, reshuffle=False) | NearDuplicateClusters(settings)
+        _ = (clustered
              | beam.Map(lambda r: json.dumps([record_uid(r), r.cluster_revision, cluster_fields(r)]))
              | beam.io.WriteToText(f"{tmp}/out"))
         result = p.run()
@@ -238,10 +240,109 @@ def report_streaming(ev) -> None:
           f"({held:.0f} B pickled, median) and its relations and decision ({empty} B with none)")
 
 
+def burst_records(kind: str, count: int = 2_000) -> list:
+    """``count`` Reuters stories of 100-250 words: distinct ones (no two bodies
+    alike), or the first of them as a template (the same body, a different last
+    line naming the desk), published a second apart."""
+    rows, bodies = [], set()
+    for row in reuters_rows():
+        body = " ".join((row["body"] or "").split())
+        if 100 <= len(body.split()) <= 250 and body not in bodies:
+            bodies.add(body)
+            rows.append(row)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    records = []
+    for i in range(count):
+        base = reuters_records([rows[i] if kind == "distinct" else rows[0]])[0]
+        if kind == "templated":
+            desk = letters[i % 26] + letters[i // 26 % 26] + letters[i // 676 % 26]
+            base.body += f" Filed by the {desk} desk for the evening edition."
+        base.story_id, base.source = f"{kind}{i}", f"feed{i}"
+        base.published_at = f"1987-03-02T{10 + i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z"
+        base.origin = base.origin.with_item(i)
+        records.append(base)
+    return records
+
+
+def _burst_run(kind: str, streaming: bool) -> None:
+    """One burst run in this process (its peak memory is the process's)."""
+    import resource
+    records = burst_records(kind)
+    started = time.perf_counter()
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        clustered, _ = (p | beam.Create(records, reshuffle=False)
+                        | NearDuplicateClusters(DedupSettings(streaming=streaming)))
+        _ = clustered | beam.combiners.Count.Globally()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": time.perf_counter() - started, "peak_mib": peak}))
+
+
+def report_bursts() -> None:
+    import subprocess
+    print("\n== Templated burst: 2,000 stories of one template against 2,000 distinct ones "
+          "(FnApiRunner, a process per run)")
+    for streaming in (False, True):
+        figures = {}
+        for kind in ("distinct", "templated"):
+            out = subprocess.run([sys.executable, "-m", "benchmarks.bench_dedup", "--burst-run", kind]
+                                 + (["--streaming"] if streaming else []),
+                                 check=True, capture_output=True, text=True).stdout
+            figures[kind] = json.loads(out.strip().splitlines()[-1])
+        d, t = figures["distinct"], figures["templated"]
+        print(f"{'streaming' if streaming else 'batch'}: distinct {d['seconds']:.1f} s, peak {d['peak_mib']:.0f} MiB; "
+              f"templated {t['seconds']:.1f} s, peak {t['peak_mib']:.0f} MiB; "
+              f"templated/distinct time {t['seconds'] / d['seconds']:.2f}x")
+
+
+def report_state_bytes(rate_per_day: int = 1_000, probes: int = 200) -> None:
+    """Bytes the streaming path writes to state per story, with its own state coders:
+    the band-shard index is a ReadModifyWrite value, written whole, so each story
+    rewrites every index it is probed into (once per bundle holding it)."""
+    from transforms.dedup import state_coder
+    from transforms.dedup.streaming_state import BandShardIndex
+    print(f"\n== Streaming state written per story ({rate_per_day:,} stories a day, "
+          f"default settings, the state coders)")
+    settings = DedupSettings()
+    records = reuters_records()
+    for days in (1, 14):
+        count = days * rate_per_day + probes
+        sketches = []
+        for i, record in enumerate(records[:count]):
+            sketch = sketch_record(record, settings)
+            sketches.append(sketch._replace(time=541_000_000 + i * 86_400 // rate_per_day))
+        indexes: dict[str, BandShardIndex] = defaultdict(BandShardIndex)
+        written = {1: 0, 50: 0}
+        touched: set[str] = set()
+        for i, sketch in enumerate(sketches):
+            keys = {f"{key >> 32}:{key % settings.shards_per_band}": key for key in band_keys(sketch, settings)}
+            for shard, key in keys.items():
+                indexes[shard].probe(key, sketch, settings)
+            if i < count - probes:
+                continue
+            sizes = {shard: len(state_coder.BAND_SHARD_INDEX.encode(indexes[shard])) for shard in keys}
+            written[1] += sum(sizes.values())
+            touched.update(keys)
+            if (i - (count - probes)) % 50 == 49:  # a bundle ends: each index it touched is written once
+                written[50] += sum(len(state_coder.BAND_SHARD_INDEX.encode(indexes[k])) for k in touched)
+                touched.clear()
+        print(f"{days:>2} day(s) of stories held: {written[1] / probes / 1024:,.0f} KiB written per story "
+              f"with bundles of one story, {written[50] / probes / 1024:,.1f} KiB with bundles of 50")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--beam", action="store_true", help="also time the Beam transform")
+    parser.add_argument("--burst", action="store_true", help="only the templated-burst figures")
+    parser.add_argument("--state", action="store_true", help="only the state-bytes-per-story figures")
+    parser.add_argument("--burst-run", choices=("distinct", "templated"), help=argparse.SUPPRESS)
+    parser.add_argument("--streaming", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.burst_run:
+        return _burst_run(args.burst_run, args.streaming)
+    if args.burst:
+        return report_bursts()
+    if args.state:
+        return report_state_bytes()
     ev = build()
     report_quality(ev)
     records = cluster_records(reuters_records(), DedupSettings())

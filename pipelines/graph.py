@@ -1,4 +1,4 @@
-"""The one graph: read -> parse -> normalise -> dedup -> tag -> write."""
+"""The one graph: read -> parse -> normalise -> tag -> dedup -> write."""
 
 from __future__ import annotations
 
@@ -74,10 +74,13 @@ class StoriesToEventRecords(beam.PTransform):
         else:
             normalised, normalise_dead = stories | "Normalise" >> ApplyStage(
                 "normalise", lambda story: normalise_story(story, s.normalise), output_type=EventRecord)
-            clustered = normalised | "Dedup" >> NearDuplicateClusters(s.dedup)
-            tagged, tag_dead = clustered | "Tag" >> ApplyStage(
+            # Tags do not depend on clusters: tagged first, a record that fails
+            # tagging never becomes a cluster leader that is not written, and a
+            # record re-emitted by streaming dedup is not tagged again.
+            tagged_stories, tag_dead = normalised | "Tag" >> ApplyStage(
                 "tag", functools.partial(tag_record, data_dir=s.tag_data_dir), output_type=EventRecord)
-            dead = [parse_dead, normalise_dead, tag_dead]
+            tagged, dedup_dead = tagged_stories | "Dedup" >> NearDuplicateClusters(s.dedup)
+            dead = [parse_dead, normalise_dead, tag_dead, dedup_dead]
         counted = tagged | "CountOutcomes" >> beam.ParDo(_CountOutcome()).with_output_types(EventRecord)
         dead_letters = (dead
                         | "AllDeadLetters" >> beam.Flatten()

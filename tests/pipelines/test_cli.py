@@ -139,7 +139,7 @@ def test_drop_duplicates_leaves_them_out_of_the_sink_but_counts_them(tmp_path):
 
 def test_drop_duplicates_always_writes_a_streaming_re_emission():
     from pipelines.graph import dropped_as_duplicate
-    from tests.transforms.test_dedup import story
+    from tests.transforms.dedup.stories import story
     first_copy, original = story("c", "Copy."), story("r", "Copy.")
     first_copy.is_duplicate = True
     assert dropped_as_duplicate(first_copy) and not dropped_as_duplicate(original)

@@ -289,3 +289,69 @@ def test_a_compacted_output_topic_takes_events_and_dead_letters(kafka_broker, st
     assert len(dead) == int(summary["dead_letters"]) >= len(MALFORMED)
     assert all(r.key for r in events + dead)
     assert {r.key.decode() for r in events} == {json.loads(r.value)["event_id"] for r in events}
+
+
+
+def test_a_backlog_holding_copies_and_originals_ends_with_the_backfill_clusters(
+        kafka_broker, shared_data, tmp_path):
+    """A backlog: every payload is on the topic before the streaming run starts (a
+    restart, or a first start at earliest), over 2 partitions, in wire order with
+    each story delayed by 0-12 hours (so copies are often ahead of their originals),
+    and five stories whose dates cannot be read: they fall back to the Kafka record
+    time, 37 years after the rest. Two runs over the same backlog each end, in
+    PostgreSQL (latest revision), with the backfill's clusters."""
+    from tests.transforms.io.test_postgres import SERVER, query, server  # noqa: F401 (fixture)
+    import gzip
+    import random
+    import psycopg
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from benchmarks.dedup_data import reuters_date
+    from transforms.normalise.dates import parse_utc_iso
+    with gzip.open(shared_data / "reuters21578" / "reuters21578.jsonl.gz", "rt", encoding="utf-8") as f:
+        rows = [row for row in map(json.loads, f) if 10000 <= row["newid"] < 10400]
+    rng = random.Random(17)
+    arrival = {row["newid"]: parse_utc_iso(reuters_date(row["date_raw"])).timestamp() + rng.uniform(0, 12 * 3600)
+               for row in rows}
+    for row in rng.sample(rows, 5):
+        row["date_raw"] = "sometime that week"
+    lines = [json.dumps(row) + "\n" for row in sorted(rows, key=lambda row: arrival[row["newid"]])]
+    (tmp_path / "wire.jsonl").write_text("".join(lines), encoding="utf-8")
+    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
+    admin.create_topics([NewTopic("backlog", num_partitions=2, replication_factor=1)])
+    admin.close()
+    produce(kafka_broker.bootstrap, "backlog", [line.encode() for line in lines], partitions=2)
+    kafka, backfill_table = f"kafka://{kafka_broker.bootstrap}", "ws_backlog_backfill"
+    tables = [backfill_table, "ws_backlog_first", "ws_backlog_second"]
+
+    def rows_written(table):
+        try:
+            return query(f"SELECT count(*) FROM {table}")[0][0]
+        except psycopg.errors.UndefinedTable:
+            return 0
+
+    def clusters(table):
+        return set(query(f"SELECT event_id, cluster_id, is_duplicate, duplicate_of, update_of FROM {table}"))
+
+    try:
+        backfill = wirestream("run", "--source", "wire.jsonl", "--sink", f"{SERVER}?table={backfill_table}",
+                              cwd=tmp_path)
+        assert backfill.returncode == 0, backfill.stderr
+        expected = clusters(backfill_table)
+        assert len(expected) == len(rows) and sum(c[2] for c in expected) >= 10
+        for group, table in (("first", tables[1]), ("second", tables[2])):
+            streaming = subprocess.Popen(
+                [sys.executable, "-m", "pipelines.cli", "run", "--source",
+                 f"{kafka}/backlog?group={group}&start=earliest", "--sink", f"{SERVER}?table={table}"],
+                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 300
+            while rows_written(table) < len(rows) and streaming.poll() is None and time.monotonic() < deadline:
+                time.sleep(1)
+            streaming.send_signal(signal.SIGINT)  # drains: every correction still due is written
+            _, err = streaming.communicate(timeout=120)
+            assert streaming.returncode == 0, err
+            assert err.strip().splitlines()[-1] == backfill.stderr.strip().splitlines()[-1]
+            assert clusters(table) == expected, group
+    finally:
+        with psycopg.connect(SERVER, autocommit=True) as connection:
+            for table in tables:
+                connection.execute(f"DROP TABLE IF EXISTS {table}, {table}_dead_letters")

@@ -1,0 +1,63 @@
+"""The graph's order of stages: tagging runs before de-duplication, and
+dedup's own failures become dead letters like any other stage's."""
+
+import json
+
+import apache_beam as beam
+from apache_beam.testing.util import assert_that, equal_to
+
+import pipelines.graph
+from pipelines.graph import PipelineSettings, StoriesToEventRecords
+from schemas import Origin, RawRecord
+from transforms.tag import tag_record
+
+ORIGINAL = {"title": "Quake hits the coast", "source": "A", "id": "a-1", "published": "2024-06-24T08:00:00Z",
+            "text": "An earthquake of magnitude 6.1 hit the northern coast on Monday, the geological "
+                    "survey said, damaging roads and cutting power to thousands of homes in three "
+                    "provinces while rescue teams searched collapsed buildings for survivors. Officials "
+                    "said schools would stay closed for the rest of the week as engineers inspected "
+                    "bridges and hospitals across the region."}
+COPY = dict(ORIGINAL, title="Earthquake strikes coast", source="B", id="b-7", published="2024-06-24T09:30:00Z")
+
+
+def _raw(items):
+    return [RawRecord(json.dumps(item).encode(), Origin(kind="file", ingested_at="2024-06-25T00:00:00Z",
+                                                        path="in.jsonl", line=i + 1), "jsonl")
+            for i, item in enumerate(items)]
+
+
+def _tag_failing_for_source_a(record, data_dir=None):
+    if record.source == "A":
+        raise ValueError("gazetteer broke")
+    return tag_record(record, data_dir)
+
+
+def _run(items, monkeypatch, streaming=False):
+    monkeypatch.setattr(pipelines.graph, "tag_record", _tag_failing_for_source_a)
+    settings = PipelineSettings(sink="unused", dead_letter="unused")
+    if streaming:
+        from dataclasses import replace
+        settings = replace(settings, dedup=replace(settings.dedup, streaming=True))
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        events, dead = p | beam.Create(_raw(items)) | StoriesToEventRecords(settings)
+        assert_that(events | beam.Map(lambda r: (r.source, r.is_duplicate, r.duplicate_of)),
+                    equal_to([("B", False, None)]), label="Events")
+        assert_that(dead | beam.Map(lambda d: (d.stage, d.error)),
+                    equal_to([("tag", "ValueError: gazetteer broke")]), label="DeadLetters")
+
+
+def test_the_copy_is_a_duplicate_when_tagging_succeeds():
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        events, _ = p | beam.Create(_raw([ORIGINAL, COPY])) | StoriesToEventRecords(
+            PipelineSettings(sink="unused", dead_letter="unused"))
+        assert_that(events | beam.Map(lambda r: (r.source, r.is_duplicate)),
+                    equal_to([("A", False), ("B", True)]))
+
+
+def test_a_leader_that_fails_tagging_leaves_no_copy_pointing_at_it(monkeypatch):
+    # Tagged after dedup, B was a duplicate of A, which was never written.
+    _run([ORIGINAL, COPY], monkeypatch)
+
+
+def test_the_same_in_streaming(monkeypatch):
+    _run([COPY, ORIGINAL], monkeypatch, streaming=True)

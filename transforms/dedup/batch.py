@@ -1,0 +1,179 @@
+"""The batch path, and the same clustering in memory."""
+
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Optional
+
+import apache_beam as beam
+import numpy as np
+
+from schemas import EventRecord
+from transforms.dedup.buckets import candidate_pairs
+from transforms.dedup.decide import ClusterDecision, apply_decision, cluster_id_for, copies_of, decide, is_root
+from transforms.dedup.relate import Relation, relate
+from transforms.dedup.settings import DedupSettings
+from transforms.dedup.sketch import StorySketch, band_entries, sketch_record
+from transforms.stage import METRICS_NAMESPACE
+
+BAND_BATCH = 1_024  # stories whose bucket keys travel together, packed as bytes
+
+
+def cluster_records(records: list[EventRecord], settings: DedupSettings = DedupSettings()) -> list[EventRecord]:
+    """The whole clustering in memory, with the same functions the Beam paths use."""
+    sketches = [sketch_record(r, settings) for r in records]
+    by_uid = {s.uid: s for s in sketches}
+    incoming: dict[str, dict[str, Relation]] = defaultdict(dict)
+    entries = (packed for _, packed in band_entries(sketches, settings))
+    for a, b in set(candidate_pairs(entries, settings).pairs):
+        relation = relate(by_uid[a], by_uid[b], settings)
+        if relation is not None:
+            incoming[relation.later_uid][relation.earlier_uid] = relation
+    roots = {s.uid for s in sketches if is_root(incoming[s.uid].values())}
+    for record, sketch in zip(records, sketches):
+        relations = incoming[sketch.uid].values()
+        apply_decision(record, decide(record.event_id, relations, roots & incoming[sketch.uid].keys()))
+    return records
+
+
+def _sketch_to_partners(wire: tuple, others: dict):
+    """Sends a candidate's sketch to itself and to each partner with a smaller uid,
+    which relates the pair: one sketch copy per pair."""
+    uid = wire[0]
+    partners = others.get(uid)
+    if partners is None:
+        return
+    yield uid, (True, wire)
+    for other in set(partners):  # a pair named by several partitions is named once per partition
+        if other < uid:
+            yield other, (False, wire)
+
+
+def _relate_at_story(item, settings: DedupSettings):
+    _, parts = item
+    own = next(StorySketch._make(wire) for is_own, wire in parts if is_own)
+    later = {wire[0]: wire for is_own, wire in parts if not is_own}  # a record given twice comes twice
+    for wire in later.values():
+        relation = relate(own, StorySketch._make(wire), settings)
+        if relation is not None:
+            yield relation
+
+
+def _root_flags(item):
+    """Per story: its own incoming relations, and its root flag sent to each
+    story that duplicates it."""
+    uid, tagged = item
+    incoming = [rel for tag, rel in tagged if tag == "in"]
+    outgoing = [rel for tag, rel in tagged if tag == "out"]
+    yield uid, ("incoming", incoming)
+    if is_root(incoming):
+        for rel in copies_of(outgoing):
+            yield rel.later_uid, ("root", rel.earlier_uid)
+
+
+class _CandidatePairs(beam.DoFn):
+    """Keyed by partition of the bucket keys: the candidate pairs of its buckets."""
+
+    def __init__(self, settings: DedupSettings):
+        self._settings = settings
+        self._capped = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dedup_comparisons_capped")
+
+    def process(self, element):
+        found = candidate_pairs(element[1], self._settings)
+        self._capped.inc(found.dropped)
+        yield from pack_pairs(found.pairs, self._settings.band_partitions)
+
+
+def pack_pairs(pairs: list[tuple[str, str]], partitions: int) -> list[tuple[int, tuple]]:
+    """Pairs as ``(partition, (uids, first, second))`` with index arrays as bytes, split
+    by a hash of the smaller uid. Stories sharing many buckets (a templated burst)
+    are named as a pair by many bucket partitions: packed, the copies cost bytes,
+    not Beam elements, until ``unique_pairs`` drops them."""
+    by_partition: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for pair in pairs:
+        by_partition[zlib.crc32(pair[0].encode()) % partitions].append(pair)
+    packed = []
+    for partition, mine in sorted(by_partition.items()):
+        uids = sorted({uid for pair in mine for uid in pair})
+        index = {uid: i for i, uid in enumerate(uids)}
+        first = np.fromiter((index[a] for a, _ in mine), dtype=np.uint32, count=len(mine))
+        second = np.fromiter((index[b] for _, b in mine), dtype=np.uint32, count=len(mine))
+        packed.append((partition, (uids, first.tobytes(), second.tobytes())))
+    return packed
+
+
+def unique_pairs(packed: Iterable[tuple]) -> list[tuple[str, str]]:
+    """The pairs of some ``pack_pairs`` outputs of one partition, each once."""
+    uids: list[str] = []
+    codes = []
+    for batch_uids, first, second in packed:
+        offset = len(uids)
+        uids.extend(batch_uids)
+        codes.append((np.frombuffer(first, dtype=np.uint32).astype(np.uint64) + offset) << np.uint64(32)
+                     | (np.frombuffer(second, dtype=np.uint32).astype(np.uint64) + offset))
+    if not codes:
+        return []
+    # The same uid comes in several batches: number each story once.
+    names = sorted(set(uids))
+    number = {uid: i for i, uid in enumerate(names)}
+    rank = np.fromiter((number[uid] for uid in uids), dtype=np.uint64, count=len(uids))
+    codes = np.concatenate(codes)
+    first, second = rank[(codes >> np.uint64(32)).astype(np.int64)], rank[(codes & np.uint64(0xFFFFFFFF)).astype(np.int64)]
+    unique = np.unique(first << np.uint64(32) | second)
+    return [(names[int(c >> 32)], names[int(c & 0xFFFFFFFF)]) for c in unique.tolist()]
+
+
+class BatchClusters(beam.PTransform):
+    def __init__(self, settings: DedupSettings):
+        super().__init__()
+        self._settings = settings
+
+    def expand(self, sketched):
+        """``sketched``: (record, its sketch as a plain tuple) pairs."""
+        s = self._settings
+        # Plain tuples: Beam encodes them without pickling where they are materialised.
+        sketches = sketched | "Sketches" >> beam.MapTuple(lambda _, sketch: sketch)
+        # Only uids and bucket keys, packed per batch of stories, are shuffled by bucket.
+        pairs = (sketches
+                 | "BatchSketches" >> beam.BatchElements(min_batch_size=BAND_BATCH, max_batch_size=BAND_BATCH)
+                 | "BandEntries" >> beam.FlatMap(
+                     lambda batch: band_entries(map(StorySketch._make, batch), s, s.band_partitions))
+                 | "GroupByPartition" >> beam.GroupByKey()
+                 | "CandidatePairs" >> beam.ParDo(_CandidatePairs(s))
+                 | "GroupPairsByStory" >> beam.GroupByKey()
+                 | "UniquePairs" >> beam.FlatMapTuple(lambda _, packed: unique_pairs(packed)))
+        # The few candidates' partners, by story, are a small side input: only
+        # candidates' sketches (plain tuples, not pickled) go on, each to the partners it is related at.
+        others = (pairs
+                  | "PairEnds" >> beam.FlatMap(lambda pair: (pair, pair[::-1]))
+                  | "GroupByCandidate" >> beam.GroupByKey())
+        relations = (sketches
+                     | "SketchToPartners" >> beam.FlatMap(_sketch_to_partners, beam.pvalue.AsDict(others))
+                     | "GroupByRelatingStory" >> beam.GroupByKey()
+                     | "Relate" >> beam.FlatMap(_relate_at_story, s))
+        decisions = (
+            relations
+            | "BothEnds" >> beam.FlatMap(lambda rel: [(rel.later_uid, ("in", rel)),
+                                                      (rel.earlier_uid, ("out", rel))])
+            | "GroupByStory" >> beam.GroupByKey()
+            | "RootFlags" >> beam.FlatMap(_root_flags)
+            | "GroupForDecision" >> beam.GroupByKey()
+            | "Decide" >> beam.FlatMapTuple(_decide_batch))
+        return sketched | "ApplyDecisions" >> beam.MapTuple(_apply_or_lead, beam.pvalue.AsDict(decisions))
+
+
+def _decide_batch(uid, parts):
+    incoming = [rel for tag, value in parts if tag == "incoming" for rel in value]
+    if incoming:
+        roots = [value for tag, value in parts if tag == "root"]
+        yield uid, (incoming, roots)
+
+
+def _apply_or_lead(record: EventRecord, sketch: tuple, decisions: Optional[dict] = None) -> EventRecord:
+    found = decisions.get(StorySketch._make(sketch).uid)
+    if found is None:
+        return apply_decision(record, ClusterDecision(cluster_id_for(record.event_id)))
+    incoming, roots = found
+    return apply_decision(record, decide(record.event_id, incoming, roots))

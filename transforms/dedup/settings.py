@@ -1,0 +1,50 @@
+"""What de-duplication is asked to do: the window, thresholds, sketch sizes, the bucket policy and the streaming lateness."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+DAY = 86_400
+
+
+@dataclass(frozen=True)
+class DedupSettings:
+    window_days: float = 7.0  # stories further apart in publication time never cluster
+    threshold: float = 0.8  # min estimated containment of body word 3-shingles
+    min_jaccard: float = 0.3  # a one-paragraph brief inside a long feature is not a copy of it
+    update_threshold: float = 0.5  # min containment linking a "CORRECTED -" reissue to its original
+    num_perm: int = 128
+    bands: int = 32  # bands * rows_per_band must not exceed num_perm
+    short_body_words: int = 40  # below this the headline must name the same company/subject
+    streaming: bool = False
+    shards_per_band: int = 16  # streaming: keys per band, so every key sees steady traffic
+    registry_shards: int = 64  # streaming: keys of the root registry
+    # streaming: how far behind (publication time) a story may arrive and still correct
+    # what was written; the window by default, so any arrival order within it gives the
+    # batch clusters
+    allowed_lateness_days: float = 7.0
+    band_partitions: int = 16  # batch: keys of the bucket shuffle (parallelism, not results)
+    # The bucket policy (``compared_members``): earlier members of a bucket a story is compared with.
+    compare_earliest: int = 4
+    compare_latest: int = 4
+
+    def __post_init__(self):
+        if self.bands < 1 or self.num_perm // self.bands < 1:
+            raise ValueError("need 1 <= bands <= num_perm")
+
+    @property
+    def rows_per_band(self) -> int:
+        return self.num_perm // self.bands
+
+    @property
+    def window_seconds(self) -> int:
+        return int(self.window_days * DAY)
+
+    @property
+    def lateness_seconds(self) -> int:
+        return int(self.allowed_lateness_days * DAY)
+
+    @property
+    def retention_seconds(self) -> int:
+        return int((self.window_days + self.allowed_lateness_days) * DAY)

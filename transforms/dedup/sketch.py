@@ -1,0 +1,202 @@
+"""Sketching a story: MinHash of its body word 3-shingles, its figures and names, and its band bucket keys."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zlib
+from typing import Iterable, NamedTuple, Optional
+
+import numpy as np
+
+from schemas import EventRecord
+from transforms.normalise import reference_time
+from transforms.normalise.dates import parse_utc_iso
+from transforms.dedup import permutations
+from transforms.dedup.settings import DedupSettings
+
+
+_TOKEN = re.compile(r"\w+(?:[.,:/]\w+)*")
+_DIGIT = re.compile(r"\d")
+_NUMBER_WORDS = frozenset(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety "
+    "hundred thousand million billion half quarter".split())
+_TICKER = re.compile(r"[<(]([A-Z][A-Z0-9]{0,6})(?:\.[A-Z]{1,3})?[>)]")
+_CORRECTION = re.compile(r"^\W*(corrected|correction|refiled)\b", re.IGNORECASE)
+_REISSUE_PREFIX = re.compile(r"^\W*(?:rpt|repeat|corrected|correction|refiled|update \d+)\W*",
+                             re.IGNORECASE)
+_HEADLINE_WORD = re.compile(r"[^\W\d_]+")
+# A capitalised word not opening a sentence: a name in a templated brief
+# ("NOTE: Franklin California Insured Tax-Free Income Fund").
+_NAME = re.compile(r"(?<![.!?])\s([A-Z][\w'-]*)")
+
+
+_PERM_A = np.array(permutations.PERM_A, dtype=np.uint64)
+_PERM_B = np.array(permutations.PERM_B, dtype=np.uint64)
+_MIX1 = np.uint64(0x9E3779B97F4A7C15)
+_MIX2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_SHIFT = np.uint64(32)
+_ROW_MIX = np.array(permutations.ROW_MIX, dtype=np.uint64)  # band rows -> bucket
+_CACHE_LIMIT = 500_000  # distinct words kept by the word-code cache below
+
+
+class StorySketch(NamedTuple):
+    """What dedup keeps of a story: about 700 bytes however long the story.
+    A tuple of primitives, so Beam encodes it without pickling."""
+
+    uid: str  # unique per input record (event_id + origin), orders exact replays
+    event_id: str
+    time: int  # publication time (else ingestion time), epoch seconds
+    signature: bytes  # num_perm uint32 MinHash values
+    shingles: int  # number of distinct shingles, to turn Jaccard into containment; 0: no words
+    facts: tuple[tuple[int, int], ...]  # (hash of the words around a figure, hash of the figure)
+    names: tuple[int, ...]  # hashes of capitalised words inside sentences (short bodies only)
+    tickers: tuple[str, ...]
+    headline_lead: str  # first headline word, the subject of a Reuters brief
+    short: bool
+    story_key: Optional[str]  # source|story_id, links versions
+    version: Optional[int]
+    correction: bool
+
+    @property
+    def order(self) -> tuple:
+        return (self.time, self.event_id, self.uid)
+
+
+def story_time(record: EventRecord) -> int:
+    """Publication time in epoch seconds; without one (an unreadable date), the
+    record's reference time (Kafka record time, else ingest time), as normalise
+    does when the source gives no time, so the story still meets its copies."""
+    if record.published_at:
+        return int(parse_utc_iso(record.published_at).timestamp())
+    return int(reference_time(record).timestamp())
+
+
+def record_uid(record: EventRecord) -> str:
+    """event_id alone is not unique (the same story read from two files);
+    the origin (without ingestion time, which differs between replays) is."""
+    o = record.origin
+    where = f"{record.event_id}|{o.kind}|{o.path}|{o.line}|{o.item}|{o.topic}|{o.partition}|{o.offset}"
+    return hashlib.sha1(where.encode()).hexdigest()[:20]
+
+
+class _WordCodes(dict):
+    """word -> crc32 of its utf-8 (stable across processes, unlike hash()), with
+    bit 32 set if the word is a figure. Computed once per word: mapping
+    ``__getitem__`` over the tokens stays in C for every word seen before."""
+
+    FIGURE = 1 << 32
+
+    def __missing__(self, word: str) -> int:
+        figure = word in _NUMBER_WORDS if word.isalpha() else bool(_DIGIT.search(word))
+        code = self[word] = zlib.crc32(word.encode()) | (self.FIGURE if figure else 0)
+        return code
+
+    def of(self, tokens: list[str]) -> np.ndarray:
+        if len(self) > _CACHE_LIMIT:
+            self.clear()
+        return np.array(list(map(self.__getitem__, tokens)), dtype=np.uint64)
+
+
+_WORD_CODES = _WordCodes()
+_WORD_HASH_MASK = np.uint64(0xFFFFFFFF)
+
+
+def minhash(word_hashes: np.ndarray, num_perm: int) -> tuple[bytes, int]:
+    """MinHash of the word 3-shingles of a story's word hashes (single words if fewer than 3)."""
+    h = word_hashes if len(word_hashes) else np.zeros(1, dtype=np.uint64)  # no words: nothing to compare
+    shingles = np.sort(h[:-2] * _MIX1 ^ h[1:-1] * _MIX2 ^ h[2:] if len(h) >= 3 else h)
+    shingles = shingles[np.concatenate(([True], shingles[1:] != shingles[:-1]))]  # np.unique, 2x faster
+    # One (shingles x num_perm) matrix op; the minimum is taken before the
+    # shift, which is monotone, so it equals the minimum of the shifted values.
+    hashed = np.multiply.outer(shingles, _PERM_A[:num_perm])
+    hashed += _PERM_B[:num_perm]
+    sig = hashed.min(axis=0) >> _SHIFT
+    return sig.astype("<u4").tobytes(), len(shingles) if len(word_hashes) else 0
+
+
+def _facts(tokens: list[str], figures: list[int]) -> tuple[tuple[int, int], ...]:
+    """(hash of the non-figure words either side, hash of the figure) per figure."""
+    is_figure = set(figures)
+    last = len(tokens) - 1
+    return tuple(
+        (zlib.crc32(f"{tokens[i - 1] if i and i - 1 not in is_figure else '#'} "
+                    f"{tokens[i + 1] if i < last and i + 1 not in is_figure else '#'}".encode()),
+         zlib.crc32(tokens[i].replace(",", "").encode()))
+        for i in figures)
+
+
+def sketch_record(record: EventRecord, settings: DedupSettings) -> StorySketch:
+    # A headline-only brief (empty body) is compared by its headline: sketching
+    # nothing would put every such brief in the same bucket of every band.
+    text = record.body if _TOKEN.search(record.body) else record.headline
+    tokens = _TOKEN.findall(text.lower())
+    codes = _WORD_CODES.of(tokens)
+    signature, shingles = minhash(codes & _WORD_HASH_MASK, settings.num_perm)
+    short = len(tokens) < settings.short_body_words
+    names = tuple(sorted(zlib.crc32(n.encode()) for n in _NAME.findall(text))) if short else ()
+    headline = _REISSUE_PREFIX.sub("", record.headline)
+    lead = _HEADLINE_WORD.search(headline)
+    story_key = f"{record.source or ''}|{record.story_id}" if record.story_id else None
+    return StorySketch(
+        uid=record_uid(record), event_id=record.event_id,
+        time=story_time(record),
+        signature=signature, shingles=shingles,
+        facts=_facts(tokens, np.flatnonzero(codes >> _SHIFT).tolist()), names=names,
+        tickers=tuple(sorted(set(_TICKER.findall(record.headline)))),
+        headline_lead=lead.group(0).lower() if lead else "",
+        short=short,
+        story_key=story_key, version=record.version,
+        correction=bool(_CORRECTION.match(record.headline)))
+
+
+def _signature_buckets(signatures: np.ndarray, settings: DedupSettings) -> np.ndarray:
+    """(stories x num_perm) uint32 signatures -> (stories x bands) bucket keys
+    ``band << 32 | bucket``, in one matrix op for a whole batch."""
+    rows = settings.rows_per_band
+    sig = signatures[:, :settings.bands * rows].astype(np.uint64)
+    sig = sig.reshape(len(signatures), settings.bands, rows)
+    mixed = (sig * _ROW_MIX[:rows]).sum(axis=2, dtype=np.uint64)
+    return (np.arange(settings.bands, dtype=np.uint64) << _SHIFT) | (mixed >> _SHIFT)
+
+
+def _version_bucket(sketch: StorySketch, settings: DedupSettings) -> Optional[int]:
+    """Band ``settings.bands`` holds the story key, so that versions meet."""
+    return settings.bands << 32 | zlib.crc32(sketch.story_key.encode()) if sketch.story_key else None
+
+
+def band_keys(sketch: StorySketch, settings: DedupSettings) -> list[int]:
+    """Bucket keys of one story: one per band of signature rows (none for a story
+    without words, which would share them all with every other), and its version bucket."""
+    signature = np.frombuffer(sketch.signature, dtype="<u4")[None, :]
+    keys = _signature_buckets(signature, settings)[0].tolist() if sketch.shingles else []
+    version = _version_bucket(sketch, settings)
+    return keys if version is None else keys + [version]
+
+
+def band_entries(sketches: Iterable[StorySketch], settings: DedupSettings,
+                 partitions: int = 1) -> list[tuple[int, tuple]]:
+    """The band bucket keys of some stories, split into ``partitions`` by key,
+    as ``(partition, (uids, times, keys, members))``: ``keys`` holds uint64
+    bucket keys and ``members`` the index into uids/times of the story behind
+    each key, both as bytes. Only this, not the sketches, is shuffled by bucket:
+    most stories are alone in every bucket."""
+    sketches = list(sketches)
+    uids = [s.uid for s in sketches]
+    times = np.fromiter((s.time for s in sketches), dtype=np.int64, count=len(sketches))
+    worded = np.array([i for i, s in enumerate(sketches) if s.shingles], dtype=np.uint32)  # as band_keys
+    signatures = np.frombuffer(b"".join(sketches[i].signature for i in worded),
+                               dtype="<u4").reshape(len(worded), settings.num_perm)
+    versions = [(i, key) for i, s in enumerate(sketches) if (key := _version_bucket(s, settings)) is not None]
+    keys = np.concatenate([_signature_buckets(signatures, settings).ravel(),
+                           np.array([key for _, key in versions], dtype=np.uint64)])
+    members = np.concatenate([np.repeat(worded, settings.bands),
+                              np.array([i for i, _ in versions], dtype=np.uint32)])
+    part = keys % np.uint64(partitions)
+    packed = []
+    for p in range(partitions):
+        mine = part == p
+        if mine.any():
+            packed.append((p, (uids, times.tobytes(), keys[mine].tobytes(), members[mine].tobytes())))
+    return packed
