@@ -47,8 +47,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.io.sinks import (Acknowledgement, RecordKind, RecordSink, SinkSettings, SinkSpec,
-                                 WriteToRecordSink, register_sink)
+from transforms.io.sinks import Acknowledgement, RecordKind, RecordSink, SinkSpec, WriteToRecordSink
 from transforms.stage import METRICS_NAMESPACE
 
 
@@ -264,12 +263,12 @@ class RollPolicy:
     max_bytes: int = 64 * 1024 * 1024
     max_records: int = 100_000
 
-    @classmethod
-    def from_settings(cls, settings: SinkSettings) -> "RollPolicy":
-        extra, default = settings.extra, cls()
-        return cls(seconds=float(extra.get("roll_seconds", default.seconds)),
-                   max_bytes=int(extra.get("roll_bytes", default.max_bytes)),
-                   max_records=int(extra.get("roll_records", default.max_records)))
+
+@dataclass(frozen=True)
+class FileSinkSettings:
+    streaming: bool = False  # rolled files; else a fixed number of shards, replaced per run
+    num_shards: int = 4
+    roll: RollPolicy = RollPolicy()
 
 
 _JOURNAL = re.compile(r"^\.(?P<final>(?P<kind>[a-z_]+)-(?P<start>\d{8}T\d{6}\.\d{6}Z)-"
@@ -483,14 +482,14 @@ class RollingFileSink(RecordSink):
                                f"failed: {self._failure}") from self._failure
 
 
-# --- sink registration ---------------------------------------------------------------------
+# --- the jsonl: and parquet: sinks --------------------------------------------------------
 
 class WriteRecordFiles(beam.PTransform):
     """The file writer shared by the file formats: sharded and replaced in a
     bounded run, rolled in a streaming run. Returns the acknowledgements of
     what was written."""
 
-    def __init__(self, directory: str, kind: RecordKind, settings: SinkSettings, file_format):
+    def __init__(self, directory: str, kind: RecordKind, settings: FileSinkSettings, file_format):
         super().__init__()
         self._directory, self._kind = directory.rstrip("/") or "/", kind
         self._settings, self._format = settings, file_format
@@ -498,22 +497,20 @@ class WriteRecordFiles(beam.PTransform):
     def expand(self, records):
         if self._settings.streaming:
             directory, kind, file_format = self._directory, self._kind, self._format
-            policy = RollPolicy.from_settings(self._settings)
+            policy = self._settings.roll
             return records | "WriteRollingFiles" >> beam.ParDo(WriteToRecordSink(
                 lambda: RollingFileSink(directory, kind, file_format, policy), kind))
         return records | "WriteBoundedFiles" >> WriteBoundedFiles(
             self._directory, self._kind, self._settings.num_shards, self._format)
 
 
-def _dead_letter_dir(spec: SinkSpec) -> str:
+def dead_letter_dir(spec: SinkSpec) -> str:
     return f"{spec.scheme}:{FileSystems.join(spec.target.rstrip('/'), 'dead-letter')}"
 
 
-@register_sink("jsonl", default_dead_letter=_dead_letter_dir)
-def write_jsonl(spec: SinkSpec, kind: RecordKind, settings: SinkSettings) -> beam.PTransform:
+def write_jsonl(spec: SinkSpec, kind: RecordKind, settings: FileSinkSettings) -> beam.PTransform:
     return WriteRecordFiles(spec.target, kind, settings, JsonLinesFormat)
 
 
-@register_sink("parquet", default_dead_letter=_dead_letter_dir)
-def write_parquet(spec: SinkSpec, kind: RecordKind, settings: SinkSettings) -> beam.PTransform:
+def write_parquet(spec: SinkSpec, kind: RecordKind, settings: FileSinkSettings) -> beam.PTransform:
     return WriteRecordFiles(spec.target, kind, settings, ParquetFormat)

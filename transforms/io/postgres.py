@@ -37,8 +37,8 @@ import psycopg
 import tenacity
 from psycopg import sql
 
-from transforms.io.sinks import (redacted_url, RecordKind, RecordSink, SinkError, SinkSettings, SinkSpec,
-                                 WriteToRecordSink, register_sink)
+from transforms.io.sinks import (redacted_url, RecordKind, RecordSink, SinkError, SinkSpec,
+                                 WriteToRecordSink)
 
 log = logging.getLogger(__name__)
 
@@ -329,7 +329,7 @@ class WriteToPostgres(beam.PTransform):
         return records | "UpsertRows" >> beam.ParDo(WriteToRecordSink(make_sink, self._kind))
 
 
-def _dead_letter_table(spec: SinkSpec) -> str:
+def dead_letter_table(spec: SinkSpec) -> str:
     target = PostgresTarget.from_spec(spec)
     parts = urlsplit(f"postgresql:{spec.target}")
     params = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "table"]
@@ -337,6 +337,5 @@ def _dead_letter_table(spec: SinkSpec) -> str:
     return urlunsplit(parts._replace(query=urlencode(params)))
 
 
-@register_sink("postgresql", default_dead_letter=_dead_letter_table)
-def write_postgres(spec: SinkSpec, kind: RecordKind, settings: SinkSettings) -> beam.PTransform:
+def write_postgres(spec: SinkSpec, kind: RecordKind) -> beam.PTransform:
     return WriteToPostgres(PostgresTarget.from_spec(spec), kind)
