@@ -82,15 +82,13 @@ class ParquetFormat:
 # --- Arrow schema from JSON Schema ---------------------------------------------------------
 
 SCHEMA_OF_KIND = {RecordKind.EVENTS: "event_record", RecordKind.DEAD_LETTERS: "dead_letter"}
-_UTC_SECONDS = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
-_DATE = r"^\d{4}-\d{2}-\d{2}$"
 
 
 def _arrow_type(node: dict):
     """JSON Schema -> Arrow: objects with properties are structs (so queries
     say ``tags.countries``), free-form string maps are maps, arrays are lists,
-    and strings whose pattern is a UTC instant or a date become timestamps or
-    dates (so time filters need no parsing)."""
+    and strings of ``format`` date-time or date become timestamps or dates (so
+    time filters need no parsing)."""
     import pyarrow as pa
     from schemas import load_schema
 
@@ -106,8 +104,8 @@ def _arrow_type(node: dict):
     if kind == "array":
         return pa.list_(_arrow_type(node["items"]))
     if kind == "string":
-        return {_UTC_SECONDS: pa.timestamp("ms", tz="UTC"),
-                _DATE: pa.date32()}.get(node.get("pattern"), pa.string())
+        return {"date-time": pa.timestamp("ms", tz="UTC"),
+                "date": pa.date32()}.get(node.get("format"), pa.string())
     return {"integer": pa.int64(), "number": pa.float64(), "boolean": pa.bool_()}[kind]
 
 
