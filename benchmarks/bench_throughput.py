@@ -1,16 +1,26 @@
-"""End-to-end backfill throughput on Reuters-21578, and where the time goes.
+"""End-to-end backfill throughput on Reuters-21578, against the floor and a peer.
 
     python benchmarks/bench_throughput.py [--repeats 3] [--source GLOB] [--runner FnApiRunner]
+        [--beam-args "--direct_num_workers 2 --direct_running_mode multi_processing"]
+        [--only full,floor,peer,profile]
 
-1. The full pipeline (parse, dates, language, dedup, tags) over the whole corpus
-   into a jsonl: sink, on the local runner, several times: stories/s, wall and
-   CPU time, peak memory (median and spread).
-2. The same with the heavy stages off (`--parse-only`: read, parse, write): the
-   floor set by I/O and the runner, and the ratio full/floor.
-3. A per-stage profile: each stage's plain function over the same stories,
-   without Beam, so the difference to (1) is the runner's own cost.
+Prints, from one run:
+1. **stories/s end to end**: the `wirestream run` command over the whole corpus
+   into a jsonl: sink, wall time from its start to its exit (a fresh process
+   each time, so start-up and gazetteer loading count), median of --repeats;
+2. **full/floor**: the same command with `--parse-only` (read, parse, write),
+   measured the same way, and the ratio of the two throughputs;
+3. **peak memory of all processes together**: the largest sum of the resident
+   memory of the command and every process it started (SDK workers), sampled
+   every 50 ms from /proc;
+4. **the peer**: the loop a user would write first, on the same stories —
+   langdetect.detect, dateparser.parse and a datasketch MinHash LSH, one
+   process — and how far the pipeline is ahead of it.
+Then a per-stage profile: CPU time of each stage's plain function over the same
+stories in one process, without Beam; the gap to (1) is the runner's own cost.
 
-Each pipeline run is a fresh process, so its peak memory is its own.
+CPU time is reported beside wall time: on a shared machine wall figures need a
+quiet machine, CPU figures much less so.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -31,95 +41,197 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.datasets import data_dir  # noqa: E402
 
+_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def child_run(mode: str, source: str, runner: str) -> None:
-    """Runs one pipeline in this process and prints its own measurements as JSON."""
-    from pipelines.cli import run
+def _tree_rss(root: int) -> int:
+    """Resident bytes of `root` and all its descendants, now."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            with open(f"/proc/{entry.name}/statm", "rb") as f:
+                rss[int(entry.name)] = int(f.read().split()[1]) * _PAGE
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo += children.get(pid, [])
+    return total
+
+
+def timed_command(argv: list[str]) -> dict:
+    """Runs a command to its exit: wall seconds, CPU seconds of it and its
+    children, the peak of their summed resident memory, and its stderr."""
+    with tempfile.TemporaryFile() as err:
+        cpu0 = os.times()
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=REPO)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, _tree_rss(proc.pid))
+            time.sleep(0.05)
+        wall = time.perf_counter() - started
+        cpu1 = os.times()
+        err.seek(0)
+        stderr = err.read().decode("utf-8", "replace")
+    if proc.returncode != 0:
+        sys.exit(f"{shlex.join(argv)} failed ({proc.returncode}):\n{stderr[-3000:]}")
+    cpu = (cpu1.children_user - cpu0.children_user) + (cpu1.children_system - cpu0.children_system)
+    return {"wall_s": wall, "cpu_s": cpu, "peak_mib": peak / 2**20, "stderr": stderr}
+
+
+def _wirestream() -> list[str]:
+    script = Path(sys.executable).parent / "wirestream"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "pipelines.cli"]
+
+
+def pipeline_run(source: str, runner: str, beam_args: list[str], parse_only: bool) -> dict:
     with tempfile.TemporaryDirectory() as out:
-        args = ["--source", source, "--sink", f"jsonl:{out}", "--runner", runner, "--progress", "off"]
-        if mode == "floor":
-            args.append("--parse-only")
-        started, cpu0 = time.perf_counter(), time.process_time()
-        summary, _ = run(args)
-        wall, cpu = time.perf_counter() - started, time.process_time() - cpu0
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    peak_kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, children.ru_maxrss)
-    print(json.dumps({"mode": mode, "read": summary.read, "wall_s": wall,
-                      "cpu_s": cpu + children.ru_utime + children.ru_stime,
-                      "peak_mib": peak_kib / 1024}))
+        argv = [*_wirestream(), "run", "--source", source, "--sink", f"jsonl:{out}",
+                "--runner", runner, "--progress", "off", *beam_args]
+        if parse_only:
+            argv.append("--parse-only")
+        result = timed_command(argv)
+    summary = [line for line in result["stderr"].splitlines() if line.startswith("read=")]
+    if not summary:
+        sys.exit(f"no run summary in:\n{result['stderr'][-2000:]}")
+    result["read"] = int(summary[-1].split()[0].split("=")[1])
+    return result
 
 
-def measure(mode: str, source: str, runner: str, repeats: int) -> list[dict]:
-    results = []
-    for _ in range(repeats):
-        proc = subprocess.run([sys.executable, __file__, "--child", mode, "--source", source,
-                               "--runner", runner], capture_output=True, text=True, cwd=REPO)
-        if proc.returncode != 0:
-            sys.exit(f"{mode} run failed:\n{proc.stderr[-2000:]}")
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    return results
+def peer_child(source: str) -> None:
+    """The peer, run in its own process: the obvious per-story loop."""
+    import dateparser
+    import langdetect
+    from datasketch import MinHash, MinHashLSH
+
+    from schemas import Story
+    from transforms.io.archive import list_archive_files, read_archive_file
+    from transforms.parse import parse_record
+
+    langdetect.DetectorFactory.seed = 0  # its default is a random seed per run
+    lsh = MinHashLSH(threshold=0.8, num_perm=128)
+    stories = duplicates = 0
+    with tempfile.TemporaryFile("w", encoding="utf-8") as out:
+        for archive in list_archive_files(source):
+            for raw in read_archive_file(archive):
+                for story in parse_record(raw):
+                    if not isinstance(story, Story):
+                        continue
+                    stories += 1
+                    text = f"{story.headline}\n{story.body}"
+                    try:
+                        language = langdetect.detect(text)
+                    except langdetect.LangDetectException:
+                        language = "und"
+                    published = dateparser.parse(story.published_raw or "")
+                    words = story.body.lower().split()
+                    sketch = MinHash(num_perm=128)
+                    sketch.update_batch([" ".join(words[i:i + 3]).encode("utf-8")
+                                         for i in range(max(len(words) - 2, 1))])
+                    key = f"{stories}"
+                    duplicate_of = lsh.query(sketch)
+                    duplicates += bool(duplicate_of)
+                    lsh.insert(key, sketch)
+                    out.write(json.dumps({"headline": story.headline, "language": language,
+                                          "published_at": published.isoformat() if published else None,
+                                          "duplicate_of": duplicate_of[:1]}) + "\n")
+    print(f"read={stories} duplicates={duplicates}", file=sys.stderr)
+
+
+def peer_run(source: str) -> dict:
+    result = timed_command([sys.executable, __file__, "--peer-child", "--source", source])
+    summary = [line for line in result["stderr"].splitlines() if line.startswith("read=")][-1]
+    result["read"] = int(summary.split()[0].split("=")[1])
+    return result
 
 
 def describe(name: str, runs: list[dict]) -> float:
     rates = [r["read"] / r["wall_s"] for r in runs]
 
     def spread(values, fmt):
+        if len(values) == 1:
+            return fmt.format(values[0])
         return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}–{fmt.format(max(values))})"
     print(f"{name:<6} stories {runs[0]['read']:,}  stories/s {spread(rates, '{:,.0f}')}  "
           f"wall s {spread([r['wall_s'] for r in runs], '{:.1f}')}  "
           f"CPU s {spread([r['cpu_s'] for r in runs], '{:.1f}')}  "
-          f"peak MiB {spread([r['peak_mib'] for r in runs], '{:,.0f}')}")
+          f"peak MiB (all processes) {spread([r['peak_mib'] for r in runs], '{:,.0f}')}", flush=True)
     return statistics.median(rates)
 
 
 def stage_profile(source: str) -> None:
-    """Median µs per story and total seconds of each stage's plain function."""
+    """CPU µs per story (median) and CPU seconds in all of each stage's plain function."""
+    import pickle
+
     from schemas import Story
+    from schemas.coders import EventRecordCoder
     from transforms.dedup import DedupSettings, cluster_records
     from transforms.io.archive import list_archive_files, read_archive_file
     from transforms.normalise import normalise_story
+    from transforms.normalise.language import detect_language
     from transforms.parse import parse_record
     from transforms.tag import tag_record
 
-    timings: dict[str, list[float]] = {s: [] for s in ("read", "parse", "normalise", "tag", "encode")}
+    stages = ("read", "parse", "normalise", "(language)", "dedup", "tag", "encode",
+              "coder", "(pickle)")
+    timings: dict[str, list[float]] = {s: [] for s in stages}
+    clock = time.process_time_ns
 
     def timed(stage, fn, *args):
-        t = time.perf_counter_ns()
+        t = clock()
         out = fn(*args)
-        timings[stage].append((time.perf_counter_ns() - t) / 1000)
+        timings[stage].append((clock() - t) / 1000)
         return out
 
     raws = []
     for archive in list_archive_files(source):
-        t = time.perf_counter_ns()
+        t = clock()
         records = list(read_archive_file(archive))
-        per = (time.perf_counter_ns() - t) / 1000 / max(len(records), 1)
-        timings["read"] += [per] * len(records)
+        timings["read"] += [(clock() - t) / 1000 / max(len(records), 1)] * len(records)
         raws += records
+    detect_language("warm up: load the profiles")
+    tag_record(normalise_story(next(s for s in parse_record(raws[0]) if isinstance(s, Story))))
     records = []
     for raw in raws:
         for item in timed("parse", lambda r: list(parse_record(r)), raw):
             if isinstance(item, Story):
-                records.append(timed("normalise", normalise_story, item))
-    t = time.perf_counter()
+                record = timed("normalise", normalise_story, item)
+                timed("(language)", detect_language, f"{record.headline}\n{record.body}")
+                records.append(record)
+    t = clock()
     cluster_records(records, DedupSettings())
-    dedup_total = time.perf_counter() - t
+    dedup_total = (clock() - t) / 1e9
+    coder = EventRecordCoder()
     for record in records:
         timed("tag", tag_record, record)
         timed("encode", lambda r: json.dumps(r.to_dict(), ensure_ascii=False), record)
+        timed("coder", lambda r: coder.decode(coder.encode(r)), record)
+        timed("(pickle)", lambda r: pickle.loads(pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL)), record)
     totals = {stage: sum(v) / 1e6 for stage, v in timings.items()}
     totals["dedup"] = dedup_total
-    whole = sum(totals.values())
-    print(f"\nper-stage profile, plain functions, one process, {len(records):,} stories:")
-    for stage in ("read", "parse", "normalise", "dedup", "tag", "encode"):
-        median = (statistics.median(timings[stage]) if stage in timings
+    counted = ("read", "parse", "normalise", "dedup", "tag", "encode")
+    whole = sum(totals[s] for s in counted)
+    print(f"\nper-stage CPU, plain functions, one process, {len(records):,} stories "
+          "(in brackets: part of the stage above, or the alternative it replaces):")
+    for stage in stages:
+        median = (statistics.median(timings[stage]) if timings[stage]
                   else dedup_total / len(records) * 1e6)
         label = "mean" if stage == "dedup" else "median"
-        print(f"  {stage:<10} {label} {median:>7.0f} µs/story   total {totals[stage]:6.1f} s   "
-              f"{totals[stage] / whole:6.1%}")
-    print(f"  {'all':<10} {'':>14}              total {whole:6.1f} s   "
-          f"-> {len(records) / whole:,.0f} stories/s on one core without Beam")
+        share = f"{totals[stage] / whole:6.1%}" if stage in counted else ""
+        print(f"  {stage:<11} {label} {median:>7.0f} µs/story   total {totals[stage]:6.1f} s   {share}")
+    print(f"  coder: EventRecordCoder {statistics.mean(timings['coder']):.1f} µs per encode+decode, "
+          f"pickled dataclass {statistics.mean(timings['(pickle)']):.1f} µs")
+    print(f"  {'all':<11} {'':>14}              total {whole:6.1f} s   "
+          f"-> {len(records) / whole:,.0f} stories/s of one core's CPU without Beam")
 
 
 def main() -> None:
@@ -127,19 +239,33 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", default=str(data_dir() / "reuters21578" / "original" / "*.sgm"))
     parser.add_argument("--runner", default="FnApiRunner")
+    parser.add_argument("--beam-args", default="", help="extra Beam options for both pipeline runs")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--no-profile", action="store_true")
-    parser.add_argument("--child", choices=("full", "floor"), help=argparse.SUPPRESS)
+    parser.add_argument("--only", default="full,floor,peer,profile")
+    parser.add_argument("--peer-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        child_run(args.child, args.source, args.runner)
+    if args.peer_child:
+        peer_child(args.source)
         return
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, runner {args.runner}, "
-          f"{args.repeats} runs each; median (min–max)")
-    full = describe("full", measure("full", args.source, args.runner, args.repeats))
-    floor = describe("floor", measure("floor", args.source, args.runner, args.repeats))
-    print(f"full/floor throughput ratio: {full / floor:.2f}")
-    if not args.no_profile:
+    parts = set(args.only.split(","))
+    beam_args = shlex.split(args.beam_args)
+    print(f"machine: {os.cpu_count()} cores, {os.sysconf('SC_PHYS_PAGES') * _PAGE / 2**30:.0f} GB, "
+          f"Python {sys.version.split()[0]}, runner {args.runner} {args.beam_args}, "
+          f"{args.repeats} runs each; median (min–max)", flush=True)
+    full = floor = None
+    if "full" in parts:
+        full = describe("full", [pipeline_run(args.source, args.runner, beam_args, False)
+                                 for _ in range(args.repeats)])
+    if "floor" in parts:
+        floor = describe("floor", [pipeline_run(args.source, args.runner, beam_args, True)
+                                   for _ in range(args.repeats)])
+    if full and floor:
+        print(f"full/floor throughput ratio: {full / floor:.2f}")
+    if "peer" in parts:
+        peer = describe("peer", [peer_run(args.source)])
+        if full:
+            print(f"pipeline/peer throughput: {full / peer:.1f}x")
+    if "profile" in parts:
         stage_profile(args.source)
 
 

@@ -9,6 +9,7 @@ from typing import Optional
 import apache_beam as beam
 
 from schemas import EventRecord
+from schemas.coders import EventRecordCoder
 from transforms.dedup import DedupSettings, NearDuplicateClusters
 from transforms.normalise import NormaliseSettings, normalise_story, unnormalised_record
 from transforms.parse import ParseSettings, parse_record
@@ -27,6 +28,9 @@ class Source:
     read: beam.PTransform
     bounded: bool
     commit: Optional[beam.PTransform] = None
+
+
+beam.coders.registry.register_coder(EventRecord, EventRecordCoder)
 
 
 @dataclass(frozen=True)
@@ -77,16 +81,16 @@ class StoriesToEventRecords(beam.PTransform):
             "parse", lambda raw: parse_record(raw, s.parse), many=True)
         if s.parse_only:
             finished, normalise_dead = stories | "Normalise" >> ApplyStage(
-                "normalise", unnormalised_record)
+                "normalise", unnormalised_record, output_type=EventRecord)
             dead = [parse_dead, normalise_dead]
         else:
             normalised, normalise_dead = stories | "Normalise" >> ApplyStage(
-                "normalise", lambda story: normalise_story(story, s.normalise))
+                "normalise", lambda story: normalise_story(story, s.normalise), output_type=EventRecord)
             clustered = normalised | "Dedup" >> NearDuplicateClusters(s.dedup)
             finished, tag_dead = clustered | "Tag" >> ApplyStage(
-                "tag", functools.partial(tag_record, data_dir=s.tag_data_dir))
+                "tag", functools.partial(tag_record, data_dir=s.tag_data_dir), output_type=EventRecord)
             dead = [parse_dead, normalise_dead, tag_dead]
-        counted = finished | "CountOutcomes" >> beam.ParDo(_CountOutcome())
+        counted = finished | "CountOutcomes" >> beam.ParDo(_CountOutcome()).with_output_types(EventRecord)
         dead_letters = (dead
                         | "AllDeadLetters" >> beam.Flatten()
                         | "CountDeadLetters" >> beam.ParDo(_CountDeadLetters()))

@@ -107,10 +107,14 @@ def _where(origin) -> str:
 class ApplyStage(beam.PTransform):
     """``records | ApplyStage("normalise", fn)`` -> (records, dead_letters)."""
 
-    def __init__(self, stage: str, fn: Callable[[Any], Any], many: bool = False):
+    def __init__(self, stage: str, fn: Callable[[Any], Any], many: bool = False,
+                 output_type: Any = Any):
         super().__init__(label=stage)
         self._dofn = StageDoFn(stage, fn, many)
+        # The records' type picks their coder where Beam materialises them.
+        self._output_type = output_type
 
     def expand(self, pcoll):
-        results = pcoll | beam.ParDo(self._dofn).with_outputs(DEAD_LETTERS, main="records")
+        results = pcoll | beam.ParDo(self._dofn).with_output_types(self._output_type).with_outputs(
+            DEAD_LETTERS, main="records")
         return results.records, results[DEAD_LETTERS]

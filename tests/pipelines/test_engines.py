@@ -62,7 +62,7 @@ def test_prism_runs_the_pipeline_with_no_extra_option(tmp_path):
                           "--runner", runner)
         if runner == "FnApiRunner" or "counts do not add up" not in proc.stderr:
             assert proc.returncode == 0, proc.stderr[-2000:]
-            assert summary_of(proc) == {"read": 313, "unique": 301, "duplicates": 4,
+            assert summary_of(proc) == {"read": 313, "unique": 301, "duplicates": 4, "errors": 0,
                                         "dead_letters": 8}
         assert "Traceback" not in proc.stderr
         records = [json.loads(line) for f in sorted(out.glob("*.jsonl")) for line in f.open()]

@@ -194,3 +194,25 @@ def test_edited_data_files_in_a_data_dir_extend_the_gazetteers(tmp_path):
     tags = tagger(record("Harbour", text)).tags
     assert tags["people"] == ["Jane Q. Example"] and tags["countries"] == ["NZ"]
     assert len(pickler.dumps(tagger)) < 5000
+
+
+def _phrase_index(*phrases: str):
+    from transforms.tag.text import PhraseIndex
+    index = PhraseIndex()
+    for phrase in phrases:
+        index.add(tuple(phrase.split()), phrase)
+    return index
+
+
+def test_phrase_scan_takes_leftmost_longest_whole_token_matches():
+    index = _phrase_index("New York", "New York City", "York", "City Hall", "Hall")
+    tokens = ["Mayor", "of", "New", "York", "City", "Hall", "in", "Yorkshire", None, "York"]
+    assert list(index.scan(tokens)) == [(2, 3, ["New York City"]), (5, 1, ["Hall"]), (9, 1, ["York"])]
+    # A clause break ends a phrase.
+    assert list(index.scan(["New", None, "York"])) == [(2, 1, ["York"])]
+
+
+def test_phrase_scan_finds_a_short_match_after_a_longer_one_fails():
+    index = _phrase_index("c c a b", "a", "a c b", "c a b a", "c b c")
+    tokens = "d d b c c a d a b d c".split()
+    assert [(start, values) for start, _, values in index.scan(tokens)] == [(5, ["a"]), (7, ["a"])]

@@ -83,3 +83,46 @@ def test_stories_of_one_language_are_recognised(shared_data):
                for i in range(0, len(texts), 4)]
     wrong = [(lang, text[:60]) for lang, text in stories if detect_language(text).code != lang]
     assert len(wrong) <= len(stories) // 200, wrong
+
+
+ENGLISH = ("The central bank raised its main interest rate by half a point on Tuesday, "
+           "saying that inflation had risen faster than expected over the winter months. ")
+GERMAN = ("Die Zentralbank hat ihren Leitzins am Dienstag um einen halben Punkt erhöht und "
+          "erklärte, die Inflation sei in den Wintermonaten schneller gestiegen als erwartet. ")
+
+
+def test_reading_stops_once_one_language_clearly_leads():
+    whole = detect_language(ENGLISH * 6, max_chars=10_000)
+    assert whole.code == "en" and whole.confidence == 1.0
+    # The decision rests on the first two sentences; the other four are never read.
+    assert 0 < whole.letters <= 2 * sum(map(str.isalpha, ENGLISH))
+
+
+def test_an_unclear_start_is_read_on():
+    # A table of figures leads no language clearly; the words after it decide.
+    table = "Shr 45 cts vs 58 cts Net 1,234,000 vs 987,000 Revs 12.3 mln vs 11.1 mln " * 3
+    detected = detect_language(table + GERMAN * 3, max_chars=10_000)
+    assert detected.code == "de"
+    assert detected.letters > detect_language(table).letters + len("Die Zentralbank hat ihren Leitzins")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Η κυβέρνηση ανακοίνωσε νέα μέτρα για την οικονομία την Τρίτη.", "el"),
+    ("הממשלה הודיעה ביום שלישי על צעדים חדשים בכלכלה", "he"),
+    ("รัฐบาลประกาศมาตรการใหม่เพื่อเศรษฐกิจเมื่อวันอังคาร", "th"),
+    ("정부는 화요일 경제를 위한 새로운 조치를 발표했다", "ko"),
+])
+def test_a_script_only_one_language_uses_decides_without_statistics(text, expected, monkeypatch):
+    from transforms.normalise import language
+    model = language._profile_model()
+    monkeypatch.setattr(model, "log_prob", None)  # any n-gram scoring would fail
+    monkeypatch.setattr(model, "word_scores", language._WordScores(model))
+    detected = detect_language(text)
+    assert (detected.code, detected.confidence, detected.probabilities) == (expected, 1.0, ((expected, 1.0),))
+
+
+def test_a_shared_script_is_still_scored():
+    # Cyrillic is shared by ru, uk, bg, mk: no shortcut, the profiles decide.
+    assert detect_language("Уряд оголосив у вівторок нові заходи для економіки країни.").code == "uk"
+    # Greek words in a Latin text do not make it Greek.
+    assert detect_language("The word δημοκρατία means rule by the people in Greek.").code == "en"
