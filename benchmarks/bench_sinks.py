@@ -57,13 +57,13 @@ def bench_files(documents: list[dict]) -> None:
 
 def executemany_upsert(connection, table: str, rows: list[tuple]) -> None:
     layout = LAYOUTS[RecordKind.EVENTS]
-    columns = sql.SQL(", ").join(map(sql.Identifier, layout.columns))
+    columns = sql.SQL(", ").join(map(sql.Identifier, layout.names))
     assignments = sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
-                                     for c in layout.columns[1:])
+                                     for c in layout.names[1:])
     statement = sql.SQL("INSERT INTO {t} ({cols}) VALUES ({values}) ON CONFLICT (event_id) "
                         "DO UPDATE SET {assignments}").format(
         t=_identifier(table), cols=columns, assignments=assignments,
-        values=sql.SQL(", ").join(sql.Placeholder() * len(layout.columns)))
+        values=sql.SQL(", ").join(sql.Placeholder() * len(layout.names)))
     with connection.transaction(), connection.cursor() as cursor:
         cursor.executemany(statement, rows)
 

@@ -31,15 +31,16 @@ from apache_beam.options.pipeline_options import (PipelineOptions, PortableOptio
                                                   StandardOptions)
 
 from pipelines import engines  # noqa: E402
-from pipelines.graph import PipelineSettings, build_pipeline  # noqa: E402
+from pipelines.graph import PipelineSettings, Source, build_pipeline  # noqa: E402
 from pipelines.local_runner import STREAMING_LOCAL_RUNNER  # noqa: E402
 from pipelines.masking import (SECRETS, inline_secret_warnings, inline_secrets,  # noqa: E402
                                masked_output, publishes_options)
 from pipelines.options import DEFAULT_RUNNER, KafkaOptions, LaunchOptions, WirestreamOptions  # noqa: E402
 from transforms.dedup import DedupSettings  # noqa: E402
 from transforms.io.archive import ReadArchiveFiles, SourceError, list_archive_files  # noqa: E402
-from transforms.io.sinks import (SinkError, SinkSettings, SinkSpec, default_dead_letter_spec,  # noqa: E402
-                                 load_sinks, redacted_url)  # noqa: E402
+from pipelines.sinks import SinkSettings, default_dead_letter_spec, sink_spec  # noqa: E402
+from transforms.io.files import FileSinkSettings, RollPolicy  # noqa: E402
+from transforms.io.sinks import SinkError, redacted_url  # noqa: E402
 from transforms.normalise import NormaliseSettings  # noqa: E402
 from transforms.parse import ParseSettings  # noqa: E402
 from transforms.stage import CODE_ERRORS, counter_totals  # noqa: E402
@@ -93,19 +94,21 @@ def parse_run_arguments(argv: Sequence[str]) -> PipelineOptions:
     return options
 
 
-def resolve_source(spec: str, options: PipelineOptions,
-                   kafka_config) -> tuple[beam.PTransform, bool]:
-    """SOURCE -> (a PTransform producing RawRecords, whether it is bounded)."""
+def resolve_source(spec: str, options: PipelineOptions, kafka_config) -> Source:
     try:
         if spec.startswith("kafka://"):
-            from transforms.io.kafka import kafka_source
-            kafka = options.view_as(KafkaOptions)
-            return kafka_source(spec, kafka_config, kafka.kafka_discovery_interval)
+            from transforms.io.kafka_source import (CommitWrittenOffsets, KafkaSourceSpec,
+                                                    ReadFromKafka, ReadKafkaTopics)
+            kafka = KafkaSourceSpec.parse(spec, kafka_config,
+                                          options.view_as(KafkaOptions).kafka_discovery_interval)
+            if kafka.group is None:  # no group, no commits: nothing would ever read them
+                return Source(ReadFromKafka(kafka), kafka.bounded)
+            return Source(ReadKafkaTopics(kafka), kafka.bounded, commit=CommitWrittenOffsets(kafka))
         progress = options.view_as(LaunchOptions).progress
         show = progress == "on" or (progress == "auto" and sys.stderr.isatty())
         max_file_bytes = options.view_as(WirestreamOptions).max_file_bytes
-        return ReadArchiveFiles(list_archive_files(spec), progress=show,
-                                max_file_bytes=max_file_bytes), True
+        return Source(ReadArchiveFiles(list_archive_files(spec), progress=show,
+                                       max_file_bytes=max_file_bytes), bounded=True)
     except SourceError as exc:
         raise UsageError(str(exc)) from None
 
@@ -124,11 +127,10 @@ def kafka_client_config(options: PipelineOptions):
 def pipeline_settings(options: PipelineOptions, kafka_config,
                       streaming: bool) -> PipelineSettings:
     opts = options.view_as(WirestreamOptions)
-    load_sinks()
     try:
-        SinkSpec.parse(opts.sink)
+        sink_spec(opts.sink)
         dead_letter = opts.dead_letter or default_dead_letter_spec(opts.sink)
-        SinkSpec.parse(dead_letter)
+        sink_spec(dead_letter)
     except (SinkError, SourceError) as exc:  # SourceError: a bad kafka:// sink spec
         raise UsageError(str(exc)) from None
     if opts.num_shards < 1:
@@ -153,11 +155,11 @@ def pipeline_settings(options: PipelineOptions, kafka_config,
                             max_document_bytes=opts.max_file_bytes),
         normalise=NormaliseSettings(default_timezone=opts.default_timezone,
                                     source_timezones=source_timezones),
-        sink_settings=SinkSettings(streaming=streaming, num_shards=opts.num_shards, extra={
-            "kafka_config": kafka_config,
-            "roll_seconds": opts.file_roll_seconds,
-            "roll_bytes": opts.file_roll_mb * 1024 * 1024,
-            "roll_records": opts.file_roll_records}),
+        sink_settings=SinkSettings(
+            files=FileSinkSettings(streaming=streaming, num_shards=opts.num_shards, roll=RollPolicy(
+                seconds=opts.file_roll_seconds, max_bytes=opts.file_roll_mb * 1024 * 1024,
+                max_records=opts.file_roll_records)),
+            kafka=kafka_config),
         drop_duplicates=opts.drop_duplicates, tag_data_dir=opts.tag_data_dir,
         parse_only=opts.parse_only,
         dedup=DedupSettings(window_days=opts.dedup_window_days, threshold=opts.dedup_threshold,
@@ -177,7 +179,8 @@ def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings]:
     options = parse_run_arguments(argv)
     opts = options.view_as(WirestreamOptions)
     kafka_config = kafka_client_config(options)
-    source, bounded = resolve_source(opts.source, options, kafka_config)
+    source = resolve_source(opts.source, options, kafka_config)
+    bounded = source.bounded
     standard = options.view_as(StandardOptions)
     if not bounded:
         standard.streaming = True
@@ -195,7 +198,7 @@ def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings]:
         build_pipeline(pipeline, source, settings)
     except (SinkError, SourceError) as exc:  # a sink or source that cannot be used
         raise UsageError(str(exc)) from None
-    if options.view_as(LaunchOptions).validate_only:
+    if options.view_as(LaunchOptions).describe_only:
         describe_without_running(pipeline, options)
         return None, settings
     if options.view_as(StandardOptions).no_wait_until_finish:

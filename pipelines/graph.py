@@ -15,7 +15,19 @@ from transforms.normalise import NormaliseSettings, normalise_story, unnormalise
 from transforms.parse import ParseSettings, parse_record
 from transforms.stage import METRICS_NAMESPACE, ApplyStage
 from transforms.tag import tag_record
-from transforms.io.sinks import RecordKind, SinkSettings, write_records
+from pipelines.sinks import SinkSettings, write_records
+from transforms.io.sinks import PROGRESS, RECORDS, RecordKind
+
+
+@dataclass(frozen=True)
+class Source:
+    """What the graph reads. Without ``commit``, ``read`` produces RawRecords;
+    with it, ``{RECORDS: RawRecords, PROGRESS: Acknowledgements}``, and
+    ``commit`` takes every Acknowledgement of what is done (Kafka offsets)."""
+
+    read: beam.PTransform
+    bounded: bool
+    commit: Optional[beam.PTransform] = None
 
 
 beam.coders.registry.register_coder(EventRecord, EventRecordCoder)
@@ -68,7 +80,7 @@ class StoriesToEventRecords(beam.PTransform):
         stories, parse_dead = raw_records | "Parse" >> ApplyStage(
             "parse", lambda raw: parse_record(raw, s.parse), many=True)
         if s.parse_only:
-            tagged, normalise_dead = stories | "Normalise" >> ApplyStage(
+            finished, normalise_dead = stories | "Normalise" >> ApplyStage(
                 "normalise", unnormalised_record, output_type=EventRecord)
             dead = [parse_dead, normalise_dead]
         else:
@@ -77,11 +89,11 @@ class StoriesToEventRecords(beam.PTransform):
             # Tags do not depend on clusters: tagged first, a record that fails
             # tagging never becomes a cluster leader that is not written, and a
             # record re-emitted by streaming dedup is not tagged again.
-            tagged_stories, tag_dead = normalised | "Tag" >> ApplyStage(
+            tagged, tag_dead = normalised | "Tag" >> ApplyStage(
                 "tag", functools.partial(tag_record, data_dir=s.tag_data_dir), output_type=EventRecord)
-            tagged, dedup_dead = tagged_stories | "Dedup" >> NearDuplicateClusters(s.dedup)
+            finished, dedup_dead = tagged | "Dedup" >> NearDuplicateClusters(s.dedup)
             dead = [parse_dead, normalise_dead, tag_dead, dedup_dead]
-        counted = tagged | "CountOutcomes" >> beam.ParDo(_CountOutcome()).with_output_types(EventRecord)
+        counted = finished | "CountOutcomes" >> beam.ParDo(_CountOutcome()).with_output_types(EventRecord)
         dead_letters = (dead
                         | "AllDeadLetters" >> beam.Flatten()
                         | "CountDeadLetters" >> beam.ParDo(_CountDeadLetters()))
@@ -95,21 +107,21 @@ def dropped_as_duplicate(record: EventRecord) -> bool:
     return record.is_duplicate and record.cluster_revision == 0
 
 
-def build_pipeline(pipeline: beam.Pipeline, source: beam.PTransform,
-                   settings: PipelineSettings) -> None:
-    raw_records = pipeline | "Read" >> source
+def build_pipeline(pipeline: beam.Pipeline, source: Source, settings: PipelineSettings) -> None:
+    read = pipeline | "Read" >> source.read
+    raw_records, done = (read[RECORDS], [read[PROGRESS]]) if source.commit is not None else (read, [])
     events, dead_letters = raw_records | "Process" >> StoriesToEventRecords(settings)
     # Every sink returns what it has durably written; a source that commits
     # (Kafka) commits only that, so a restart never skips a record.
-    written = []
     if settings.drop_duplicates:
         kept, dropped = events | "DropDuplicates" >> beam.Partition(
             lambda record, _: int(dropped_as_duplicate(record)), 2)
         events = kept
-        written.append(dropped)  # counted and done with: nothing more to write
-    written.append(events | "WriteEvents" >> write_records(
+        done.append(dropped)  # counted and done with: nothing more to write
+    done.append(events | "WriteEvents" >> write_records(
         settings.sink, RecordKind.EVENTS, settings.sink_settings))
-    written.append(dead_letters | "WriteDeadLetters" >> write_records(
+    done.append(dead_letters | "WriteDeadLetters" >> write_records(
         settings.dead_letter, RecordKind.DEAD_LETTERS, settings.sink_settings))
-    if hasattr(source, "commit_written"):
-        source.commit_written(written)
+    if source.commit is not None:
+        (done | "FlattenAcknowledgements" >> beam.Flatten()
+         | "CommitKafkaOffsets" >> source.commit)

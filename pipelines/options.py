@@ -101,8 +101,9 @@ class LaunchOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
         group = parser.add_argument_group("launch")
-        # Beam's TestOptions already owns --dry_run (with a value), hence the hyphen only.
-        group.add_argument("--dry-run", dest="validate_only", action="store_true",
+        # Beam's TestOptions already owns --dry_run (dest dry_run, with a value), hence
+        # the hyphen only and a dest of our own.
+        group.add_argument("--dry-run", dest="describe_only", action="store_true",
                            default=False,
                            help="Build and validate the pipeline for its runner, print the "
                                 "resolved options and the graph, submit nothing.")

@@ -47,8 +47,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.io.sinks import (Acknowledgement, RecordKind, RecordSink, SinkSettings, SinkSpec,
-                                 WriteToRecordSink, register_sink)
+from transforms.io.sinks import Acknowledgement, RecordKind, RecordSink, SinkSpec, WriteToRecordSink
 from transforms.stage import METRICS_NAMESPACE
 
 
@@ -83,15 +82,13 @@ class ParquetFormat:
 # --- Arrow schema from JSON Schema ---------------------------------------------------------
 
 SCHEMA_OF_KIND = {RecordKind.EVENTS: "event_record", RecordKind.DEAD_LETTERS: "dead_letter"}
-_UTC_SECONDS = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
-_DATE = r"^\d{4}-\d{2}-\d{2}$"
 
 
 def _arrow_type(node: dict):
     """JSON Schema -> Arrow: objects with properties are structs (so queries
     say ``tags.countries``), free-form string maps are maps, arrays are lists,
-    and strings whose pattern is a UTC instant or a date become timestamps or
-    dates (so time filters need no parsing)."""
+    and strings of ``format`` date-time or date become timestamps or dates (so
+    time filters need no parsing)."""
     import pyarrow as pa
     from schemas import load_schema
 
@@ -107,8 +104,8 @@ def _arrow_type(node: dict):
     if kind == "array":
         return pa.list_(_arrow_type(node["items"]))
     if kind == "string":
-        return {_UTC_SECONDS: pa.timestamp("ms", tz="UTC"),
-                _DATE: pa.date32()}.get(node.get("pattern"), pa.string())
+        return {"date-time": pa.timestamp("ms", tz="UTC"),
+                "date": pa.date32()}.get(node.get("format"), pa.string())
     return {"integer": pa.int64(), "number": pa.float64(), "boolean": pa.bool_()}[kind]
 
 
@@ -264,12 +261,12 @@ class RollPolicy:
     max_bytes: int = 64 * 1024 * 1024
     max_records: int = 100_000
 
-    @classmethod
-    def from_settings(cls, settings: SinkSettings) -> "RollPolicy":
-        extra, default = settings.extra, cls()
-        return cls(seconds=float(extra.get("roll_seconds", default.seconds)),
-                   max_bytes=int(extra.get("roll_bytes", default.max_bytes)),
-                   max_records=int(extra.get("roll_records", default.max_records)))
+
+@dataclass(frozen=True)
+class FileSinkSettings:
+    streaming: bool = False  # rolled files; else a fixed number of shards, replaced per run
+    num_shards: int = 4
+    roll: RollPolicy = RollPolicy()
 
 
 _JOURNAL = re.compile(r"^\.(?P<final>(?P<kind>[a-z_]+)-(?P<start>\d{8}T\d{6}\.\d{6}Z)-"
@@ -483,14 +480,14 @@ class RollingFileSink(RecordSink):
                                f"failed: {self._failure}") from self._failure
 
 
-# --- sink registration ---------------------------------------------------------------------
+# --- the jsonl: and parquet: sinks --------------------------------------------------------
 
 class WriteRecordFiles(beam.PTransform):
     """The file writer shared by the file formats: sharded and replaced in a
     bounded run, rolled in a streaming run. Returns the acknowledgements of
     what was written."""
 
-    def __init__(self, directory: str, kind: RecordKind, settings: SinkSettings, file_format):
+    def __init__(self, directory: str, kind: RecordKind, settings: FileSinkSettings, file_format):
         super().__init__()
         self._directory, self._kind = directory.rstrip("/") or "/", kind
         self._settings, self._format = settings, file_format
@@ -498,22 +495,20 @@ class WriteRecordFiles(beam.PTransform):
     def expand(self, records):
         if self._settings.streaming:
             directory, kind, file_format = self._directory, self._kind, self._format
-            policy = RollPolicy.from_settings(self._settings)
+            policy = self._settings.roll
             return records | "WriteRollingFiles" >> beam.ParDo(WriteToRecordSink(
                 lambda: RollingFileSink(directory, kind, file_format, policy), kind))
         return records | "WriteBoundedFiles" >> WriteBoundedFiles(
             self._directory, self._kind, self._settings.num_shards, self._format)
 
 
-def _dead_letter_dir(spec: SinkSpec) -> str:
+def dead_letter_dir(spec: SinkSpec) -> str:
     return f"{spec.scheme}:{FileSystems.join(spec.target.rstrip('/'), 'dead-letter')}"
 
 
-@register_sink("jsonl", default_dead_letter=_dead_letter_dir)
-def write_jsonl(spec: SinkSpec, kind: RecordKind, settings: SinkSettings) -> beam.PTransform:
+def write_jsonl(spec: SinkSpec, kind: RecordKind, settings: FileSinkSettings) -> beam.PTransform:
     return WriteRecordFiles(spec.target, kind, settings, JsonLinesFormat)
 
 
-@register_sink("parquet", default_dead_letter=_dead_letter_dir)
-def write_parquet(spec: SinkSpec, kind: RecordKind, settings: SinkSettings) -> beam.PTransform:
+def write_parquet(spec: SinkSpec, kind: RecordKind, settings: FileSinkSettings) -> beam.PTransform:
     return WriteRecordFiles(spec.target, kind, settings, ParquetFormat)

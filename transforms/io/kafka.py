@@ -3,10 +3,10 @@
     --source kafka://HOST:PORT[,HOST:PORT]/TOPIC[,TOPIC]?group=G&start=S&stop=T
     --sink   kafka://HOST:PORT[,HOST:PORT]/TOPIC
 
-This module is the entry point: spec parsing, client settings, the source
-factory the CLI calls and the registered ``kafka`` sink. The reading lives in
-``kafka_source`` (a splittable DoFn over partitions, and the offset commits,
-whose resume contract is written down there), the writing in ``kafka_sink``.
+This module holds what reading and writing share: spec parsing and client
+settings. The reading lives in ``kafka_source`` (a splittable DoFn over
+partitions, and the offset commits, whose resume contract is written down
+there), the writing (the ``kafka`` sink) in ``kafka_sink``.
 
 Client settings (``--kafka-config KEY=VALUE``, ``--kafka-config-file``) are
 kafka-python settings; Java-style dotted keys (``security.protocol``),
@@ -26,7 +26,6 @@ from urllib.parse import parse_qs, urlsplit
 
 from schemas import RawRecord
 from transforms.io.archive import SourceError
-from transforms.io.sinks import SinkError, SinkSpec, register_sink
 
 START_POSITIONS = ("earliest", "latest", "committed")
 STOP_POSITIONS = ("never", "end")
@@ -246,13 +245,6 @@ def parse_position(text: str, named: tuple[str, ...], what: str, spec: str):
     return int(moment.timestamp() * 1000)
 
 
-def kafka_source(spec: str, config: ClientConfig, discovery_interval: float):
-    """The CLI's factory: (PTransform producing RawRecords, bounded)."""
-    from transforms.io.kafka_source import KafkaSourceSpec, ReadFromKafka
-    source = KafkaSourceSpec.parse(spec, config, discovery_interval)
-    return ReadFromKafka(source), source.bounded
-
-
 def raw_record_headers(raw: RawRecord) -> list[tuple[str, bytes]]:
     """Headers for an archive record produced to Kafka: where it came from."""
     headers = [("wirestream-path", (raw.origin.path or "").encode())]
@@ -261,22 +253,6 @@ def raw_record_headers(raw: RawRecord) -> list[tuple[str, bytes]]:
     if raw.origin.item is not None:
         headers.append(("wirestream-item", str(raw.origin.item).encode()))
     return headers
-
-
-def _dead_letter_topic(spec: SinkSpec) -> str:
-    brokers, topic = parse_topic_spec(spec.text)
-    return f"kafka://{','.join(brokers)}/{topic}.dlq"
-
-
-@register_sink("kafka", default_dead_letter=_dead_letter_topic)
-def kafka_sink(spec: SinkSpec, kind, settings):
-    from transforms.io.kafka_sink import WriteToKafka
-    try:
-        brokers, topic = parse_topic_spec(spec.text)
-    except KafkaSpecError as exc:
-        raise SinkError(str(exc)) from None
-    return WriteToKafka(brokers, topic, kind,
-                        ClientConfig(settings.extra.get("kafka_config", {})))
 
 
 def source_query(spec: str) -> dict[str, str]:

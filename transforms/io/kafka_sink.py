@@ -19,8 +19,8 @@ from typing import Optional
 
 import apache_beam as beam
 
-from transforms.io.kafka import ClientConfig
-from transforms.io.sinks import RecordKind, RecordSink, WriteToRecordSink
+from transforms.io.kafka import ClientConfig, KafkaSpecError, parse_topic_spec
+from transforms.io.sinks import RecordKind, RecordSink, SinkError, SinkSpec, WriteToRecordSink
 
 _FLUSH_TIMEOUT_S = 120.0
 
@@ -73,3 +73,16 @@ class WriteToKafka(beam.PTransform):
         brokers, topic, config = self._brokers, self._topic, self._config
         return records | "WriteToKafka" >> beam.ParDo(WriteToRecordSink(
             lambda: KafkaRecordSink(brokers, topic, config), self._kind))
+
+
+def dead_letter_topic(spec: SinkSpec) -> str:
+    brokers, topic = parse_topic_spec(spec.text)
+    return f"kafka://{','.join(brokers)}/{topic}.dlq"
+
+
+def write_kafka(spec: SinkSpec, kind: RecordKind, config: ClientConfig) -> beam.PTransform:
+    try:
+        brokers, topic = parse_topic_spec(spec.text)
+    except KafkaSpecError as exc:
+        raise SinkError(str(exc)) from None
+    return WriteToKafka(brokers, topic, kind, config)

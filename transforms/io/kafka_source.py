@@ -69,13 +69,12 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from schemas import Origin, RawRecord
 from transforms.io.kafka import (START_POSITIONS, STOP_POSITIONS, ClientConfig, KafkaSpecError,
                                  parse_position, source_query, _brokers, _topics)
-from transforms.io.sinks import Acknowledgement
+from transforms.io.sinks import PROGRESS, RECORDS, Acknowledgement
 from transforms.stage import METRICS_NAMESPACE
 
 _LOG = logging.getLogger("wirestream.kafka")
 
 UNBOUNDED = sys.maxsize
-PROGRESS = "read_progress"
 POLL_TIMEOUT_MS = 200  # also what throttles a local runner that ignores defer delays
 MAX_RECORDS_PER_POLL = 500
 IDLE_SKEW = Duration(seconds=1)  # how far behind wall-clock a caught-up partition's watermark sits
@@ -651,30 +650,26 @@ class CommitWrittenOffsets(beam.PTransform):
                 | "Commit" >> beam.ParDo(CommitContiguousOffsets(self._spec)))
 
 
-class ReadFromKafka(beam.PTransform):
-    """The kafka:// source: PBegin -> PCollection[RawRecord].
+class ReadKafkaTopics(beam.PTransform):
+    """The kafka:// source: PBegin -> {RECORDS: RawRecords, PROGRESS: Acknowledgements}.
 
-    After expansion, ``commit_written(written)`` wires the offset commits:
-    ``written`` are the PCollections of acknowledgements the sinks emit after
-    each flush (and any records deliberately left out of the sinks)."""
+    PROGRESS says where reading began and which offsets hold no record; flattened
+    with what the sinks acknowledge, it is the input of ``CommitWrittenOffsets``."""
 
     def __init__(self, spec: KafkaSourceSpec):
         super().__init__()
         self.spec = spec
-        self.progress = None
 
     def expand(self, pbegin):
         reader = ReadBoundedTopic(self.spec) if self.spec.bounded else ReadUnboundedTopic(self.spec)
         outputs = (pbegin
                    | "Topics" >> beam.Create(self.spec.topics)
-                   | "ReadTopics" >> beam.ParDo(reader).with_outputs(PROGRESS, main="records"))
-        self.progress = outputs[PROGRESS]
-        return outputs.records
+                   | "ReadTopics" >> beam.ParDo(reader).with_outputs(PROGRESS, main=RECORDS))
+        return {RECORDS: outputs[RECORDS], PROGRESS: outputs[PROGRESS]}
 
-    def commit_written(self, written) -> None:
-        """No group, no commits: nothing would ever read them."""
-        if self.spec.group is None:
-            return
-        ((self.progress, *written)
-         | "FlattenAcknowledgements" >> beam.Flatten()
-         | "CommitKafkaOffsets" >> CommitWrittenOffsets(self.spec))
+
+class ReadFromKafka(ReadKafkaTopics):
+    """PBegin -> RawRecords, for a reader that commits nothing (same step labels)."""
+
+    def expand(self, pbegin):
+        return super().expand(pbegin)[RECORDS]

@@ -37,8 +37,10 @@ import psycopg
 import tenacity
 from psycopg import sql
 
-from transforms.io.sinks import (redacted_url, RecordKind, RecordSink, SinkError, SinkSettings, SinkSpec,
-                                 WriteToRecordSink, register_sink)
+from schemas import load_schema
+
+from transforms.io.sinks import (redacted_url, RecordKind, RecordSink, SinkError, SinkSpec,
+                                 WriteToRecordSink)
 
 log = logging.getLogger(__name__)
 
@@ -139,56 +141,129 @@ def _text(value: Optional[str]) -> Optional[str]:
     return value.replace("\x00", "\ufffd") if value else value
 
 
-def event_row(d: dict) -> tuple:
-    return (d["event_id"], _text(d["story_id"]), d["version"], _text(d["source"]),
-            _text(d["headline"]), _text(d["body"]), _text(d["url"]), _text(d["section"]),
-            _text(d.get("dateline")), d["format"], d["published_at"], d.get("updated_at"),
-            d["language"], d["language_confidence"], d["cluster_id"], d["is_duplicate"],
-            d["duplicate_of"], d["similarity"], d.get("update_of"), d.get("cluster_revision", 0),
-            _json(d["tags"]), d["origin"]["ingested_at"], d["schema_version"], _json(d))
+# --- the tables, derived from the JSON Schema ----------------------------------------------
+
+# JSON Schema (type, format) -> PostgreSQL type; objects and arrays are jsonb.
+_SQL_TYPES = {("string", "uuid"): "uuid", ("string", "date-time"): "timestamptz",
+              ("string", None): "text", ("integer", None): "integer",
+              ("number", None): "double precision", ("boolean", None): "boolean",
+              ("object", None): "jsonb", ("array", None): "jsonb"}
+RECORD = "record"  # the whole document, so nothing is lost when the JSON Schema gains a field
 
 
-def dead_letter_row(d: dict) -> tuple:
-    raw = (base64.b64decode(d["raw"]) if d["raw_encoding"] == "base64"
-           else d["raw"].encode("utf-8"))
-    return (d["dead_letter_id"], d["stage"], _text(d["error"]), raw, _json(d["origin"]),
-            d["origin"]["ingested_at"], d["schema_version"], d.get("error_kind", "data"),
-            _text(d.get("traceback")))
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql_type: str
+    not_null: bool
+    value: Callable[[dict], Any]  # document -> the value COPY writes
+    default: Any = None
+
+    @property
+    def ddl(self) -> str:
+        default = ("" if self.default is None else f" DEFAULT '{self.default}'"
+                   if isinstance(self.default, str) else f" DEFAULT {self.default}")
+        return f"{self.name} {self.sql_type}{' NOT NULL' if self.not_null else ''}{default}"
+
+
+def _property(schema: dict, path: tuple[str, ...]) -> tuple[dict, bool]:
+    """The JSON Schema node at PATH ("origin", "ingested_at"), and whether it is
+    always present and never null."""
+    node, present = schema, True
+    for name in path:
+        present = present and name in node.get("required", ())
+        node = node["properties"][name]
+        if "$ref" in node:
+            node = load_schema(node["$ref"].split(".v1.")[0])
+    types = node["type"] if isinstance(node["type"], list) else [node["type"]]
+    return node, present and "null" not in types
+
+
+def schema_column(schema: dict, path: str) -> Column:
+    """A column for the document field at PATH (dotted); named after its last part."""
+    keys = tuple(path.split("."))
+    node, always = _property(schema, keys)
+    (json_type,) = [t for t in ([node["type"]] if isinstance(node["type"], str) else node["type"])
+                    if t != "null"]
+    sql_type = _SQL_TYPES.get((json_type, node.get("format")), _SQL_TYPES.get((json_type, None)))
+    default = node.get("default")
+    convert = _json if sql_type == "jsonb" else _text if sql_type == "text" else (lambda v: v)
+
+    def value(document: dict):
+        for key in keys[:-1]:
+            document = document[key]
+        found = document.get(keys[-1], default)
+        return None if found is None else convert(found)
+    return Column(keys[-1], sql_type, always or default is not None, value, default)
+
+
+def _raw_bytes(d: dict) -> bytes:
+    return base64.b64decode(d["raw"]) if d["raw_encoding"] == "base64" else d["raw"].encode("utf-8")
 
 
 @dataclass(frozen=True)
 class TableLayout:
     key: str
-    columns: tuple[str, ...]
-    row: Callable[[dict], tuple]
+    columns: tuple[Column, ...]
     revision: Optional[str] = None  # a row never replaces one with a higher value here
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def row(self, document: dict) -> tuple:
+        return tuple(c.value(document) for c in self.columns)
 
     @functools.cached_property
     def _revision_at(self) -> Optional[int]:
-        return None if self.revision is None else self.columns.index(self.revision)
+        return None if self.revision is None else self.names.index(self.revision)
 
     def newer(self, row: tuple, than: Optional[tuple]) -> bool:
         at = self._revision_at
         return than is None or at is None or row[at] >= than[at]
 
+    def ddl(self) -> str:
+        """CREATE TABLE, then ADD COLUMN for each column a table made by an older
+        version may lack: 1.x adds only fields that may be null or have a default
+        (a NOT NULL column without one cannot be added to a table with rows).
+        ``{table}`` is filled in by ``create_table``."""
+        key = self.names.index(self.key)
+        columns = ",\n    ".join(c.ddl + (" PRIMARY KEY" if i == key else "")
+                                  for i, c in enumerate(self.columns))
+        added = ",\n    ".join(f"ADD COLUMN IF NOT EXISTS {c.ddl}" for c in self.columns
+                               if not c.not_null or c.default is not None)
+        return (f"CREATE TABLE IF NOT EXISTS {{table}} (\n    {columns}\n);\n"
+                f"ALTER TABLE {{table}}\n    {added};\n")
 
+
+def _layout(schema_name: str, key: str, columns: tuple, revision: Optional[str] = None
+            ) -> TableLayout:
+    """COLUMNS: document field paths, or a Column for what is not a field as is."""
+    schema = load_schema(schema_name)
+    return TableLayout(key, tuple(c if isinstance(c, Column) else schema_column(schema, c)
+                                  for c in columns), revision)
+
+
+# Which document fields are columns (for queries and indexes), in table order;
+# the JSON Schema says their types, nullability and defaults.
 LAYOUTS = {
-    RecordKind.EVENTS: TableLayout("event_id", (
+    RecordKind.EVENTS: _layout("event_record", "event_id", (
         "event_id", "story_id", "version", "source", "headline", "body", "url", "section",
         "dateline", "format", "published_at", "updated_at", "language", "language_confidence",
         "cluster_id", "is_duplicate", "duplicate_of", "similarity", "update_of", "cluster_revision",
-        "tags", "ingested_at", "schema_version", "record"), event_row, revision="cluster_revision"),
-    RecordKind.DEAD_LETTERS: TableLayout("dead_letter_id", (
-        "dead_letter_id", "stage", "error", "raw", "origin", "ingested_at", "schema_version",
-        "error_kind", "traceback"),
-        dead_letter_row),
+        "tags", "origin.ingested_at", "schema_version", Column(RECORD, "jsonb", True, _json)),
+        revision="cluster_revision"),
+    RecordKind.DEAD_LETTERS: _layout("dead_letter", "dead_letter_id", (
+        "dead_letter_id", "stage", "error",
+        Column("raw", "bytea", True, _raw_bytes),  # the payload byte for byte (text cannot hold every byte)
+        "origin", "origin.ingested_at", "schema_version", "error_kind", "traceback")),
 }
 
 
 def create_table(connection: psycopg.Connection, table: str, kind: RecordKind) -> None:
     """CREATE ... IF NOT EXISTS is not safe when two sessions run it at once
     (both may try to insert the catalogue row), hence the advisory lock."""
-    template = _ddl_templates()[kind.value]
+    template = LAYOUTS[kind].ddl() + _ddl_templates()[kind.value]
     indexes = {f"{purpose}_index": sql.Identifier(f"{table.split('.')[-1]}_{purpose}")
                for purpose in re.findall(r"\{(\w+)_index\}", template)}
     statements = sql.SQL(template).format(table=_identifier(table), **indexes)
@@ -201,8 +276,8 @@ def upsert_rows(connection: psycopg.Connection, table: str, kind: RecordKind,
                 rows: list[tuple]) -> None:
     layout = LAYOUTS[kind]
     target, staging = _identifier(table), sql.Identifier(f"wirestream_staging_{kind.value}")
-    columns = sql.SQL(", ").join(map(sql.Identifier, layout.columns))
-    updated = [c for c in layout.columns if c != layout.key]
+    columns = sql.SQL(", ").join(map(sql.Identifier, layout.names))
+    updated = [c for c in layout.names if c != layout.key]
     assignments = sql.SQL(", ").join(
         sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in updated)
     current = sql.SQL(", ").join(sql.SQL("{t}.{c}").format(t=target, c=sql.Identifier(c))
@@ -329,7 +404,7 @@ class WriteToPostgres(beam.PTransform):
         return records | "UpsertRows" >> beam.ParDo(WriteToRecordSink(make_sink, self._kind))
 
 
-def _dead_letter_table(spec: SinkSpec) -> str:
+def dead_letter_table(spec: SinkSpec) -> str:
     target = PostgresTarget.from_spec(spec)
     parts = urlsplit(f"postgresql:{spec.target}")
     params = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "table"]
@@ -337,6 +412,5 @@ def _dead_letter_table(spec: SinkSpec) -> str:
     return urlunsplit(parts._replace(query=urlencode(params)))
 
 
-@register_sink("postgresql", default_dead_letter=_dead_letter_table)
-def write_postgres(spec: SinkSpec, kind: RecordKind, settings: SinkSettings) -> beam.PTransform:
+def write_postgres(spec: SinkSpec, kind: RecordKind) -> beam.PTransform:
     return WriteToPostgres(PostgresTarget.from_spec(spec), kind)

@@ -1,9 +1,11 @@
-"""The sink registry and the sink contract.
+"""The sink contract: what every sink module builds on.
 
 A sink spec is ``SCHEME:TARGET`` (``jsonl:./out``, ``parquet:./out``,
 ``kafka://host:9092/topic``, ``postgresql://user@host:5432/db?table=t``).
-Each scheme registers a factory that returns a Beam PTransform writing
-records (EventRecord or DeadLetter, each with a stable ``record_key``).
+A sink is a Beam PTransform writing records (EventRecord or DeadLetter, each
+with a stable ``record_key``) that returns the Acknowledgements of what it
+wrote durably. Which schemes exist is the CLI's business
+(``pipelines/sinks.py``): this module imports no sink.
 
 Record-at-a-time sinks (Kafka, PostgreSQL) implement ``RecordSink``:
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 import abc
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import apache_beam as beam
@@ -66,17 +68,9 @@ class SinkSpec:
     @classmethod
     def parse(cls, text: str) -> "SinkSpec":
         scheme, sep, target = text.partition(":")
-        if not sep or not target or scheme.lower() not in SINKS:
-            raise SinkError(f"unknown sink {redacted_url(text)!r}: expected one of "
-                            f"{', '.join(f'{s}:...' for s in sorted(SINKS))}")
+        if not sep or not target:
+            raise SinkError(f"bad sink {redacted_url(text)!r}: expected SCHEME:TARGET")
         return cls(scheme.lower(), target, text)
-
-
-@dataclass(frozen=True)
-class SinkSettings:
-    streaming: bool = False
-    num_shards: int = 4
-    extra: dict = field(default_factory=dict)
 
 
 class SinkError(ValueError):
@@ -116,6 +110,11 @@ class Acknowledgement:
                    origin.item, origin.item_count)
 
 
+# The outputs of a source whose reads are committed (Kafka with a group): its
+# records, and its PROGRESS (Acknowledgements of where reading began and of
+# offsets that hold no record), which count as done beside what sinks wrote.
+RECORDS, PROGRESS = "records", "read_progress"
+
 
 class WriteToRecordSink(beam.DoFn):
     """Drives a RecordSink: add per element, flush at the end of every bundle.
@@ -152,37 +151,3 @@ class WriteToRecordSink(beam.DoFn):
     def teardown(self):
         if self._sink is not None:
             self._sink.close()
-
-
-@dataclass(frozen=True)
-class SinkType:
-    write: Callable[[SinkSpec, RecordKind, SinkSettings], beam.PTransform]
-    default_dead_letter: Callable[[SinkSpec], str]
-
-
-SINKS: dict[str, SinkType] = {}
-
-
-def register_sink(scheme: str, *, default_dead_letter: Callable[[SinkSpec], str]):
-    """Decorator for a factory ``(spec, kind, settings) -> PTransform``."""
-    def wrap(factory):
-        SINKS[scheme] = SinkType(factory, default_dead_letter)
-        return factory
-    return wrap
-
-
-def write_records(spec_text: str, kind: RecordKind, settings: SinkSettings) -> beam.PTransform:
-    spec = SinkSpec.parse(spec_text)
-    return SINKS[spec.scheme].write(spec, kind, settings)
-
-
-def default_dead_letter_spec(spec_text: str) -> str:
-    spec = SinkSpec.parse(spec_text)
-    return SINKS[spec.scheme].default_dead_letter(spec)
-
-
-def load_sinks() -> None:
-    """Import the modules that register sinks."""
-    import transforms.io.files  # noqa: F401
-    import transforms.io.kafka  # noqa: F401
-    import transforms.io.postgres  # noqa: F401

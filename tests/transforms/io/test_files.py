@@ -19,11 +19,11 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 
 from schemas import DeadLetter, EventRecord, Origin, derive_event_id, validator
 from transforms.io.files import (
-    JsonLinesFormat, ParquetFormat, RollingFileWriter, RollPolicy, arrow_schema, documents_to_table,
-    publish_orphan_journals)
-from transforms.io.sinks import RecordKind, SinkSettings, load_sinks, write_records
+    FileSinkSettings, JsonLinesFormat, ParquetFormat, RollingFileWriter, RollPolicy, arrow_schema,
+    documents_to_table, publish_orphan_journals)
+from pipelines.sinks import SinkSettings, write_records
+from transforms.io.sinks import RecordKind
 
-load_sinks()
 
 # Reuters PLACES codes -> ISO 3166-1 alpha-2 (historic states keep their ISO 3166-3 code).
 COUNTRY = {"usa": "US", "uk": "GB", "japan": "JP", "west-germany": "DE", "france": "FR",
@@ -88,7 +88,7 @@ def events(shared_data):
 def run_bounded(records, spec: str, kind=RecordKind.EVENTS, num_shards=4):
     with beam.Pipeline(runner="FnApiRunner") as pipeline:
         (pipeline | beam.Create(records, reshuffle=False)
-         | write_records(spec, kind, SinkSettings(num_shards=num_shards)))
+         | write_records(spec, kind, SinkSettings(files=FileSinkSettings(num_shards=num_shards))))
 
 
 def read_jsonl(directory: Path) -> list[dict]:
@@ -356,7 +356,7 @@ def test_streaming_pipeline_writes_every_record_once(events, tmp_path):
     with beam.Pipeline(runner="BundleBasedDirectRunner", options=options) as pipeline:
         (pipeline | stream | write_records(
             f"jsonl:{tmp_path}", RecordKind.EVENTS,
-            SinkSettings(streaming=True, extra={"roll_records": 15})))
+            SinkSettings(files=FileSinkSettings(streaming=True, roll=RollPolicy(max_records=15)))))
     written = read_jsonl(tmp_path)
     assert sorted(e["event_id"] for e in written) == sorted(e.event_id for e in events[:40])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

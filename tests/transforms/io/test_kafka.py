@@ -12,7 +12,7 @@ from transforms.io.kafka_source import (UNBOUNDED, Acknowledgement, KafkaSourceS
                                         PartitionProgress, ReadBoundedTopic, TopicOffsets,
                                         TopicOffsetsTracker, raw_record_from_kafka,
                                         record_time_ms, utc_iso)
-from transforms.io.sinks import default_dead_letter_spec, load_sinks
+from pipelines.sinks import default_dead_letter_spec
 
 
 def test_source_spec_reads_every_part():
@@ -48,7 +48,6 @@ def test_sink_spec_and_default_dead_letters():
     assert parse_topic_spec("kafka://h:1,g:2/events") == (("h:1", "g:2"), "events")
     with pytest.raises(KafkaSpecError):
         parse_topic_spec("kafka://h:1/a,b")
-    load_sinks()
     assert default_dead_letter_spec("kafka://h:1/events") == "kafka://h:1/events.dlq"
 
 

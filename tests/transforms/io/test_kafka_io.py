@@ -11,9 +11,10 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from transforms.io.kafka import ClientConfig
 from transforms.io.kafka_sink import KafkaDeliveryError, KafkaRecordSink, WriteToKafka
-from transforms.io.kafka_source import (KafkaSourceSpec, PartitionProgress, ReadBoundedTopic,
-                                        ReadFromKafka, TopicOffsetsTracker)
-from transforms.io.sinks import RecordKind
+from transforms.io.kafka_source import (CommitWrittenOffsets, KafkaSourceSpec, PartitionProgress,
+                                        ReadBoundedTopic, ReadFromKafka, ReadKafkaTopics,
+                                        TopicOffsetsTracker)
+from transforms.io.sinks import PROGRESS, RECORDS, RecordKind
 from tests.kafka_broker import create_topic
 
 pytestmark = pytest.mark.integration
@@ -83,10 +84,10 @@ def test_offsets_are_committed_for_what_the_sink_wrote(kafka_broker):
     produce(kafka_broker.bootstrap, "in", [b"x%d" % i for i in range(60)], partitions=3)
     spec = KafkaSourceSpec.parse(f"kafka://{kafka_broker.bootstrap}/in?group=g&start=earliest&stop=end")
     with beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"])) as pipeline:
-        source = ReadFromKafka(spec)
-        written = (pipeline | source | beam.Map(_Written)
+        read = pipeline | ReadKafkaTopics(spec)
+        written = (read[RECORDS] | beam.Map(_Written)
                    | WriteToKafka((kafka_broker.bootstrap,), "out", RecordKind.EVENTS))
-        source.commit_written([written])
+        (read[PROGRESS], written) | beam.Flatten() | CommitWrittenOffsets(spec)
     # The empty fourth partition has nothing to commit.
     assert committed(kafka_broker.bootstrap, "g", "in") == {0: 20, 1: 20, 2: 20, 3: None}
     out = read_topic(kafka_broker.bootstrap, "out")

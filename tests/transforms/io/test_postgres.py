@@ -16,10 +16,9 @@ from schemas import DeadLetter, Origin
 from tests.transforms.io.test_files import dead_letters, reuters_event_records
 from transforms.io.postgres import (PostgresRecordSink, PostgresTarget, RetryPolicy,
                                     SinkWriteError, WriteToPostgres, create_table, redacted_url)
-from transforms.io.sinks import (RecordKind, SinkError, SinkSettings, SinkSpec,
-                                 default_dead_letter_spec, load_sinks, write_records)
+from pipelines.sinks import SinkSettings, default_dead_letter_spec, write_records
+from transforms.io.sinks import RecordKind, SinkError, SinkSpec
 
-load_sinks()
 
 SERVER = os.environ.get("WIRESTREAM_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
