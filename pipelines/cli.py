@@ -97,8 +97,8 @@ def parse_run_arguments(argv: Sequence[str]) -> PipelineOptions:
 def resolve_source(spec: str, options: PipelineOptions, kafka_config) -> Source:
     try:
         if spec.startswith("kafka://"):
-            from transforms.io.kafka_source import (CommitWrittenOffsets, KafkaSourceSpec,
-                                                    ReadFromKafka, ReadKafkaTopics)
+            from transforms.io.kafka import (CommitWrittenOffsets, KafkaSourceSpec, ReadFromKafka,
+                                             ReadKafkaTopics)
             kafka = KafkaSourceSpec.parse(spec, kafka_config,
                                           options.view_as(KafkaOptions).kafka_discovery_interval)
             if kafka.group is None:  # no group, no commits: nothing would ever read them

@@ -46,7 +46,7 @@ def url_passwords(url: str) -> list[str]:
 
 
 def _jaas_passwords(value: str) -> list[str]:
-    from transforms.io.kafka import _JAAS_OPTION
+    from transforms.io.kafka.settings import _JAAS_OPTION
     return [next(g for g in m.groups()[1:] if g is not None) for m in _JAAS_OPTION.finditer(value)
             if is_secret(m.group(1)) or m.group(1).lower() in ("password", "clientsecret")]
 

@@ -12,8 +12,9 @@ from typing import Callable
 
 import apache_beam as beam
 
-from transforms.io import files, kafka_sink, postgres
+from transforms.io import files, postgres
 from transforms.io.kafka import ClientConfig
+from transforms.io.kafka import sink as kafka_sink
 from transforms.io.sinks import RecordKind, SinkError, SinkSpec, redacted_url
 
 

@@ -25,7 +25,7 @@ import time
 
 from apache_beam.runners.runner import PipelineState
 
-from transforms.io.kafka_source import request_stop_reading, reset_stop_reading
+from transforms.io.kafka import request_stop_reading, reset_stop_reading
 
 _POLL_SECONDS = 0.5
 DRAIN_SECONDS = 30.0  # how long a job may take to drain after the first signal

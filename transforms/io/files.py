@@ -227,7 +227,7 @@ def remove_stale_shards(directory: str, kind: RecordKind, suffix: str, keep: lis
 
 class WriteBoundedFiles(beam.PTransform):
     """Returns the acknowledgements of what was written (for Kafka offset
-    commits, see ``kafka_source``)."""
+    commits, see ``kafka.commits``)."""
 
     def __init__(self, directory: str, kind: RecordKind, num_shards: int, file_format):
         super().__init__()

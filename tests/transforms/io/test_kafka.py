@@ -7,11 +7,11 @@ import pytest
 from apache_beam.transforms.window import TimestampedValue
 
 from schemas import Origin
-from transforms.io.kafka import ClientConfig, KafkaSpecError, client_config, parse_topic_spec
-from transforms.io.kafka_source import (UNBOUNDED, Acknowledgement, KafkaSourceSpec,
-                                        PartitionProgress, ReadBoundedTopic, TopicOffsets,
-                                        TopicOffsetsTracker, raw_record_from_kafka,
-                                        record_time_ms, utc_iso)
+from transforms.io.kafka import (UNBOUNDED, ClientConfig, KafkaSourceSpec, KafkaSpecError,
+                                 PartitionProgress, ReadBoundedTopic, TopicOffsets,
+                                 TopicOffsetsTracker, client_config, parse_topic_spec,
+                                 raw_record_from_kafka, record_time_ms, utc_iso)
+from transforms.io.sinks import Acknowledgement
 from pipelines.sinks import default_dead_letter_spec
 
 

@@ -9,11 +9,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import TaggedOutput
 from apache_beam.testing.util import assert_that, equal_to
 
-from transforms.io.kafka import ClientConfig
-from transforms.io.kafka_sink import KafkaDeliveryError, KafkaRecordSink, WriteToKafka
-from transforms.io.kafka_source import (CommitWrittenOffsets, KafkaSourceSpec, PartitionProgress,
-                                        ReadBoundedTopic, ReadFromKafka, ReadKafkaTopics,
-                                        TopicOffsetsTracker)
+from transforms.io.kafka import (ClientConfig, CommitWrittenOffsets, KafkaDeliveryError,
+                                 KafkaRecordSink, KafkaSourceSpec, PartitionProgress,
+                                 ReadBoundedTopic, ReadFromKafka, ReadKafkaTopics,
+                                 TopicOffsetsTracker, WriteToKafka)
 from transforms.io.sinks import PROGRESS, RECORDS, RecordKind
 from tests.kafka_broker import create_topic
 

@@ -9,7 +9,7 @@ key (compacted topics, upserting readers).
 
 After each flush the sink emits an Acknowledgement per Kafka-sourced record
 it wrote: the source commits a partition's offsets once all its records are
-acknowledged (see ``kafka_source``).
+acknowledged (see ``commits``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Optional
 
 import apache_beam as beam
 
-from transforms.io.kafka import ClientConfig, KafkaSpecError, parse_topic_spec
+from transforms.io.kafka.settings import ClientConfig, KafkaSpecError
+from transforms.io.kafka.spec import parse_topic_spec
 from transforms.io.sinks import RecordKind, RecordSink, SinkError, SinkSpec, WriteToRecordSink
 
 _FLUSH_TIMEOUT_S = 120.0

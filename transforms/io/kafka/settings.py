@@ -1,14 +1,4 @@
-"""Kafka in and out, in pure Python (kafka-python): no Java expansion service.
-
-    --source kafka://HOST:PORT[,HOST:PORT]/TOPIC[,TOPIC]?group=G&start=S&stop=T
-    --sink   kafka://HOST:PORT[,HOST:PORT]/TOPIC
-
-This module holds what reading and writing share: spec parsing and client
-settings. The reading lives in ``kafka_source`` (a splittable DoFn over
-partitions, and the offset commits, whose resume contract is written down
-there), the writing (the ``kafka`` sink) in ``kafka_sink``.
-
-Client settings (``--kafka-config KEY=VALUE``, ``--kafka-config-file``) are
+"""Client settings (``--kafka-config KEY=VALUE``, ``--kafka-config-file``) are
 kafka-python settings; Java-style dotted keys (``security.protocol``),
 librdkafka's names and ``sasl.jaas.config`` (PLAIN and SCRAM login modules)
 are accepted too, and ``${env:NAME}`` takes a value from the environment.
@@ -20,18 +10,12 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from datetime import datetime, timezone
 from typing import Iterable, Optional
-from urllib.parse import parse_qs, urlsplit
 
-from schemas import RawRecord
 from transforms.io.archive import SourceError
 
-START_POSITIONS = ("earliest", "latest", "committed")
-STOP_POSITIONS = ("never", "end")
 # A client setting whose name contains one of these is a secret.
 _SECRET_WORDS = ("password", "secret", "token", "jaas", "credential", "sasl_oauth")
-_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 
 class KafkaSpecError(SourceError):
@@ -203,63 +187,3 @@ def client_config(pairs: Optional[Iterable[str]] = None,
     if jaas is not None:
         config.update(_jaas_settings(jaas[0], config.get("sasl_mechanism"), jaas[1]))
     return config
-
-
-def _brokers(netloc: str, spec: str) -> tuple[str, ...]:
-    brokers = tuple(b.strip() for b in netloc.split(",") if b.strip())
-    if not brokers or any(not re.fullmatch(r"[^:/\s]+:\d{1,5}", b) for b in brokers):
-        raise KafkaSpecError(f"bad Kafka spec {spec!r}: expected kafka://HOST:PORT[,HOST:PORT]/TOPIC")
-    return brokers
-
-
-def _topics(path: str, spec: str) -> tuple[str, ...]:
-    topics = tuple(t for t in path.strip("/").split(",") if t)
-    if not topics or any(not _TOPIC.match(t) for t in topics):
-        raise KafkaSpecError(f"bad Kafka spec {spec!r}: expected topic names after the address "
-                             "(letters, digits, '.', '_', '-')")
-    return topics
-
-
-def parse_topic_spec(spec: str) -> tuple[tuple[str, ...], str]:
-    """``kafka://HOST:PORT[,...]/TOPIC`` -> (brokers, topic)."""
-    parts = urlsplit(spec)
-    if parts.scheme != "kafka" or parts.query or parts.fragment:
-        raise KafkaSpecError(f"bad Kafka spec {spec!r}: expected kafka://HOST:PORT/TOPIC")
-    topics = _topics(parts.path, spec)
-    if len(topics) != 1:
-        raise KafkaSpecError(f"bad Kafka spec {spec!r}: exactly one topic expected")
-    return _brokers(parts.netloc, spec), topics[0]
-
-
-def parse_position(text: str, named: tuple[str, ...], what: str, spec: str):
-    """A named position, or an ISO 8601 time as epoch milliseconds."""
-    if text in named:
-        return text
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise KafkaSpecError(f"bad Kafka spec {spec!r}: {what} must be one of "
-                             f"{', '.join(named)} or an ISO 8601 time, got {text!r}") from None
-    if moment.tzinfo is None:  # a time without zone is UTC, as everywhere in wirestream
-        moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp() * 1000)
-
-
-def raw_record_headers(raw: RawRecord) -> list[tuple[str, bytes]]:
-    """Headers for an archive record produced to Kafka: where it came from."""
-    headers = [("wirestream-path", (raw.origin.path or "").encode())]
-    if raw.origin.line is not None:
-        headers.append(("wirestream-line", str(raw.origin.line).encode()))
-    if raw.origin.item is not None:
-        headers.append(("wirestream-item", str(raw.origin.item).encode()))
-    return headers
-
-
-def source_query(spec: str) -> dict[str, str]:
-    parts = urlsplit(spec)
-    query = parse_qs(parts.query, keep_blank_values=True)
-    unknown = sorted(set(query) - {"group", "start", "stop"})
-    if unknown:
-        raise KafkaSpecError(f"bad Kafka spec {spec!r}: unknown parameter {unknown[0]!r} "
-                             "(expected group, start, stop)")
-    return {k: v[-1] for k, v in query.items()}
