@@ -41,6 +41,7 @@ flags, so it runs without any global step:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import apache_beam as beam
@@ -58,9 +59,10 @@ __all__ = ["DedupSettings", "NearDuplicateClusters", "cluster_records", "record_
 def sketched(record: EventRecord, settings: DedupSettings) -> tuple[EventRecord, tuple]:
     """A record and its sketch (a plain tuple, which Beam encodes without pickling)."""
     sketch = sketch_record(record, settings)
-    if not record.published_at:
-        record.quality.append("published_at: unknown; de-duplicated by the "
-                              + ("Kafka record time" if record.origin.timestamp else "ingest time"))
+    if not record.published_at:  # a new record: a DoFn must not change its input
+        note = ("published_at: unknown; de-duplicated by the "
+                + ("Kafka record time" if record.origin.timestamp else "ingest time"))
+        record = dataclasses.replace(record, quality=[*record.quality, note])
     return record, tuple(sketch)
 
 
