@@ -24,6 +24,11 @@ from itertools import combinations
 from typing import Optional
 
 import apache_beam as beam
+from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
+from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
+from apache_beam.transforms.core import RestrictionProvider
+from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Timestamp
 from apache_beam.coders import FastPrimitivesCoder
 
 from benchmarks.datasets import data_dir
@@ -33,7 +38,7 @@ from transforms.dedup import DedupSettings, NearDuplicateClusters, cluster_recor
 from transforms.dedup.batch import BAND_BATCH
 from transforms.dedup.buckets import candidate_pairs
 from transforms.dedup.sketch import band_entries, band_keys, sketch_record
-from transforms.dedup.streaming_state import BandShardIndex, ClusterMember, StoryRelations
+from transforms.dedup.streaming_state import ClusterMember, StoryRelations
 from transforms.stage import counter_totals
 
 
@@ -130,14 +135,12 @@ def report_cost(records, settings: DedupSettings) -> None:
     sketches = [sketch_record(r, settings) for r in records]
     per_sketch = statistics.median(len(pickle.dumps(s)) for s in sketches)
     keys = statistics.mean(len(band_keys(s, settings)) for s in sketches)
-    index = BandShardIndex()
-    for s in sketches[:2000]:
-        for key in band_keys(s, settings):
-            index.probe(key, s, settings)
-    stored = len(pickle.dumps(index)) / 2000
-    print(f"streaming state per story: one sketch pickles to {per_sketch:.0f} B; it is held in {keys:.1f} "
-          f"band buckets; a band-shard index holding 2,000 stories pickles to {stored / 1024:.1f} KiB per "
-          f"story (sketches are shared objects in memory; on the wire each band copy is sent)")
+    from transforms.dedup import state_coder
+    from transforms.dedup.streaming_state import MEMBER
+    encoded = statistics.median(len(state_coder.SKETCH.encode(s)) for s in sketches)
+    print(f"streaming state per story: one sketch pickles to {per_sketch:.0f} B and is stored once, "
+          f"{encoded:.0f} B with the state coder; it is in {keys:.1f} band buckets, each of which "
+          f"stores a {MEMBER.itemsize} B member")
     coder = FastPrimitivesCoder()
     entries = [packed for i in range(0, len(sketches), BAND_BATCH)
                for packed in band_entries(sketches[i:i + BAND_BATCH], settings, settings.band_partitions)]
@@ -185,23 +188,66 @@ def batch_clusters(records, settings: DedupSettings = DedupSettings()) -> dict[s
     return {record_uid(r): cluster_fields(r) for r in cluster_records(copy.deepcopy(records), settings)}
 
 
-def streaming_run(records, settings: DedupSettings) -> tuple[list[tuple], dict[str, int]]:
-    """Runs the streaming path over ``records`` in that order (FnApiRunner). Returns
-    every record it emitted as (uid, cluster_revision, cluster fields), and the
-    run's counters by name."""
-    with tempfile.TemporaryDirectory() as tmp:
-        p = beam.Pipeline(runner="FnApiRunner")
-        clustered, _ = p | beam.Create(records, reshuffle=False) | NearDuplicateClusters(settings)
-        _ = (clustered
-             | beam.Map(lambda r: json.dumps([record_uid(r), r.cluster_revision, cluster_fields(r)]))
-             | beam.io.WriteToText(f"{tmp}/out"))
-        result = p.run()
-        result.wait_until_finish()
-        outputs = []
-        for path in sorted(glob.glob(f"{tmp}/out*")):
-            with open(path, encoding="utf-8") as f:
-                outputs.extend((uid, rev, tuple(fields)) for uid, rev, fields in map(json.loads, f))
+class LiveFeed(beam.DoFn, RestrictionProvider):
+    """An unbounded source of some records, ``per_poll`` at a time, then a
+    checkpoint (as the Kafka reader does): run by the streaming local runner,
+    each poll goes through the whole graph before the next is read."""
+
+    def __init__(self, records, per_poll: int):
+        self._records, self._per_poll = records, per_poll
+
+    def initial_restriction(self, _):
+        return OffsetRange(0, len(self._records))
+
+    def create_tracker(self, restriction):
+        return OffsetRestrictionTracker(restriction)
+
+    def restriction_size(self, _, restriction):
+        return restriction.size()
+
+    @beam.DoFn.unbounded_per_element()
+    def process(self, _, tracker=beam.DoFn.RestrictionParam(),
+                watermark=beam.DoFn.WatermarkEstimatorParam(ManualWatermarkEstimator.default_provider())):
+        position = tracker.current_restriction().start
+        while position < len(self._records) and tracker.try_claim(position):
+            # Record i arrives at second i: the watermark follows, as a caught-up Kafka reader's does.
+            arrival = Timestamp(seconds=position)
+            yield TimestampedValue(self._records[position], arrival)
+            watermark.set_watermark(arrival)
+            position += 1
+            if position % self._per_poll == 0:
+                tracker.defer_remainder()
+                return
+
+
+def streaming_run(records, settings: DedupSettings, per_poll: Optional[int] = None
+                  ) -> tuple[list[tuple], dict[str, int]]:
+    """Runs the streaming path over ``records`` in that order on the streaming local
+    runner: as a backlog (all of them in one bundle) or, given ``per_poll``, live
+    (that many per read of the source). Returns every record it emitted as (uid,
+    cluster_revision, cluster fields), and the run's counters by name."""
+    from pipelines.local_runner import StreamingFnApiRunner
+    _EMITTED.clear()
+    p = beam.Pipeline(runner=StreamingFnApiRunner())
+    if per_poll is None:
+        source = p | beam.Create(records, reshuffle=False)
+    else:
+        source = p | beam.Create([None]) | beam.ParDo(LiveFeed(records, per_poll))
+    clustered, _ = source | NearDuplicateClusters(settings)
+    _ = clustered | beam.Map(_note_emitted)
+    result = p.run()
+    result.wait_until_finish()
+    outputs = list(_EMITTED)
+    _EMITTED.clear()
     return outputs, counter_totals(result)
+
+
+# The local runner runs DoFns in this process: what the run emitted, by a module-level function.
+_EMITTED: list[tuple] = []
+
+
+def _note_emitted(record) -> None:
+    _EMITTED.append((record_uid(record), record.cluster_revision, cluster_fields(record)))
 
 
 def latest_revisions(outputs) -> dict[str, tuple]:

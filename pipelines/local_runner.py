@@ -44,12 +44,15 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+from typing import Any, Optional
 
+from apache_beam.portability.api import beam_runner_api_pb2
 from apache_beam.runners.portability.fn_api_runner import (execution, fn_runner, translations,
                                                           worker_handlers)
+from apache_beam.runners.portability.fn_api_runner.translations import DataInput
 from apache_beam.runners.portability.fn_api_runner.watermark_manager import WatermarkManager
 from apache_beam.runners.portability.fn_api_runner.fn_runner import FnApiRunner
-from apache_beam.utils.timestamp import MAX_TIMESTAMP
+from apache_beam.utils.timestamp import MAX_TIMESTAMP, MIN_TIMESTAMP, Timestamp
 
 # What ``--runner`` names for this class (Beam instantiates it by this path).
 STREAMING_LOCAL_RUNNER = f"{__name__}.StreamingFnApiRunner"
@@ -89,6 +92,7 @@ class StreamingFnApiRunner(FnApiRunner):
         super().__init__(*args, **kwargs)
 
     def run_stages(self, stage_context, stages):
+        self._timers = _HeldTimers()
         with _settings_for_a_long_run():  # the in-process worker is made during the run
             return super().run_stages(stage_context, stages)
 
@@ -96,8 +100,37 @@ class StreamingFnApiRunner(FnApiRunner):
         result = super()._execute_bundle(
             runner_execution_context, bundle_context_manager, bundle_input)
         _hold_output_to_input(runner_execution_context, bundle_context_manager)
+        self._timers.note_source_watermark(bundle_context_manager.stage.name, result)
+        self._timers.take(runner_execution_context, bundle_context_manager.stage.name)
         _schedule_downstream_first(runner_execution_context)
+        if self._timers.drained(runner_execution_context):
+            self._timers.release_due(runner_execution_context)
         return result
+
+    def _enqueue_set_timers(self, runner_execution_context, bundle_context_manager, fired_timers,
+                            previous_bundle_input):
+        """Event-time timers wait for their time (``_HeldTimers``), even when Beam's
+        watermark says it has come: Beam's does not follow a live source."""
+        event_time = {}
+        for family in list(fired_timers):
+            if bundle_context_manager.stage_timer_outputs[family][1] == beam_runner_api_pb2.TimeDomain.EVENT_TIME:
+                event_time[family] = fired_timers.pop(family)
+        super()._enqueue_set_timers(runner_execution_context, bundle_context_manager, fired_timers,
+                                    previous_bundle_input)
+        empty = {k: execution.ListBuffer(None) for k in previous_bundle_input.data.keys()}
+        for family, (timer_data, target) in event_time.items():
+            self._timers.hold(bundle_context_manager.stage.name, target,
+                              DataInput(empty, {family: timer_data}))
+
+    def _schedule_ready_bundles(self, runner_execution_context):
+        """Called when nothing is ready (every source has finished): fire the due
+        timers, one stage at a time, before what Beam would schedule."""
+        if self._timers.release_due(runner_execution_context):
+            return
+        super()._schedule_ready_bundles(runner_execution_context)
+        self._timers.take(runner_execution_context)
+        if not self._timers.release_due(runner_execution_context):
+            self._timers.give_back(runner_execution_context)  # never due: Beam's own check reports them
 
 
 def _hold_output_to_input(context, bundle_context_manager) -> None:
@@ -123,6 +156,101 @@ def _settings_for_a_long_run():
     finally:
         worker_handlers.STATE_CACHE_SIZE_MB = cache_size
         fn_runner.consolidate_monitoring_infos = consolidate
+
+
+class _HeldTimers:
+    """Event-time timer firings, held by the runner until they are due and no
+    data is in flight between stages, then released one stage at a time
+    (upstream first).
+
+    Why: Beam's FnApiRunner runs a timer as soon as its stage's input watermark
+    has passed it, and marks a stage's output complete after any bundle; both
+    are right only when stages run in order, each once. Run live, a stage's
+    input watermark can pass a timer while data for it is still queued between
+    stages, and the timer would fire (expire state) ahead of that data. Held
+    here, a timer fires only once every record read so far has gone through
+    the graph, and the output of one stage's timers (data) goes through before
+    the next stage's timers fire."""
+
+    def __init__(self):
+        self._held: list[tuple[str, Any, Any]] = []  # (stage, due at watermark, data input)
+        self._sources: set[str] = set()  # stages that re-queue themselves (a live source's residual)
+        # The watermark each live source reports with its residual (its watermark
+        # estimator's). Beam's watermark manager does not follow it: a stage behind
+        # a source started by Create/Impulse sees its input complete at once.
+        self._source_watermarks: dict[str, Timestamp] = {}
+
+    def note_source_watermark(self, stage_name: str, result) -> None:
+        residuals = result.process_bundle.residual_roots
+        if residuals:
+            reported = [Timestamp.from_proto(w) for r in residuals
+                        for w in r.application.output_watermarks.values()]
+            self._source_watermarks[stage_name] = min(reported, default=MIN_TIMESTAMP)
+        else:
+            self._source_watermarks.pop(stage_name, None)  # finished (or not a live source)
+
+    def _watermark(self, context, stage_name: str) -> Timestamp:
+        own = context.watermark_manager.get_stage_node(stage_name).input_watermark()
+        return min([own, *self._source_watermarks.values()])
+
+    def hold(self, stage_name: str, due, data_input) -> None:
+        self._held.append((stage_name, due, data_input))
+
+    def take(self, context, stage_name: Optional[str] = None) -> None:
+        """Moves timer firings out of the runner's queues."""
+        queues = context.queues
+        ready, kept = [], []
+        while len(queues.ready_inputs):
+            name, data_input = queues.ready_inputs.deque()
+            if data_input.timers:
+                self._held.append((name, MIN_TIMESTAMP, data_input))
+            else:
+                if name == stage_name:
+                    self._sources.add(name)
+                ready.append((name, data_input))
+        for item in ready:
+            queues.ready_inputs.enque(item)
+        while len(queues.watermark_pending_inputs):
+            (name, watermark), data_input = queues.watermark_pending_inputs.deque()
+            if data_input.timers:
+                self._held.append((name, watermark, data_input))
+            else:
+                kept.append(((name, watermark), data_input))
+        for item in kept:
+            queues.watermark_pending_inputs.enque(item)
+
+    def drained(self, context) -> bool:
+        """Nothing ready but a live source's next read."""
+        queues = context.queues
+        ready = [queues.ready_inputs.deque() for _ in range(len(queues.ready_inputs))]
+        for item in ready:
+            queues.ready_inputs.enque(item)
+        return all(name in self._sources for name, _ in ready)
+
+    def release_due(self, context) -> bool:
+        """Puts the due timers of the most upstream stage holding any at the front
+        of the ready queue; False if none is due."""
+        if not self._held:
+            return False
+        due = [item for item in self._held if self._watermark(context, item[0]) >= item[1]]
+        if not due:
+            return False
+        order = {name: index for index, name in enumerate(context.stages)}  # topological
+        first = min(order[name] for name, _, _ in due)
+        fire = [item for item in due if order[item[0]] == first]
+        self._held = [item for item in self._held if not any(item is f for f in fire)]
+        queues = context.queues
+        ready = [queues.ready_inputs.deque() for _ in range(len(queues.ready_inputs))]
+        for name, _, data_input in fire:
+            queues.ready_inputs.enque((name, data_input))
+        for item in ready:
+            queues.ready_inputs.enque(item)
+        return True
+
+    def give_back(self, context) -> None:
+        for name, watermark, data_input in self._held:
+            context.queues.watermark_pending_inputs.enque(((name, watermark), data_input))
+        self._held = []
 
 
 def _runs_in_any_bundles(stage, data_input) -> bool:
