@@ -43,7 +43,9 @@ continuously already.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import inspect
+import itertools
 from typing import Any, Optional
 
 from apache_beam.portability.api import beam_runner_api_pb2
@@ -173,7 +175,10 @@ class _HeldTimers:
     the next stage's timers fire."""
 
     def __init__(self):
-        self._held: list[tuple[str, Any, Any]] = []  # (stage, due at watermark, data input)
+        # stage -> heap of (due at watermark, arrival number, data input): a live run holds
+        # one entry per bundle that set timers, so only each stage's earliest is looked at.
+        self._held: dict[str, list[tuple[Any, int, Any]]] = {}
+        self._count = itertools.count()
         self._sources: set[str] = set()  # stages that re-queue themselves (a live source's residual)
         # The watermark each live source reports with its residual (its watermark
         # estimator's). Beam's watermark manager does not follow it: a stage behind
@@ -194,7 +199,7 @@ class _HeldTimers:
         return min([own, *self._source_watermarks.values()])
 
     def hold(self, stage_name: str, due, data_input) -> None:
-        self._held.append((stage_name, due, data_input))
+        heapq.heappush(self._held.setdefault(stage_name, []), (due, next(self._count), data_input))
 
     def take(self, context, stage_name: Optional[str] = None) -> None:
         """Moves timer firings out of the runner's queues."""
@@ -203,7 +208,7 @@ class _HeldTimers:
         while len(queues.ready_inputs):
             name, data_input = queues.ready_inputs.deque()
             if data_input.timers:
-                self._held.append((name, MIN_TIMESTAMP, data_input))
+                self.hold(name, MIN_TIMESTAMP, data_input)
             else:
                 if name == stage_name:
                     self._sources.add(name)
@@ -213,7 +218,7 @@ class _HeldTimers:
         while len(queues.watermark_pending_inputs):
             (name, watermark), data_input = queues.watermark_pending_inputs.deque()
             if data_input.timers:
-                self._held.append((name, watermark, data_input))
+                self.hold(name, watermark, data_input)
             else:
                 kept.append(((name, watermark), data_input))
         for item in kept:
@@ -230,27 +235,27 @@ class _HeldTimers:
     def release_due(self, context) -> bool:
         """Puts the due timers of the most upstream stage holding any at the front
         of the ready queue; False if none is due."""
-        if not self._held:
-            return False
-        due = [item for item in self._held if self._watermark(context, item[0]) >= item[1]]
+        due = [name for name, heap in self._held.items() if heap and self._watermark(context, name) >= heap[0][0]]
         if not due:
             return False
         order = {name: index for index, name in enumerate(context.stages)}  # topological
-        first = min(order[name] for name, _, _ in due)
-        fire = [item for item in due if order[item[0]] == first]
-        self._held = [item for item in self._held if not any(item is f for f in fire)]
+        name = min(due, key=order.__getitem__)
+        heap, watermark, fire = self._held[name], self._watermark(context, name), []
+        while heap and heap[0][0] <= watermark:
+            fire.append(heapq.heappop(heap)[2])
         queues = context.queues
         ready = [queues.ready_inputs.deque() for _ in range(len(queues.ready_inputs))]
-        for name, _, data_input in fire:
+        for data_input in fire:
             queues.ready_inputs.enque((name, data_input))
         for item in ready:
             queues.ready_inputs.enque(item)
         return True
 
     def give_back(self, context) -> None:
-        for name, watermark, data_input in self._held:
-            context.queues.watermark_pending_inputs.enque(((name, watermark), data_input))
-        self._held = []
+        for name, heap in self._held.items():
+            for due, _, data_input in heap:
+                context.queues.watermark_pending_inputs.enque(((name, due), data_input))
+        self._held = {}
 
 
 def _runs_in_any_bundles(stage, data_input) -> bool:
