@@ -193,8 +193,8 @@ class LiveFeed(beam.DoFn, RestrictionProvider):
     checkpoint (as the Kafka reader does): run by the streaming local runner,
     each poll goes through the whole graph before the next is read."""
 
-    def __init__(self, records, per_poll: int):
-        self._records, self._per_poll = records, per_poll
+    def __init__(self, records, per_poll: int, seconds_apart: float = 1.0):
+        self._records, self._per_poll, self._seconds_apart = records, per_poll, seconds_apart
 
     def initial_restriction(self, _):
         return OffsetRange(0, len(self._records))
@@ -209,9 +209,10 @@ class LiveFeed(beam.DoFn, RestrictionProvider):
     def process(self, _, tracker=beam.DoFn.RestrictionParam(),
                 watermark=beam.DoFn.WatermarkEstimatorParam(ManualWatermarkEstimator.default_provider())):
         position = tracker.current_restriction().start
+        _polled(position)
         while position < len(self._records) and tracker.try_claim(position):
-            # Record i arrives at second i: the watermark follows, as a caught-up Kafka reader's does.
-            arrival = Timestamp(seconds=position)
+            # Records arrive seconds_apart apart: the watermark follows, as a caught-up Kafka reader's does.
+            arrival = Timestamp(seconds=position * self._seconds_apart)
             yield TimestampedValue(self._records[position], arrival)
             watermark.set_watermark(arrival)
             position += 1
@@ -220,23 +221,37 @@ class LiveFeed(beam.DoFn, RestrictionProvider):
                 return
 
 
-def streaming_run(records, settings: DedupSettings, per_poll: Optional[int] = None
-                  ) -> tuple[list[tuple], dict[str, int]]:
+# What the state meter showed when the live feed read its record at each position (the
+# runner runs in this process): (position, bytes written by state id, bytes held by state id).
+POLLS: list[tuple] = []
+_METER: list = []  # the meter of the run in progress, if any
+
+
+def _polled(position: int) -> None:
+    if _METER:
+        POLLS.append((position, Counter(_METER[0].written), _METER[0].held()))
+
+
+def streaming_run(records, settings: DedupSettings, per_poll: Optional[int] = None,
+                  seconds_apart: float = 1.0, meter=None) -> tuple[list[tuple], dict[str, int]]:
     """Runs the streaming path over ``records`` in that order on the streaming local
     runner: as a backlog (all of them in one bundle) or, given ``per_poll``, live
     (that many per read of the source). Returns every record it emitted as (uid,
     cluster_revision, cluster fields), and the run's counters by name."""
     from pipelines.local_runner import StreamingFnApiRunner
     _EMITTED.clear()
+    POLLS.clear()
+    _METER[:] = [meter] if meter is not None else []
     p = beam.Pipeline(runner=StreamingFnApiRunner())
     if per_poll is None:
         source = p | beam.Create(records, reshuffle=False)
     else:
-        source = p | beam.Create([None]) | beam.ParDo(LiveFeed(records, per_poll))
+        source = p | beam.Create([None]) | beam.ParDo(LiveFeed(records, per_poll, seconds_apart))
     clustered, _ = source | NearDuplicateClusters(settings)
     _ = clustered | beam.Map(_note_emitted)
     result = p.run()
     result.wait_until_finish()
+    _METER.clear()
     outputs = list(_EMITTED)
     _EMITTED.clear()
     return outputs, counter_totals(result)
@@ -340,39 +355,40 @@ def report_bursts() -> None:
               f"templated/distinct time {t['seconds'] / d['seconds']:.2f}x")
 
 
-def report_state_bytes(rate_per_day: int = 1_000, probes: int = 200) -> None:
-    """Bytes the streaming path writes to state per story, with its own state coders:
-    the band-shard index is a ReadModifyWrite value, written whole, so each story
-    rewrites every index it is probed into (once per bundle holding it)."""
-    from transforms.dedup import state_coder
-    from transforms.dedup.streaming_state import BandShardIndex
-    print(f"\n== Streaming state written per story ({rate_per_day:,} stories a day, "
-          f"default settings, the state coders)")
-    settings = DedupSettings()
+def report_state_bytes(rate_per_day: int = 1_000, probes: int = 200, per_poll: int = 50) -> None:
+    """Bytes the streaming path writes to state per story, counted where the SDK
+    hands them to the runner's state API (``state_meter``), in a live run of the
+    local runner (``per_poll`` stories per read, so per bundle), once with a day of
+    stories held and once with 14 days: the figure is the bytes written while the
+    last ``probes`` stories went through, per story."""
+    from benchmarks.state_meter import metered_state
+    from datetime import timezone
+    print(f"\n== Streaming state written per story ({rate_per_day:,} stories a day of publication time, "
+          f"default settings, {per_poll} stories per bundle; the state API of the local runner)")
+    settings = DedupSettings(streaming=True)
     records = reuters_records()
+    start = datetime(1987, 3, 1, tzinfo=timezone.utc).timestamp()
     for days in (1, 14):
         count = days * rate_per_day + probes
-        sketches = []
+        feed = []
         for i, record in enumerate(records[:count]):
-            sketch = sketch_record(record, settings)
-            sketches.append(sketch._replace(time=541_000_000 + i * 86_400 // rate_per_day))
-        indexes: dict[str, BandShardIndex] = defaultdict(BandShardIndex)
-        written = {1: 0, 50: 0}
-        touched: set[str] = set()
-        for i, sketch in enumerate(sketches):
-            keys = {f"{key >> 32}:{key % settings.shards_per_band}": key for key in band_keys(sketch, settings)}
-            for shard, key in keys.items():
-                indexes[shard].probe(key, sketch, settings)
-            if i < count - probes:
-                continue
-            sizes = {shard: len(state_coder.BAND_SHARD_INDEX.encode(indexes[shard])) for shard in keys}
-            written[1] += sum(sizes.values())
-            touched.update(keys)
-            if (i - (count - probes)) % 50 == 49:  # a bundle ends: each index it touched is written once
-                written[50] += sum(len(state_coder.BAND_SHARD_INDEX.encode(indexes[k])) for k in touched)
-                touched.clear()
-        print(f"{days:>2} day(s) of stories held: {written[1] / probes / 1024:,.0f} KiB written per story "
-              f"with bundles of one story, {written[50] / probes / 1024:,.1f} KiB with bundles of 50")
+            record = copy.copy(record)
+            published = datetime.fromtimestamp(start + i * 86_400 / rate_per_day, tz=timezone.utc)
+            record.published_at = published.strftime("%Y-%m-%dT%H:%M:%SZ")
+            feed.append(record)
+        started = time.perf_counter()
+        with metered_state() as meter:
+            streaming_run(feed, settings, per_poll=per_poll, meter=meter)
+        mark = next(p for p in POLLS if p[0] >= count - probes)
+        last = POLLS[-1]
+        written = meter.written - mark[1]
+        per_story = sum(written.values()) / probes
+        by_state = ", ".join(f"{name} {size / probes:,.0f} B" for name, size in sorted(written.items()))
+        held = last[2]
+        print(f"{days:>2} day(s) of stories held ({count:,} stories, {time.perf_counter() - started:.0f} s): "
+              f"{per_story:,.0f} B written per story ({by_state}); held when the last was read: "
+              f"{sum(held.values()) / last[0] / 1024:,.2f} KiB per story read "
+              f"({', '.join(f'{k} {v / last[0]:,.0f} B' for k, v in sorted(held.items()))})")
 
 
 def main(argv=None) -> None:
@@ -400,4 +416,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    # Through the module's importable name: DoFns of the runs refer to its globals by it.
+    from benchmarks import bench_dedup
+    bench_dedup.main(sys.argv[1:])
