@@ -101,6 +101,7 @@ class StreamingFnApiRunner(FnApiRunner):
     def _execute_bundle(self, runner_execution_context, bundle_context_manager, bundle_input):
         result = super()._execute_bundle(
             runner_execution_context, bundle_context_manager, bundle_input)
+        self._timers.hold_output(runner_execution_context, bundle_context_manager)
         _hold_output_to_input(runner_execution_context, bundle_context_manager)
         self._timers.note_source_watermark(bundle_context_manager.stage.name, result)
         self._timers.take(runner_execution_context, bundle_context_manager.stage.name)
@@ -126,7 +127,7 @@ class StreamingFnApiRunner(FnApiRunner):
 
     def _schedule_ready_bundles(self, runner_execution_context):
         """Called when nothing is ready (every source has finished): fire the due
-        timers, one stage at a time, before what Beam would schedule."""
+        timers (upstream stages first) before what Beam would schedule."""
         if self._timers.release_due(runner_execution_context):
             return
         super()._schedule_ready_bundles(runner_execution_context)
@@ -172,7 +173,7 @@ class _HeldTimers:
     stages, and the timer would fire (expire state) ahead of that data. Held
     here, a timer fires only once every record read so far has gone through
     the graph, and the output of one stage's timers (data) goes through before
-    the next stage's timers fire."""
+    the timers of the stages after it fire."""
 
     def __init__(self):
         # stage -> heap of (due at watermark, arrival number, data input): a live run holds
@@ -195,26 +196,44 @@ class _HeldTimers:
             self._source_watermarks.pop(stage_name, None)  # finished (or not a live source)
 
     def _watermark(self, context, stage_name: str) -> Timestamp:
-        own = context.watermark_manager.get_stage_node(stage_name).input_watermark()
-        return min([own, *self._source_watermarks.values()])
+        """A stage's input watermark. While a source is live: the sources' watermarks,
+        held back by the timers of the stages upstream (their firing may still emit);
+        timers fire only once all data read so far has gone through (``drained``).
+        After: Beam's own (every stage's input is complete then)."""
+        if not self._source_watermarks:
+            return context.watermark_manager.get_stage_node(stage_name).input_watermark()
+        order = {name: index for index, name in enumerate(context.stages)}  # topological
+        holds = [heap[0][0] for name, heap in self._held.items() if heap and order[name] < order[stage_name]]
+        return min([*self._source_watermarks.values(), *holds])
+
+    def hold_output(self, context, bundle_context_manager) -> None:
+        """A stage's output is complete no further than its earliest held timer (whose
+        firing may still emit): Beam's runner leaves it where it was (the start of
+        time) after any bundle that set a timer, which would hold back every timer
+        downstream until the run ends."""
+        if not bundle_context_manager.stage_timer_outputs:
+            return
+        heap = self._held.get(bundle_context_manager.stage.name)
+        hold = heap[0][0] if heap else MAX_TIMESTAMP
+        watermarks = context.watermark_manager
+        complete = min(hold, watermarks.get_stage_node(bundle_context_manager.stage.name).input_watermark())
+        for buffer_id in bundle_context_manager.stage_data_outputs.values():
+            watermarks.get_pcoll_node(translations.split_buffer_id(buffer_id)[1]).set_produced_watermark(complete)
 
     def hold(self, stage_name: str, due, data_input) -> None:
         heapq.heappush(self._held.setdefault(stage_name, []), (due, next(self._count), data_input))
 
     def take(self, context, stage_name: Optional[str] = None) -> None:
-        """Moves timer firings out of the runner's queues."""
+        """Notes a live source (a stage that re-queued itself) and moves the timer
+        firings Beam queued by its own rule (``_schedule_ready_bundles``) to the held ones."""
         queues = context.queues
-        ready, kept = [], []
-        while len(queues.ready_inputs):
-            name, data_input = queues.ready_inputs.deque()
-            if data_input.timers:
-                self.hold(name, MIN_TIMESTAMP, data_input)
-            else:
-                if name == stage_name:
+        if stage_name is not None:
+            ready = [queues.ready_inputs.deque() for _ in range(len(queues.ready_inputs))]
+            for name, data_input in ready:
+                if name == stage_name and not data_input.timers:
                     self._sources.add(name)
-                ready.append((name, data_input))
-        for item in ready:
-            queues.ready_inputs.enque(item)
+                queues.ready_inputs.enque((name, data_input))
+        kept = []
         while len(queues.watermark_pending_inputs):
             (name, watermark), data_input = queues.watermark_pending_inputs.deque()
             if data_input.timers:
@@ -233,21 +252,22 @@ class _HeldTimers:
         return all(name in self._sources for name, _ in ready)
 
     def release_due(self, context) -> bool:
-        """Puts the due timers of the most upstream stage holding any at the front
-        of the ready queue; False if none is due."""
+        """Puts the due timers at the front of the ready queue, upstream stages
+        first; False if none is due."""
         due = [name for name, heap in self._held.items() if heap and self._watermark(context, name) >= heap[0][0]]
         if not due:
             return False
+        # Upstream first: what a timer emits is run before the next stage's timers
+        # (``_schedule_downstream_first`` puts it ahead of them).
         order = {name: index for index, name in enumerate(context.stages)}  # topological
-        name = min(due, key=order.__getitem__)
-        heap, watermark, fire = self._held[name], self._watermark(context, name), []
-        while heap and heap[0][0] <= watermark:
-            fire.append(heapq.heappop(heap)[2])
+        fire = []
+        for name in sorted(due, key=order.__getitem__):
+            heap, watermark = self._held[name], self._watermark(context, name)
+            while heap and heap[0][0] <= watermark:
+                fire.append((name, heapq.heappop(heap)[2]))
         queues = context.queues
         ready = [queues.ready_inputs.deque() for _ in range(len(queues.ready_inputs))]
-        for data_input in fire:
-            queues.ready_inputs.enque((name, data_input))
-        for item in ready:
+        for item in fire + ready:
             queues.ready_inputs.enque(item)
         return True
 

@@ -66,6 +66,11 @@ def _seconds(timestamp: Timestamp) -> int:
     return timestamp.micros // 1_000_000
 
 
+# Each DoFn's timer has its own name: Beam's FnApiRunner keys a fused stage's timer
+# buffers by name alone, so two DoFns fused together with one name would fire each
+# other's timers.
+
+
 def story_horizon(settings: DedupSettings) -> Duration:
     """How long (event time) a story's state outlives its arrival: its buckets'
     members take part for the retention, and a day more covers messages in flight."""
@@ -76,7 +81,7 @@ class MatchInBucket(beam.DoFn):
     """Keyed by the full bucket (band, bucket value): names each arrival's candidates."""
 
     MEMBERS = BagStateSpec("members", state_coder.BUCKET_RUN)
-    EXPIRY = TimerSpec("expiry", TimeDomain.WATERMARK)
+    EXPIRY = TimerSpec("bucket_expiry", TimeDomain.WATERMARK)
     COMPARE = "compare"
 
     def __init__(self, settings: DedupSettings):
@@ -120,7 +125,7 @@ class RelateAtStory(beam.DoFn):
 
     SKETCH = ReadModifyWriteStateSpec("sketch", state_coder.STORED_SKETCH)
     PENDING = BagStateSpec("pending", state_coder.PENDING_COMPARISON)
-    EXPIRY = TimerSpec("expiry", TimeDomain.WATERMARK)
+    EXPIRY = TimerSpec("sketch_expiry", TimeDomain.WATERMARK)
 
     def __init__(self, settings: DedupSettings):
         self._settings = settings
@@ -182,7 +187,7 @@ class CollectRelations(beam.DoFn):
     predecessors are roots, and sends its relations on each time they grow."""
 
     STATE = ReadModifyWriteStateSpec("relations", state_coder.STORY_RELATIONS)
-    EXPIRY = TimerSpec("expiry", TimeDomain.WATERMARK)
+    EXPIRY = TimerSpec("relations_expiry", TimeDomain.WATERMARK)
     REGISTRY = "registry"
 
     def __init__(self, settings: DedupSettings):
@@ -234,7 +239,7 @@ class AnswerRootQuestions(beam.DoFn):
     and tells them again when it flips."""
 
     FLAG = ReadModifyWriteStateSpec("flag", state_coder.ROOT_FLAG)
-    EXPIRY = TimerSpec("expiry", TimeDomain.WATERMARK)
+    EXPIRY = TimerSpec("flag_expiry", TimeDomain.WATERMARK)
 
     def __init__(self, settings: DedupSettings):
         self._settings = settings
@@ -270,7 +275,7 @@ class DecideCluster(beam.DoFn):
 
     MEMBER = ReadModifyWriteStateSpec("member", state_coder.CLUSTER_MEMBER)
     RECORD = ReadModifyWriteStateSpec("record", state_coder.RECORD)  # written once, read per emission
-    EXPIRY = TimerSpec("expiry", TimeDomain.WATERMARK)
+    EXPIRY = TimerSpec("member_expiry", TimeDomain.WATERMARK)
 
     def __init__(self, settings: DedupSettings):
         self._settings = settings

@@ -112,3 +112,31 @@ def test_batch_and_streaming_give_the_clusters_worked_out_by_hand():
         for per_poll in (None, 2):
             outputs, _ = streaming_run(order, settings, per_poll)
             assert latest_revisions(outputs) == expected
+
+
+def test_streaming_state_expires_by_the_watermark_and_stays_bounded(shared_data):
+    # 40 Reuters stories arriving a day apart (the feed's watermark follows), with a
+    # 1-day window and lateness: a story's state lives 3 days of arrival time (the
+    # retention, 2 days, and a day more), so about 3 stories' worth is ever held. A
+    # copy arriving a day after its original is found; one arriving 10 days after
+    # finds its original's state gone and leads its own cluster.
+    from benchmarks.bench_dedup import POLLS
+    from benchmarks.dedup_data import reuters_records
+    from benchmarks.state_meter import metered_state
+    from tests.transforms.dedup.stories import STORY, story
+    settings = DedupSettings(streaming=True, window_days=1, allowed_lateness_days=1)
+    original = story("r1", STORY)
+    soon = story("c1", STORY + " Reuter", "1987-03-02T11:00:00Z", source="courier")
+    late = story("c2", STORY + " Ends.", "1987-03-02T12:00:00Z", source="late")
+    others = reuters_records()[:37]
+    records = [original, soon, *others[:8], late, *others[8:]]
+    with metered_state() as meter:
+        outputs, _ = streaming_run(records, settings, per_poll=1, seconds_apart=86_400, meter=meter)
+    latest = latest_revisions(outputs)
+    assert latest[record_uid(soon)][2] == original.event_id
+    assert latest[record_uid(late)][1:3] == (False, None)
+    assert len(latest) == len(records)
+    per_story = sum(meter.written.values()) / len(records)
+    held = [sum(h.values()) for _, _, h in POLLS]
+    assert len(held) >= len(records) and max(held) < 5 * per_story < sum(meter.written.values()) / 4
+    assert meter.keys_held() == 0  # the run's end fired every timer: nothing left
