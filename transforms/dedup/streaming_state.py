@@ -37,6 +37,7 @@ from transforms.dedup.sketch import StorySketch
 # arrival time (epoch seconds), big-endian so that the bytes sort by uid.
 MEMBER = np.dtype([("uid", "S10"), ("time", ">i8"), ("arrival", ">i8")])
 COMPACT_AFTER = 64  # bag elements after which a bucket is rewritten as one (bounds a read)
+_NO_MEMBERS = np.zeros(0, dtype=MEMBER)
 
 
 def pack_member(uid: str, time: int, arrival: int) -> bytes:
@@ -54,6 +55,9 @@ class BucketMembers:
 
     def __init__(self, runs: Iterable[bytes]):
         self.runs = list(runs)
+        if not self.runs:  # most buckets: a story's first (NumPy costs more than the rest here)
+            self.members = _NO_MEMBERS
+            return
         members = np.frombuffer(b"".join(self.runs), dtype=MEMBER)
         if len(members) > 1:  # most buckets hold one story or none
             # Bucket order is (time, uid), as batch's (``candidate_pairs``).
@@ -68,6 +72,8 @@ class BucketMembers:
         """The stored members a new one is compared with, as batch compares them:
         the earlier ones of its ``compared_members`` and the later ones whose
         compared members now include it."""
+        if not self.runs:
+            return BucketAnswer([], 0, True)
         members = self.live(arrival, settings)
         if not len(members):
             return BucketAnswer([], 0, True)
