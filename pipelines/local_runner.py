@@ -16,12 +16,17 @@ What this runner changes:
   timers) is scheduled at once, ahead of the source's next poll. So a record
   flows through the whole graph before the source reads again: bounded
   buffering between stages and one poll's worth of latency per record.
-  Grouped data (GroupByKey buffers), side inputs and timers keep Beam's own
+  Grouped data (GroupByKey buffers) and side inputs keep Beam's own
   scheduling (they still wait until the source has finished), so the results
-  of a run do not change; the streaming graph uses none of them. A stage run
+  of a run do not change; the streaming graph uses neither. A stage run
   early reports its output complete only as far as its input is (Beam would
   say "complete" after any bundle, which would let a GroupByKey downstream
   fire before all its data came);
+* event-time timers (de-duplication's expiry) fire while the source is live,
+  by the watermark the live sources report, once the graph has drained and
+  after the timers of the stages upstream (``_HeldTimers``): Beam's runner
+  would fire them by a watermark that does not follow a live source, ahead
+  of data still queued between stages, or only once the source has ended;
 * the SDK's state cache is off. The FnApiRunner gives every bundle a new
   cache token, so the cache never hits from one bundle to the next, yet each
   value put into it is sized by walking its object graph: with the dedup
