@@ -14,10 +14,13 @@ arrival E changes (1) the stories it precedes and matches, which gain a
 relation, and (2) the stories that duplicate those, if a root flag flipped.
 Nothing further: the graph below is acyclic.
 
-  records ─> ProbeBands ─> MatchInBucket ──────> RelateAtStory ─> CollectRelations ─> AnswerRootQuestions
-     │          │          (band, bucket)  ask    (candidate)      (story)  │           (story asked about)
-     │          │ the sketch, once ───────────────────^       ^ bucket answers│ relations      │ root flags
-     └─> KeyByStory ──────────────────────────────────────────────────> DecideCluster (story) <┘
+  records ─> ProbeBands ─┬─ joins ─> MatchInBucket ──── compare ──> RelateAtStory ── compared, late ─┐
+     │                   │          (band, bucket) ── answers ─┐  (stored story)                      v
+     │                   └─ sketch (once) ─────────────────────┼──────────^            CollectRelations (story)
+     │                                                         └─────────────────────────────>  │ flags, asks
+     │                                                                       relations │   AnswerRootQuestions
+     │                                                                                 v   (story asked about)
+     └─> KeyByStory ─────────────────────────────────────────────────────────> DecideCluster (story) <─┘
 
 What travels and what is stored: a bucket stores only packed (uid, publication
 time, arrival time) members in an append-only bag, so a story adds 26 bytes to
