@@ -65,8 +65,13 @@ from transforms.stage import METRICS_NAMESPACE
 _Keyed = tuple[str, Any]  # string keys: a deterministic coder for state
 
 
+BUCKETS_KEPT_PER_BUNDLE = 20_000  # bounds a backlog's one big bundle
+
+
 def _seconds(timestamp: Timestamp) -> int:
-    return timestamp.micros // 1_000_000
+    """Whole seconds, rounded towards zero (so that the start of time, a bounded
+    source's timestamp, stays a valid timestamp in seconds)."""
+    return int(timestamp.micros / 1_000_000)
 
 
 # Each DoFn's timer has its own name: Beam's FnApiRunner keys a fused stage's timer
@@ -91,11 +96,22 @@ class MatchInBucket(beam.DoFn):
         self._settings = settings
         self._capped = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dedup_comparisons_capped")
 
+    def start_bundle(self):
+        # A story's buckets come in one bundle, and a pair shares many of them (all, in a
+        # templated burst): its sketch goes to a candidate once per bundle, not once per bucket.
+        self._asked: set[tuple[str, str]] = set()
+        # The buckets read in this bundle, kept up to date: a burst reads the same ones per story.
+        self._buckets: dict[str, BucketMembers] = {}
+
     def process(self, element, timestamp=beam.DoFn.TimestampParam, members=beam.DoFn.StateParam(MEMBERS),
                 expiry=beam.DoFn.TimerParam(EXPIRY)):
-        _, join = element
+        key, join = element
         arrival = _seconds(timestamp)
-        bucket = BucketMembers(members.read())
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= BUCKETS_KEPT_PER_BUNDLE:
+                self._buckets.clear()
+            bucket = self._buckets[key] = BucketMembers(members.read())
         answer = bucket.add(join.uid, join.time, arrival, self._settings)
         if answer.stored:
             member = pack_member(join.uid, join.time, arrival)
@@ -105,19 +121,22 @@ class MatchInBucket(beam.DoFn):
             else:  # one run instead of many, without the members gone
                 members.clear()
                 members.add(compacted + member)
+            bucket.stored(member, compacted)
             expiry.set(timestamp + Duration(seconds=self._settings.retention_seconds))
         if answer.dropped:
             self._capped.inc(answer.dropped)
         yield join.uid, BucketAnswered(join.buckets, answer.candidates)
         for uid in answer.candidates:
-            yield beam.pvalue.TaggedOutput(self.COMPARE, (uid, CompareWith(join.sketch)))
+            if (join.uid, uid) not in self._asked:
+                self._asked.add((join.uid, uid))
+                yield beam.pvalue.TaggedOutput(self.COMPARE, (uid, CompareWith(join.sketch)))
 
     @on_timer(EXPIRY)
     def expire(self, fired=beam.DoFn.TimestampParam, members=beam.DoFn.StateParam(MEMBERS),
                expiry=beam.DoFn.TimerParam(EXPIRY)):
         newest = BucketMembers(members.read()).newest_arrival()
         if newest + self._settings.retention_seconds > _seconds(fired):  # set again since (a runner may fire both)
-            expiry.set(Timestamp(seconds=newest + self._settings.retention_seconds))
+            expiry.set(Timestamp(seconds=int(newest) + self._settings.retention_seconds))
         else:
             members.clear()
 
@@ -176,7 +195,7 @@ class RelateAtStory(beam.DoFn):
                expiry=beam.DoFn.TimerParam(EXPIRY)):
         stored = sketch.read()
         if stored is not None and stored.arrival + story_horizon(self._settings).micros // 1_000_000 > _seconds(fired):
-            expiry.set(Timestamp(seconds=stored.arrival) + story_horizon(self._settings))
+            expiry.set(Timestamp(seconds=int(stored.arrival)) + story_horizon(self._settings))
             return
         for encoded in pending.read():  # the sketch never came: its askers must not wait for ever
             yield state_coder.SKETCH.decode(encoded).uid, Compared(key, None)

@@ -55,6 +55,7 @@ class BucketMembers:
 
     def __init__(self, runs: Iterable[bytes]):
         self.runs = list(runs)
+        self._oldest = None
         if not self.runs:  # most buckets: a story's first (NumPy costs more than the rest here)
             self.members = _NO_MEMBERS
             return
@@ -66,7 +67,15 @@ class BucketMembers:
 
     def live(self, now: int, settings: DedupSettings) -> np.ndarray:
         """Members that arrived within the retention before ``now`` (an arrival time)."""
+        if self.oldest_arrival >= now - settings.retention_seconds:  # the common case: all of them
+            return self.members
         return self.members[self.members["arrival"] >= now - settings.retention_seconds]
+
+    @property
+    def oldest_arrival(self) -> int:
+        if self._oldest is None:
+            self._oldest = int(self.members["arrival"].min()) if len(self.members) else 0
+        return self._oldest
 
     def add(self, uid: str, time: int, arrival: int, settings: DedupSettings) -> BucketAnswer:
         """The stored members a new one is compared with, as batch compares them:
@@ -81,15 +90,28 @@ class BucketMembers:
         if np.any(members["uid"] == key):
             return BucketAnswer([], 0, False)
         times = members["time"]
-        # Its place in (time, uid) order: after equal times with smaller uids.
-        start, end = np.searchsorted(times, time, "left"), np.searchsorted(times, time, "right")
-        position = int(start + np.searchsorted(members["uid"][start:end], key))
+        position = _place(members, time, key)
         with_new = _Inserted(times, position, time)
         earlier, dropped = compared_members(with_new, position, settings)
         later = compared_later(with_new, position, settings)
         chosen = earlier + [i - 1 for i in later]  # indexes into ``members`` (without the new one)
         # NumPy drops a bytes field's trailing zero bytes: pad them back.
         return BucketAnswer([members["uid"][i].ljust(10, b"\0").hex() for i in chosen], dropped, True)
+
+    def stored(self, member: bytes, compacted: Optional[bytes]) -> None:
+        """Takes in a member just appended to the bag (``compacted``: the run the
+        bag was rewritten as, before it), so that this object stays what a read would give."""
+        new = np.frombuffer(member, dtype=MEMBER)
+        if compacted is not None:
+            self.runs, members = [compacted + member], np.frombuffer(compacted, dtype=MEMBER)
+        else:
+            self.runs, members = self.runs + [member], self.members
+        at = _place(members, int(new["time"][0]), new["uid"][0])
+        # Not np.concatenate: it gives the fields native byte order, and the packed bytes would change.
+        merged = np.empty(len(members) + 1, dtype=MEMBER)
+        merged[:at], merged[at], merged[at + 1:] = members[:at], new[0], members[at:]
+        self.members = merged
+        self._oldest = None
 
     def compacted(self, now: int, settings: DedupSettings) -> Optional[bytes]:
         """One run of the live members, when the bag has grown long enough to rewrite; else None."""
@@ -99,6 +121,13 @@ class BucketMembers:
 
     def newest_arrival(self) -> int:
         return int(self.members["arrival"].max()) if len(self.members) else 0
+
+
+def _place(members: np.ndarray, time: int, key: bytes) -> int:
+    """Where a member goes in (time, uid) order: after equal times with smaller uids."""
+    times = members["time"]
+    start, end = np.searchsorted(times, time, "left"), np.searchsorted(times, time, "right")
+    return int(start + np.searchsorted(members["uid"][start:end], key))
 
 
 class _Inserted(Sequence):

@@ -144,3 +144,20 @@ def test_band_keys_put_a_copy_in_most_of_its_originals_buckets():
     copy_ = sketch_record(story("c", STORY + " Reuter", "1987-03-02T12:00:00Z", source="b"), settings)
     shared = set(band_keys(original, settings)) & set(band_keys(copy_, settings))
     assert len(shared) >= settings.bands // 2  # so a pair is named by many buckets, and related once
+
+
+def test_a_bucket_kept_across_arrivals_is_what_a_read_of_its_bag_gives():
+    # MatchInBucket keeps the buckets of a bundle in memory: taking in each new member
+    # (and each compaction) must leave them as a read of the bag would give them.
+    settings = DedupSettings()
+    sketches = [sketch_record(r, settings) for r in templated_burst(3 * COMPACT_AFTER)]
+    kept, runs = BucketMembers([]), []
+    for i, sketch in enumerate(random.Random(6).sample(sketches, len(sketches))):
+        assert kept.add(sketch.uid, sketch.time, i, settings).stored
+        member = pack_member(sketch.uid, sketch.time, i)
+        compacted = kept.compacted(i, settings)
+        runs = [compacted + member] if compacted is not None else runs + [member]
+        kept.stored(member, compacted)
+        read = BucketMembers(runs)
+        assert read.members.tobytes() == kept.members.tobytes() and kept.runs == runs
+    assert len(runs) <= COMPACT_AFTER + 1
