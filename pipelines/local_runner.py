@@ -73,9 +73,14 @@ class LocalRunnerUnsupported(RuntimeError):
 def _check_runner_internals() -> None:
     expected = ["self", "runner_execution_context", "bundle_context_manager", "bundle_input"]
     found = list(inspect.signature(FnApiRunner._execute_bundle).parameters)
+    timers = list(inspect.signature(FnApiRunner._enqueue_set_timers).parameters)
+    scheduling = list(inspect.signature(FnApiRunner._schedule_ready_bundles).parameters)
     queues = execution._ProcessingQueueManager()
     queue_methods = ("enque", "deque", "__len__")
     if (found != expected
+            or timers != ["self", "runner_execution_context", "bundle_context_manager", "fired_timers",
+                          "previous_bundle_input"]
+            or scheduling != ["self", "runner_execution_context"]
             or not all(hasattr(q, m) for q in (queues.ready_inputs, queues.watermark_pending_inputs)
                        for m in queue_methods)
             or not hasattr(execution, "ListBuffer")
@@ -168,8 +173,7 @@ def _settings_for_a_long_run():
 
 class _HeldTimers:
     """Event-time timer firings, held by the runner until they are due and no
-    data is in flight between stages, then released one stage at a time
-    (upstream first).
+    data is in flight between stages, then released upstream stages first.
 
     Why: Beam's FnApiRunner runs a timer as soon as its stage's input watermark
     has passed it, and marks a stage's output complete after any bundle; both
