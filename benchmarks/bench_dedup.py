@@ -32,11 +32,11 @@ from apache_beam.coders import FastPrimitivesCoder
 from benchmarks.datasets import data_dir
 from benchmarks.dedup_data import reuters_records, reuters_rows
 from benchmarks.dedup_eval import build
-from transforms.dedup import DedupSettings, NearDuplicateClusters, cluster_records, record_uid
-from transforms.dedup.batch import BAND_BATCH
-from transforms.dedup.buckets import candidate_pairs
-from transforms.dedup.sketch import band_entries, band_keys, sketch_record
-from transforms.stage import counter_totals
+from wirestream.transforms.dedup import DedupSettings, NearDuplicateClusters, cluster_records, record_uid
+from wirestream.transforms.dedup.batch import BAND_BATCH
+from wirestream.transforms.dedup.buckets import candidate_pairs
+from wirestream.transforms.dedup.sketch import band_entries, band_keys, sketch_record
+from wirestream.transforms.stage import counter_totals
 
 
 def pairs_by(items, key) -> set[frozenset]:
@@ -132,8 +132,8 @@ def report_cost(records, settings: DedupSettings) -> None:
     sketches = [sketch_record(r, settings) for r in records]
     per_sketch = statistics.median(len(pickle.dumps(s)) for s in sketches)
     keys = statistics.mean(len(band_keys(s, settings)) for s in sketches)
-    from transforms.dedup import state_coder
-    from transforms.dedup.streaming_state import MEMBER
+    from wirestream.transforms.dedup import state_coder
+    from wirestream.transforms.dedup.streaming_state import MEMBER
     encoded = statistics.median(len(state_coder.SKETCH.encode(s)) for s in sketches)
     print(f"streaming state per story: one sketch pickles to {per_sketch:.0f} B and is stored once, "
           f"{encoded:.0f} B with the state coder; it is in {keys:.1f} band buckets, each of which "
@@ -235,7 +235,7 @@ def streaming_run(records, settings: DedupSettings, per_poll: Optional[int] = No
     runner: as a backlog (all of them in one bundle) or, given ``per_poll``, live
     (that many per read of the source). Returns every record it emitted as (uid,
     cluster_revision, cluster fields), and the run's counters by name."""
-    from pipelines.local_runner import StreamingFnApiRunner
+    from wirestream.pipelines.local_runner import StreamingFnApiRunner
     _EMITTED.clear()
     POLLS.clear()
     _METER[:] = [meter] if meter is not None else []
@@ -321,7 +321,7 @@ def burst_records(kind: str, count: int = 2_000) -> list:
 def _burst_run(kind: str, streaming: bool) -> None:
     """One burst run in this process (its peak memory is the process's)."""
     import resource
-    from pipelines.local_runner import StreamingFnApiRunner
+    from wirestream.pipelines.local_runner import StreamingFnApiRunner
     records = burst_records(kind)
     started = time.perf_counter()
     # Streaming runs on the runner of a live run: Beam's FnApiRunner sizes every value

@@ -16,8 +16,8 @@ from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
-from pipelines import local_runner
-from pipelines.local_runner import LocalRunnerUnsupported, StreamingFnApiRunner
+from wirestream.pipelines import local_runner
+from wirestream.pipelines.local_runner import LocalRunnerUnsupported, StreamingFnApiRunner
 
 TICKS = 12
 # The runners execute DoFns in this process, so module state is shared with them.

@@ -51,16 +51,16 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Duration, Timestamp
 
-from schemas import EventRecord
-from transforms.dedup import state_coder
-from transforms.dedup.decide import ClusterDecision, apply_decision, copies_of, is_root
-from transforms.dedup.messages import (AskRoot, BucketAnswered, Compared, CompareWith, JoinBucket, LateRelation,
+from wirestream.schemas import EventRecord
+from wirestream.transforms.dedup import state_coder
+from wirestream.transforms.dedup.decide import ClusterDecision, apply_decision, copies_of, is_root
+from wirestream.transforms.dedup.messages import (AskRoot, BucketAnswered, Compared, CompareWith, JoinBucket, LateRelation,
                                        RecordArrived, RegisterRoot, RelationsGrew, RootAnswer, StoreSketch)
-from transforms.dedup.settings import DAY, DedupSettings
-from transforms.dedup.sketch import StorySketch, band_keys
-from transforms.dedup.streaming_state import (BucketMembers, ClusterMember, RootFlag, StoredSketch,
+from wirestream.transforms.dedup.settings import DAY, DedupSettings
+from wirestream.transforms.dedup.sketch import StorySketch, band_keys
+from wirestream.transforms.dedup.streaming_state import (BucketMembers, ClusterMember, RootFlag, StoredSketch,
                                               StoryRelations, pack_member, relate_with_stored)
-from transforms.stage import METRICS_NAMESPACE
+from wirestream.transforms.stage import METRICS_NAMESPACE
 
 _Keyed = tuple[str, Any]  # string keys: a deterministic coder for state
 

@@ -27,11 +27,11 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from transforms.dedup.buckets import compared_members
-from transforms.dedup.decide import ClusterDecision, copies_of, decide
-from transforms.dedup.relate import Relation, relate
-from transforms.dedup.settings import DedupSettings
-from transforms.dedup.sketch import StorySketch
+from wirestream.transforms.dedup.buckets import compared_members
+from wirestream.transforms.dedup.decide import ClusterDecision, copies_of, decide
+from wirestream.transforms.dedup.relate import Relation, relate
+from wirestream.transforms.dedup.settings import DedupSettings
+from wirestream.transforms.dedup.sketch import StorySketch
 
 # A bucket member packed: uid (20 hex digits as 10 bytes), publication time and
 # arrival time (epoch seconds), big-endian so that the bytes sort by uid.

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from tests.transforms.dedup.stories import OTHER_STORY, STORY, story
-from transforms.dedup import DedupSettings
-from transforms.dedup import state_coder
-from transforms.dedup.decide import ClusterDecision
-from transforms.dedup.sketch import record_uid, sketch_record
-from transforms.dedup.streaming_state import (BucketMembers, ClusterMember, RootFlag, StoredSketch, StoryRelations,
+from wirestream.transforms.dedup import DedupSettings
+from wirestream.transforms.dedup import state_coder
+from wirestream.transforms.dedup.decide import ClusterDecision
+from wirestream.transforms.dedup.sketch import record_uid, sketch_record
+from wirestream.transforms.dedup.streaming_state import (BucketMembers, ClusterMember, RootFlag, StoredSketch, StoryRelations,
                                               pack_member, relate_with_stored)
 
 # Written by earlier releases: this one must decode them. Version 2 is this release;

@@ -1,10 +1,10 @@
 import random
 
 from tests.transforms.dedup.stories import BURST_SETTINGS, OTHER_STORY, STORY, templated_burst, story
-from transforms.dedup import DedupSettings
-from transforms.dedup.relate import relate
-from transforms.dedup.sketch import band_keys, sketch_record
-from transforms.dedup.streaming_state import (COMPACT_AFTER, BucketMembers, ClusterMember, RootFlag, StoryRelations,
+from wirestream.transforms.dedup import DedupSettings
+from wirestream.transforms.dedup.relate import relate
+from wirestream.transforms.dedup.sketch import band_keys, sketch_record
+from wirestream.transforms.dedup.streaming_state import (COMPACT_AFTER, BucketMembers, ClusterMember, RootFlag, StoryRelations,
                                               pack_member, relate_with_stored)
 
 DAY = 86_400
