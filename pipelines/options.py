@@ -72,6 +72,12 @@ class WirestreamOptions(PipelineOptions):
                            default=False,
                            help="Write records straight after parsing: no dates, languages, "
                                 "clusters or tags (raw archiving; the benchmark's floor).")
+        group.add_argument("--local_workers", "--local-workers", dest="local_workers", type=int,
+                           default=None,
+                           help="Bounded runs on the local runner: worker processes that parse, "
+                                "normalise, tag and sketch stories, forked once the gazetteers "
+                                "are loaded (default: the cores this process may use; 1: all "
+                                "in the one process). Output is the same for any number.")
         group.add_argument("--tag_data_dir", "--tag-data-dir", dest="tag_data_dir", default=None,
                            help="Directory of edited tagging data files (gazetteers, rules); "
                                 "a file found there replaces the packaged one.")
