@@ -101,7 +101,9 @@ class StoriesToEventRecords(beam.PTransform):
         if s.parse_only:
             finished, dead = raw_records | "PerStory" >> StoryChain(chain, output_type=EventRecord)
             return finished, [dead]
-        pairs, dead = raw_records | "PerStory" >> StoryChain(chain)
+        # (record, sketch) pairs: typed, so the record half has its own coder, not pickle.
+        pairs, dead = raw_records | "PerStory" >> StoryChain(
+            chain, output_type=beam.typehints.Tuple[EventRecord, beam.typehints.Any])
         return pairs | "Dedup" >> BatchClusters(s.dedup), [dead]
 
     def _streaming(self, raw_records):

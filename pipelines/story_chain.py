@@ -111,18 +111,20 @@ def default_local_workers() -> int:
 
 
 def warm_up(settings: ChainSettings) -> None:
-    """Loads what the stages load lazily (gazetteers, rules, language profiles,
-    dateparser), so forked workers share it instead of each loading it."""
-    from datetime import datetime, timezone
-
-    from transforms.normalise.dates import parse_time
+    """Loads what every story needs and the stages load lazily (gazetteers,
+    rules, language profiles), so forked workers share it instead of each
+    loading it. dateparser, which few stories reach, stays lazy."""
     from transforms.normalise.language import detect_language
     from transforms.tag.gazetteer import load_gazetteer
     from transforms.tag.rules import load_rules
-    detect_language("warm up the language profiles")
-    load_gazetteer(settings.tag_data_dir)
-    load_rules(settings.tag_data_dir)
-    parse_time("3 days ago", "UTC", datetime(2000, 1, 1, tzinfo=timezone.utc), "en")
+    if settings.parse_only:
+        return  # parsing loads nothing worth sharing
+    try:
+        detect_language("warm up the language profiles")
+        load_gazetteer(settings.tag_data_dir)
+        load_rules(settings.tag_data_dir)
+    except Exception:  # noqa: BLE001 - e.g. a broken --tag-data-dir file: each story's
+        pass  # stage then fails on it and says so in its dead letter
 
 
 def start_local_workers(count: int, settings: ChainSettings) -> int:

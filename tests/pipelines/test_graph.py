@@ -7,6 +7,7 @@ import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 
 import pipelines.graph
+import pipelines.story_chain
 from pipelines.graph import PipelineSettings, StoriesToEventRecords
 from schemas import Origin, RawRecord
 from transforms.tag import tag_record
@@ -33,7 +34,8 @@ def _tag_failing_for_source_a(record, data_dir=None):
 
 
 def _run(items, monkeypatch, streaming=False):
-    monkeypatch.setattr(pipelines.graph, "tag_record", _tag_failing_for_source_a)
+    monkeypatch.setattr(pipelines.graph, "tag_record", _tag_failing_for_source_a)  # streaming
+    monkeypatch.setattr(pipelines.story_chain, "tag_record", _tag_failing_for_source_a)  # bounded
     settings = PipelineSettings(sink="unused", dead_letter="unused")
     if streaming:
         from dataclasses import replace
