@@ -210,12 +210,14 @@ def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings]:
         return None, settings
     if bounded:
         workers = _start_local_workers(options, settings)
+        finished = False
         try:
             result = pipeline.run()
             result.wait_until_finish()
+            finished = True
         finally:
             if workers:
-                stop_local_workers()
+                stop_local_workers(finished)
     else:
         from pipelines.streaming import run_until_interrupted
         result = run_until_interrupted(pipeline)

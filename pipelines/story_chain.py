@@ -21,6 +21,7 @@ import functools
 import gc
 import multiprocessing
 import os
+import signal
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -137,15 +138,21 @@ def start_local_workers(count: int, settings: ChainSettings) -> int:
     # Objects that exist now are left alone by the collector: otherwise its
     # passes in the workers would write to (and so copy) the shared pages.
     gc.freeze()
-    _WORKERS = multiprocessing.get_context("fork").Pool(count)
+    # Ctrl-C is the command's to handle: it stops the workers itself.
+    _WORKERS = multiprocessing.get_context("fork").Pool(
+        count, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
     _WORKER_COUNT = count
     return count
 
 
-def stop_local_workers() -> None:
+def stop_local_workers(finished: bool = True) -> None:
+    """Ends the workers: after their last task, or at once when the run did not finish."""
     global _WORKERS, _WORKER_COUNT
     if _WORKERS is not None:
-        _WORKERS.close()
+        if finished:
+            _WORKERS.close()
+        else:
+            _WORKERS.terminate()
         _WORKERS.join()
     _WORKERS, _WORKER_COUNT = None, 0
     gc.unfreeze()
