@@ -232,7 +232,7 @@ IN_PROCESS_RUNNERS = ("FnApiRunner", "DirectRunner", "BundleBasedDirectRunner", 
 def _start_local_workers(options: PipelineOptions, settings: PipelineSettings) -> int:
     """Forks --local-workers worker processes for a bounded run on an in-process
     runner (not when Beam is asked for workers of its own)."""
-    count = options.view_as(WirestreamOptions).local_workers
+    count = options.view_as(LaunchOptions).local_workers
     if count is not None and count < 1:
         raise UsageError("--local-workers must be at least 1")
     direct = options.view_as(DirectOptions)

@@ -56,7 +56,9 @@ class EventRecordCoder(Coder):
     def estimate_size(self, record: EventRecord) -> int:
         # Beam samples element sizes for its metrics only; by default it encodes
         # the element once more for that. The text dominates a record's size.
-        return len(record.headline) + len(record.body) + _ESTIMATED_OVERHEAD_BYTES
+        # Never fails: a record a stage could not handle (no body) is sized too.
+        text = (record.headline, record.body)
+        return sum(len(t) for t in text if isinstance(t, str)) + _ESTIMATED_OVERHEAD_BYTES
 
     def is_deterministic(self) -> bool:
         # Records are values, never grouping keys; pickled dicts are not canonical.
