@@ -10,8 +10,8 @@ from datetime import datetime
 from typing import Optional
 
 from benchmarks.datasets import data_dir
-from schemas import EventRecord, Origin, derive_event_id
-from transforms.normalise.text import clean_text
+from wirestream.schemas import EventRecord, Origin, derive_event_id
+from wirestream.transforms.normalise.text import clean_text
 
 _DATE = re.compile(r"\s*(\d{1,2}-[A-Z]{3}-\d{4})\s+(\d{1,2}):(\d\d):(\d\d)")
 

@@ -1,8 +1,8 @@
 """The real engines: pinned versions, where ``make engines`` puts them, and how
 the CLI and the tests find them.
 
-    python -m pipelines.engines fetch    # what `make engines` runs (idempotent)
-    python -m pipelines.engines status   # what is there, and what could not be had
+    python -m wirestream.pipelines.engines fetch    # what `make engines` runs (idempotent)
+    python -m wirestream.pipelines.engines status   # what is there, and what could not be had
 
 Everything lives in one cache directory outside the repository:
 ``$WIRESTREAM_ENGINES``, else ``${XDG_CACHE_HOME:-~/.cache}/wirestream/engines``.
@@ -244,6 +244,6 @@ def status() -> int:
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else "status"
     if command not in ("fetch", "status"):
-        print("usage: python -m pipelines.engines fetch|status", file=sys.stderr)
+        print("usage: python -m wirestream.pipelines.engines fetch|status", file=sys.stderr)
         sys.exit(2)
     sys.exit(fetch() if command == "fetch" else status())

@@ -32,13 +32,13 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from schemas import DeadLetter, RawRecord
-from transforms.dedup import DedupSettings
-from transforms.dedup import sketched as sketched_record
-from transforms.normalise import NormaliseSettings, normalise_story, unnormalised_record
-from transforms.parse import ParseSettings, parse_record
-from transforms.stage import DEAD_LETTERS, StageCounters, run_stage
-from transforms.tag import tag_record
+from wirestream.schemas import DeadLetter, RawRecord
+from wirestream.transforms.dedup import DedupSettings
+from wirestream.transforms.dedup import sketched as sketched_record
+from wirestream.transforms.normalise import NormaliseSettings, normalise_story, unnormalised_record
+from wirestream.transforms.parse import ParseSettings, parse_record
+from wirestream.transforms.stage import DEAD_LETTERS, StageCounters, run_stage
+from wirestream.transforms.tag import tag_record
 
 # Stories per task handed to a worker: large enough that pickling a task and
 # its results is a small share of the work, small enough to keep both busy.
@@ -115,9 +115,9 @@ def warm_up(settings: ChainSettings) -> None:
     """Loads what every story needs and the stages load lazily (gazetteers,
     rules, language profiles), so forked workers share it instead of each
     loading it. dateparser, which few stories reach, stays lazy."""
-    from transforms.normalise.language import detect_language
-    from transforms.tag.gazetteer import load_gazetteer
-    from transforms.tag.rules import load_rules
+    from wirestream.transforms.normalise.language import detect_language
+    from wirestream.transforms.tag.gazetteer import load_gazetteer
+    from wirestream.transforms.tag.rules import load_rules
     if settings.parse_only:
         return  # parsing loads nothing worth sharing
     try:

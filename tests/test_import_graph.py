@@ -26,7 +26,7 @@ def import_graph(root: Path) -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                # "from transforms.io import files" imports the module transforms.io.files
+                # "from wirestream.transforms.io import files" imports the module wirestream.transforms.io.files
                 targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
             else:
                 continue
@@ -58,7 +58,7 @@ def cycles(graph: dict[str, set[str]], within: tuple[str, ...]) -> list[list[str
     return found
 
 
-@pytest.mark.parametrize("within", [("transforms.io",), ("schemas",), PACKAGES])
+@pytest.mark.parametrize("within", [("wirestream.transforms.io",), ("schemas",), PACKAGES])
 def test_no_import_cycle(within):
     assert cycles(import_graph(ROOT), within) == []
 
@@ -72,6 +72,6 @@ def test_lower_floors_do_not_import_upper_ones():
 
 
 def test_the_check_sees_a_cycle():
-    graph = {"transforms.io.a": {"transforms.io.b"}, "transforms.io.b": {"transforms.io.a"}}
-    assert cycles(graph, ("transforms.io",)) == [["transforms.io.a", "transforms.io.b",
-                                                  "transforms.io.a"]]
+    graph = {"wirestream.transforms.io.a": {"wirestream.transforms.io.b"}, "wirestream.transforms.io.b": {"wirestream.transforms.io.a"}}
+    assert cycles(graph, ("wirestream.transforms.io",)) == [["wirestream.transforms.io.a", "wirestream.transforms.io.b",
+                                                  "wirestream.transforms.io.a"]]

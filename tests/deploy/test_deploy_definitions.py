@@ -22,8 +22,8 @@ import pytest
 import yaml
 from apache_beam.options.pipeline_options import FlinkRunnerOptions, PortableOptions, StandardOptions
 
-from pipelines.cli import parse_run_arguments
-from pipelines.options import KafkaOptions, WirestreamOptions
+from wirestream.pipelines.cli import parse_run_arguments
+from wirestream.pipelines.options import KafkaOptions, WirestreamOptions
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -83,7 +83,7 @@ def load_flex_entry():
 
 
 def wirestream(*args, cwd=REPO):
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "wirestream.pipelines.cli", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -308,7 +308,7 @@ def test_launch_script_batch_mode_and_build(fake_gcloud):
 
 def test_submitter_runs_the_console_entry_point_with_options_the_cli_accepts(submitter):
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["wirestream"] == "pipelines.cli:main"
+    assert scripts["wirestream"] == "wirestream.pipelines.cli:main"
     container = submitter["container"]
     assert container["command"] == ["wirestream", "run"]
     options = parse_run_arguments(container["args"])
@@ -432,4 +432,4 @@ def test_the_images_build_context_packages_code_and_data_files(tmp_path):
     assert any(n.startswith("transforms/data/") for n in expected)  # the gazetteers exist
     assert expected <= names, sorted(expected - names)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "wirestream = pipelines.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "wirestream = wirestream.pipelines.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -8,8 +8,8 @@ import json
 import jsonschema
 import pytest
 
-from schemas import EventRecord, Origin, Subject
-from transforms.tag import country_of_place_label, tag_record
+from wirestream.schemas import EventRecord, Origin, Subject
+from wirestream.transforms.tag import country_of_place_label, tag_record
 
 SCHEMA_DIR = __import__("pathlib").Path(__file__).resolve().parents[2] / "schemas"
 
@@ -174,7 +174,7 @@ def test_countries_from_text_agree_with_reuters_places(shared_data):
 def test_the_stage_pickles_without_its_gazetteers():
     from apache_beam.internal import pickler
 
-    from transforms.stage import StageDoFn
+    from wirestream.transforms.stage import StageDoFn
     tag_record(record("x", "Kyiv"))  # gazetteers loaded in this process must not ride along
     assert len(pickler.dumps(StageDoFn("tag", tag_record))) < 5000
 
@@ -184,7 +184,7 @@ def test_edited_data_files_in_a_data_dir_extend_the_gazetteers(tmp_path):
 
     from apache_beam.internal import pickler
 
-    from transforms.tag.gazetteer import read_data
+    from wirestream.transforms.tag.gazetteer import read_data
     people = read_data("people.json")
     people["people"].append({"name": "Jane Q. Example", "aliases": ["Example"], "country": "NZ"})
     (tmp_path / "people.json").write_text(json.dumps(people), encoding="utf-8")
@@ -197,7 +197,7 @@ def test_edited_data_files_in_a_data_dir_extend_the_gazetteers(tmp_path):
 
 
 def _phrase_index(*phrases: str):
-    from transforms.tag.text import PhraseIndex
+    from wirestream.transforms.tag.text import PhraseIndex
     index = PhraseIndex()
     for phrase in phrases:
         index.add(tuple(phrase.split()), phrase)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Optional
 
-from schemas import EventRecord
-from transforms.tag.entities import people_and_organisations
-from transforms.tag.gazetteer import Entry, Gazetteer, load_gazetteer, tokens_of
-from transforms.tag.geo import (Mention, country_evidence, country_of_place_label, parse_dateline,
+from wirestream.schemas import EventRecord
+from wirestream.transforms.tag.entities import people_and_organisations
+from wirestream.transforms.tag.gazetteer import Entry, Gazetteer, load_gazetteer, tokens_of
+from wirestream.transforms.tag.geo import (Mention, country_evidence, country_of_place_label, parse_dateline,
                                 resolve_dateline, salient_countries, usable_in_text)
-from transforms.tag.rules import event_types, load_rules, topics
-from transforms.tag.text import Tokens, is_shouted
+from wirestream.transforms.tag.rules import event_types, load_rules, topics
+from wirestream.transforms.tag.text import Tokens, is_shouted
 
 __all__ = ["tag_record", "country_of_place_label"]
 

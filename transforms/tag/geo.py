@@ -8,9 +8,9 @@ from typing import Iterable, Optional
 
 import pycountry
 
-from transforms.tag.gazetteer import (MIN_TOWN_POPULATION_IN_TEXT, Entry, Gazetteer, load_gazetteer,
+from wirestream.transforms.tag.gazetteer import (MIN_TOWN_POPULATION_IN_TEXT, Entry, Gazetteer, load_gazetteer,
                                       tokens_of)
-from transforms.tag.text import is_shouted, name_key
+from wirestream.transforms.tag.text import is_shouted, name_key
 
 # "PORTLAND, Ore., March 3 - ", "KYIV, Ukraine (Reuters) - ", "New York, March 5 - ".
 # Words are single-space separated capitalised tokens, which keeps matching linear.
