@@ -29,12 +29,12 @@ from apache_beam.coders import FastPrimitivesCoder
 from benchmarks.datasets import data_dir
 from benchmarks.dedup_data import reuters_records, reuters_rows
 from benchmarks.dedup_eval import build
-from transforms.dedup import DedupSettings, NearDuplicateClusters, cluster_records, record_uid
-from transforms.dedup.batch import BAND_BATCH
-from transforms.dedup.buckets import candidate_pairs
-from transforms.dedup.sketch import band_entries, band_keys, sketch_record
-from transforms.dedup.streaming_state import BandShardIndex, ClusterMember, StoryRelations
-from transforms.stage import counter_totals
+from wirestream.transforms.dedup import DedupSettings, NearDuplicateClusters, cluster_records, record_uid
+from wirestream.transforms.dedup.batch import BAND_BATCH
+from wirestream.transforms.dedup.buckets import candidate_pairs
+from wirestream.transforms.dedup.sketch import band_entries, band_keys, sketch_record
+from wirestream.transforms.dedup.streaming_state import BandShardIndex, ClusterMember, StoryRelations
+from wirestream.transforms.stage import counter_totals
 
 
 def pairs_by(items, key) -> set[frozenset]:
@@ -298,8 +298,8 @@ def report_state_bytes(rate_per_day: int = 1_000, probes: int = 200) -> None:
     """Bytes the streaming path writes to state per story, with its own state coders:
     the band-shard index is a ReadModifyWrite value, written whole, so each story
     rewrites every index it is probed into (once per bundle holding it)."""
-    from transforms.dedup import state_coder
-    from transforms.dedup.streaming_state import BandShardIndex
+    from wirestream.transforms.dedup import state_coder
+    from wirestream.transforms.dedup.streaming_state import BandShardIndex
     print(f"\n== Streaming state written per story ({rate_per_day:,} stories a day, "
           f"default settings, the state coders)")
     settings = DedupSettings()

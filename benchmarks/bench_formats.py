@@ -44,15 +44,15 @@ from benchmarks.bench_normalise import join_into_stories
 from benchmarks.datasets import data_dir
 from benchmarks.dedup_data import reuters_date, reuters_rows
 from benchmarks.dedup_eval import build as build_dedup_evaluation
-from schemas import DeadLetter, EventRecord, Origin, RawRecord, Story
-from transforms.dedup import record_uid
-from transforms.normalise import NormaliseSettings, normalise_story
-from transforms.normalise.dates import ZONE_ABBREVIATIONS, parse_utc_iso, utc_iso
-from transforms.normalise.text import strip_boilerplate
-from transforms.parse import parse_record
-from transforms.parse.html_page import MIN_ARTICLE_CHARS
-from transforms.parse.reuters import reuters_story
-from transforms.tag import tag_record
+from wirestream.schemas import DeadLetter, EventRecord, Origin, RawRecord, Story
+from wirestream.transforms.dedup import record_uid
+from wirestream.transforms.normalise import NormaliseSettings, normalise_story
+from wirestream.transforms.normalise.dates import ZONE_ABBREVIATIONS, parse_utc_iso, utc_iso
+from wirestream.transforms.normalise.text import strip_boilerplate
+from wirestream.transforms.parse import parse_record
+from wirestream.transforms.parse.html_page import MIN_ARTICLE_CHARS
+from wirestream.transforms.parse.reuters import reuters_story
+from wirestream.transforms.tag import tag_record
 
 SEED = 13
 LANGUAGES = ("fr", "de", "es", "ru", "it", "pt")

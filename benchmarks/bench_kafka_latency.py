@@ -38,9 +38,9 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.datasets import data_dir  # noqa: E402
 
-from pipelines.kafka_commands import LocalBroker, local_broker  # noqa: E402
-from pipelines.local_runner import STREAMING_LOCAL_RUNNER  # noqa: E402
-from transforms.io.archive import list_archive_files, read_archive_file  # noqa: E402
+from wirestream.pipelines.kafka_commands import LocalBroker, local_broker  # noqa: E402
+from wirestream.pipelines.local_runner import STREAMING_LOCAL_RUNNER  # noqa: E402
+from wirestream.transforms.io.archive import list_archive_files, read_archive_file  # noqa: E402
 
 INPUT, OUTPUT, GROUP = "stories", "events", "bench"
 TARGET_MEDIAN_S = 2.0
@@ -196,7 +196,7 @@ def main() -> int:
         bench = Bench(broker, args.partitions)
         kafka = f"kafka://{broker.bootstrap}"
         run = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "run", "--source",
+            [sys.executable, "-m", "wirestream.pipelines.cli", "run", "--source",
              f"{kafka}/{INPUT}?group={GROUP}&start=earliest", "--sink", f"{kafka}/{OUTPUT}",
              *run_options], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:

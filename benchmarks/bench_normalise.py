@@ -31,14 +31,14 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.datasets import data_dir  # noqa: E402
 
-from schemas import Origin, Story  # noqa: E402
-from transforms.normalise import (  # noqa: E402
+from wirestream.schemas import Origin, Story  # noqa: E402
+from wirestream.transforms.normalise import (  # noqa: E402
     NormaliseSettings, normalise_story, reference_time)
-from transforms.normalise.dates import normalise_time, parse_time, utc_iso  # noqa: E402
-from transforms.normalise.language import (  # noqa: E402
+from wirestream.transforms.normalise.dates import normalise_time, parse_time, utc_iso  # noqa: E402
+from wirestream.transforms.normalise.language import (  # noqa: E402
     _PROFILE_CODES, choose_language, detect_language, normalise_language_tag)
-from transforms.normalise.mentions import dates_mentioned  # noqa: E402
-from transforms.normalise.text import clean_text, strip_boilerplate  # noqa: E402
+from wirestream.transforms.normalise.mentions import dates_mentioned  # noqa: E402
+from wirestream.transforms.normalise.text import clean_text, strip_boilerplate  # noqa: E402
 
 DATA = data_dir()
 STORY_MIN_CHARS = 300

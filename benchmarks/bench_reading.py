@@ -28,9 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.datasets import data_dir  # noqa: E402
-from schemas import DeadLetter, Origin, RawRecord, Story  # noqa: E402
-from transforms.io.archive import list_archive_files, read_archive_file  # noqa: E402
-from transforms.parse import parse_record  # noqa: E402
+from wirestream.schemas import DeadLetter, Origin, RawRecord, Story  # noqa: E402
+from wirestream.transforms.io.archive import list_archive_files, read_archive_file  # noqa: E402
+from wirestream.transforms.parse import parse_record  # noqa: E402
 
 ORIGIN = Origin(kind="file", ingested_at="2024-01-01T00:00:00Z", path="bench")
 

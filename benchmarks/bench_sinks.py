@@ -21,10 +21,10 @@ from psycopg import sql
 
 from benchmarks.datasets import data_dir
 from tests.transforms.io.test_files import reuters_event_records
-from transforms.io.files import JsonLinesFormat, ParquetFormat, RollingFileWriter, RollPolicy
-from transforms.io.postgres import (LAYOUTS, PostgresRecordSink, PostgresTarget, RetryPolicy,
+from wirestream.transforms.io.files import JsonLinesFormat, ParquetFormat, RollingFileWriter, RollPolicy
+from wirestream.transforms.io.postgres import (LAYOUTS, PostgresRecordSink, PostgresTarget, RetryPolicy,
                                     _identifier, upsert_rows)
-from transforms.io.sinks import RecordKind, SinkSpec
+from wirestream.transforms.io.sinks import RecordKind, SinkSpec
 
 
 def rate(count: int, seconds: float) -> str:

@@ -29,13 +29,13 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.datasets import data_dir  # noqa: E402
 
-from schemas import EventRecord, Origin  # noqa: E402
-from transforms.normalise import unnormalised_record  # noqa: E402
-from transforms.parse.errors import ParseError  # noqa: E402
-from transforms.parse.json_formats import story_from_json_object  # noqa: E402
-from transforms.tag import country_of_place_label, tag_record  # noqa: E402
-from transforms.tag.gazetteer import load_gazetteer  # noqa: E402
-from transforms.tag.rules import load_rules  # noqa: E402
+from wirestream.schemas import EventRecord, Origin  # noqa: E402
+from wirestream.transforms.normalise import unnormalised_record  # noqa: E402
+from wirestream.transforms.parse.errors import ParseError  # noqa: E402
+from wirestream.transforms.parse.json_formats import story_from_json_object  # noqa: E402
+from wirestream.transforms.tag import country_of_place_label, tag_record  # noqa: E402
+from wirestream.transforms.tag.gazetteer import load_gazetteer  # noqa: E402
+from wirestream.transforms.tag.rules import load_rules  # noqa: E402
 
 ECONOMY = "medtop:04000000"
 

@@ -90,7 +90,7 @@ def timed_command(argv: list[str]) -> dict:
 
 def _wirestream() -> list[str]:
     script = Path(sys.executable).parent / "wirestream"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "pipelines.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "wirestream.pipelines.cli"]
 
 
 def pipeline_run(source: str, runner: str, beam_args: list[str], parse_only: bool) -> dict:
@@ -113,9 +113,9 @@ def peer_child(source: str) -> None:
     import langdetect
     from datasketch import MinHash, MinHashLSH
 
-    from schemas import Story
-    from transforms.io.archive import list_archive_files, read_archive_file
-    from transforms.parse import parse_record
+    from wirestream.schemas import Story
+    from wirestream.transforms.io.archive import list_archive_files, read_archive_file
+    from wirestream.transforms.parse import parse_record
 
     langdetect.DetectorFactory.seed = 0  # its default is a random seed per run
     lsh = MinHashLSH(threshold=0.8, num_perm=128)
@@ -172,14 +172,14 @@ def stage_profile(source: str) -> None:
     """CPU µs per story (median) and CPU seconds in all of each stage's plain function."""
     import pickle
 
-    from schemas import Story
-    from schemas.coders import EventRecordCoder
-    from transforms.dedup import DedupSettings, cluster_records
-    from transforms.io.archive import list_archive_files, read_archive_file
-    from transforms.normalise import normalise_story
-    from transforms.normalise.language import detect_language
-    from transforms.parse import parse_record
-    from transforms.tag import tag_record
+    from wirestream.schemas import Story
+    from wirestream.schemas.coders import EventRecordCoder
+    from wirestream.transforms.dedup import DedupSettings, cluster_records
+    from wirestream.transforms.io.archive import list_archive_files, read_archive_file
+    from wirestream.transforms.normalise import normalise_story
+    from wirestream.transforms.normalise.language import detect_language
+    from wirestream.transforms.parse import parse_record
+    from wirestream.transforms.tag import tag_record
 
     stages = ("read", "parse", "normalise", "(language)", "dedup", "tag", "encode",
               "coder", "(pickle)")

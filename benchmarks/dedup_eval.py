@@ -4,7 +4,7 @@ How the labels are made (deterministic, seed 5; see also the README section):
 
 * Positives, synthetic: 400 originals are drawn from NORM stories of 40+ words
   that have no near-duplicate in the corpus (exact word-3-shingle Jaccard < 0.3 to
-  every other story, computed here independently of transforms.dedup). Each gets
+  every other story, computed here independently of wirestream.transforms.dedup). Each gets
   1-3 copies made with the edits republishers make: a new headline, the last
   paragraph trimmed, a sign-off added, a dateline added, 1-3 typos made or fixed,
   paragraphs re-wrapped, or two of these at once; each copy is published 0-72 h
@@ -73,8 +73,8 @@ from pathlib import Path
 from typing import Optional
 
 from benchmarks.dedup_data import make_record, reuters_date, reuters_rows
-from schemas import EventRecord
-from transforms.normalise.text import clean_text
+from wirestream.schemas import EventRecord
+from wirestream.transforms.normalise.text import clean_text
 
 MANIFEST = Path(__file__).with_name("dedup_eval_manifest.json")
 _WORD = re.compile(r"\w+(?:[.,:/]\w+)*")

@@ -30,20 +30,20 @@ import apache_beam as beam  # noqa: E402
 from apache_beam.options.pipeline_options import (PipelineOptions, PortableOptions,  # noqa: E402
                                                   StandardOptions)
 
-from pipelines import engines  # noqa: E402
-from pipelines.graph import PipelineSettings, Source, build_pipeline  # noqa: E402
-from pipelines.local_runner import STREAMING_LOCAL_RUNNER  # noqa: E402
-from pipelines.masking import (SECRETS, inline_secret_warnings, inline_secrets,  # noqa: E402
+from wirestream.pipelines import engines  # noqa: E402
+from wirestream.pipelines.graph import PipelineSettings, Source, build_pipeline  # noqa: E402
+from wirestream.pipelines.local_runner import STREAMING_LOCAL_RUNNER  # noqa: E402
+from wirestream.pipelines.masking import (SECRETS, inline_secret_warnings, inline_secrets,  # noqa: E402
                                masked_output, publishes_options)
-from pipelines.options import DEFAULT_RUNNER, KafkaOptions, LaunchOptions, WirestreamOptions  # noqa: E402
-from transforms.dedup import DedupSettings  # noqa: E402
-from transforms.io.archive import ReadArchiveFiles, SourceError, list_archive_files  # noqa: E402
-from pipelines.sinks import SinkSettings, default_dead_letter_spec, sink_spec  # noqa: E402
-from transforms.io.files import FileSinkSettings, RollPolicy  # noqa: E402
-from transforms.io.sinks import SinkError, redacted_url  # noqa: E402
-from transforms.normalise import NormaliseSettings  # noqa: E402
-from transforms.parse import ParseSettings  # noqa: E402
-from transforms.stage import CODE_ERRORS, counter_totals  # noqa: E402
+from wirestream.pipelines.options import DEFAULT_RUNNER, KafkaOptions, LaunchOptions, WirestreamOptions  # noqa: E402
+from wirestream.transforms.dedup import DedupSettings  # noqa: E402
+from wirestream.transforms.io.archive import ReadArchiveFiles, SourceError, list_archive_files  # noqa: E402
+from wirestream.pipelines.sinks import SinkSettings, default_dead_letter_spec, sink_spec  # noqa: E402
+from wirestream.transforms.io.files import FileSinkSettings, RollPolicy  # noqa: E402
+from wirestream.transforms.io.sinks import SinkError, redacted_url  # noqa: E402
+from wirestream.transforms.normalise import NormaliseSettings  # noqa: E402
+from wirestream.transforms.parse import ParseSettings  # noqa: E402
+from wirestream.transforms.stage import CODE_ERRORS, counter_totals  # noqa: E402
 
 
 class UsageError(Exception):
@@ -97,7 +97,7 @@ def parse_run_arguments(argv: Sequence[str]) -> PipelineOptions:
 def resolve_source(spec: str, options: PipelineOptions, kafka_config) -> Source:
     try:
         if spec.startswith("kafka://"):
-            from transforms.io.kafka import (CommitWrittenOffsets, KafkaSourceSpec, ReadFromKafka,
+            from wirestream.transforms.io.kafka import (CommitWrittenOffsets, KafkaSourceSpec, ReadFromKafka,
                                              ReadKafkaTopics)
             kafka = KafkaSourceSpec.parse(spec, kafka_config,
                                           options.view_as(KafkaOptions).kafka_discovery_interval)
@@ -114,7 +114,7 @@ def resolve_source(spec: str, options: PipelineOptions, kafka_config) -> Source:
 
 
 def kafka_client_config(options: PipelineOptions):
-    from transforms.io.kafka import client_config
+    from wirestream.transforms.io.kafka import client_config
     kafka = options.view_as(KafkaOptions)
     try:
         config = client_config(kafka.kafka_config, kafka.kafka_config_file)
@@ -211,7 +211,7 @@ def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings]:
         result = pipeline.run()
         result.wait_until_finish()
     else:
-        from pipelines.streaming import run_until_interrupted
+        from wirestream.pipelines.streaming import run_until_interrupted
         result = run_until_interrupted(pipeline)
     return summary_from_metrics(result), settings
 
@@ -273,12 +273,12 @@ def _run_command(argv: Sequence[str]) -> int:
 
 
 def _broker_command(argv: Sequence[str]) -> int:
-    from pipelines.kafka_commands import broker_command
+    from wirestream.pipelines.kafka_commands import broker_command
     return broker_command(argv)
 
 
 def _produce_command(argv: Sequence[str]) -> int:
-    from pipelines.kafka_commands import produce_command
+    from wirestream.pipelines.kafka_commands import produce_command
     return produce_command(argv)
 
 

@@ -8,15 +8,15 @@ from typing import Optional
 
 import apache_beam as beam
 
-from schemas import EventRecord
-from schemas.coders import EventRecordCoder
-from transforms.dedup import DedupSettings, NearDuplicateClusters
-from transforms.normalise import NormaliseSettings, normalise_story, unnormalised_record
-from transforms.parse import ParseSettings, parse_record
-from transforms.stage import METRICS_NAMESPACE, ApplyStage
-from transforms.tag import tag_record
-from pipelines.sinks import SinkSettings, write_records
-from transforms.io.sinks import PROGRESS, RECORDS, RecordKind
+from wirestream.schemas import EventRecord
+from wirestream.schemas.coders import EventRecordCoder
+from wirestream.transforms.dedup import DedupSettings, NearDuplicateClusters
+from wirestream.transforms.normalise import NormaliseSettings, normalise_story, unnormalised_record
+from wirestream.transforms.parse import ParseSettings, parse_record
+from wirestream.transforms.stage import METRICS_NAMESPACE, ApplyStage
+from wirestream.transforms.tag import tag_record
+from wirestream.pipelines.sinks import SinkSettings, write_records
+from wirestream.transforms.io.sinks import PROGRESS, RECORDS, RecordKind
 
 
 @dataclass(frozen=True)

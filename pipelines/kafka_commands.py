@@ -32,8 +32,8 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from pipelines import engines
-from transforms.io.archive import ArchiveProgress, SourceError, list_archive_files, read_archive_file
+from wirestream.pipelines import engines
+from wirestream.transforms.io.archive import ArchiveProgress, SourceError, list_archive_files, read_archive_file
 
 KAFKA = "kafka"
 TANSU = "tansu"
@@ -296,8 +296,8 @@ def broker_command(argv: Sequence[str]) -> int:
 
 
 def produce_command(argv: Sequence[str]) -> int:
-    from pipelines.masking import SECRETS
-    from transforms.io.kafka import KafkaSpecError, client_config, parse_topic_spec
+    from wirestream.pipelines.masking import SECRETS
+    from wirestream.transforms.io.kafka import KafkaSpecError, client_config, parse_topic_spec
     parser = argparse.ArgumentParser(
         prog="wirestream produce",
         description="Load archive files into a Kafka topic, one raw story per message.")
@@ -367,7 +367,7 @@ def send_or_report(producer, topic: str, raw, failures: UnsentRecords) -> int:
     """1 if the record was handed to the producer, else 0 (and it is reported).
     A refusal by the broker arrives later, through the delivery callback."""
     from kafka.errors import KafkaError
-    from transforms.io.kafka import raw_record_headers
+    from wirestream.transforms.io.kafka import raw_record_headers
     try:
         future = producer.send(topic, value=raw.payload, headers=raw_record_headers(raw))
     except (KafkaError, ValueError, TypeError) as exc:  # e.g. larger than max_request_size

@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from typing import Iterable, Iterator, Sequence
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
-from transforms.io.kafka import is_secret
-from transforms.io.sinks import SECRET_URL_PARAMETERS
+from wirestream.transforms.io.kafka import is_secret
+from wirestream.transforms.io.sinks import SECRET_URL_PARAMETERS
 
 MASK = "***"
 _URL_OPTIONS = ("--sink", "--dead-letter", "--dead_letter", "--to")
@@ -46,7 +46,7 @@ def url_passwords(url: str) -> list[str]:
 
 
 def _jaas_passwords(value: str) -> list[str]:
-    from transforms.io.kafka.settings import _JAAS_OPTION
+    from wirestream.transforms.io.kafka.settings import _JAAS_OPTION
     return [next(g for g in m.groups()[1:] if g is not None) for m in _JAAS_OPTION.finditer(value)
             if is_secret(m.group(1)) or m.group(1).lower() in ("password", "clientsecret")]
 

@@ -12,10 +12,10 @@ from typing import Callable
 
 import apache_beam as beam
 
-from transforms.io import files, postgres
-from transforms.io.kafka import ClientConfig
-from transforms.io.kafka import sink as kafka_sink
-from transforms.io.sinks import RecordKind, SinkError, SinkSpec, redacted_url
+from wirestream.transforms.io import files, postgres
+from wirestream.transforms.io.kafka import ClientConfig
+from wirestream.transforms.io.kafka import sink as kafka_sink
+from wirestream.transforms.io.sinks import RecordKind, SinkError, SinkSpec, redacted_url
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Running an unbounded pipeline until Ctrl-C (SIGINT) or SIGTERM.
 
-On the local streaming runner (``pipelines.local_runner``, what the CLI
+On the local streaming runner (``wirestream.pipelines.local_runner``, what the CLI
 picks for an unbounded source) records reach the sinks and offsets are
 committed while the run is live. Beam's plain FnApiRunner and the portable
 embed runner hold records at the first stage boundary until the readers stop.
@@ -25,7 +25,7 @@ import time
 
 from apache_beam.runners.runner import PipelineState
 
-from transforms.io.kafka import request_stop_reading, reset_stop_reading
+from wirestream.transforms.io.kafka import request_stop_reading, reset_stop_reading
 
 _POLL_SECONDS = 0.5
 DRAIN_SECONDS = 30.0  # how long a job may take to drain after the first signal

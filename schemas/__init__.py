@@ -4,7 +4,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from schemas.records import (  # noqa: F401
+from wirestream.schemas.records import (  # noqa: F401
     SCHEMA_VERSION, DataError, DeadLetter, EventRecord, Origin, RawRecord, Story, Subject,
     content_digest, derive_event_id)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from apache_beam.coders import Coder
 
-from schemas.records import EventRecord, Origin, Subject
+from wirestream.schemas.records import EventRecord, Origin, Subject
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(EventRecord))
 _ORIGIN_FIELDS = tuple(f.name for f in dataclasses.fields(Origin))

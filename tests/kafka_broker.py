@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-from pipelines.kafka_commands import KafkaBroker
+from wirestream.pipelines.kafka_commands import KafkaBroker
 
 
 def require_engine(reason):

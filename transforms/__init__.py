@@ -1,1 +1,1 @@
-"""One module per pipeline stage; sources and sinks live in transforms.io."""
+"""One module per pipeline stage; sources and sinks live in wirestream.transforms.io."""

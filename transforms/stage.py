@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 import apache_beam as beam
 from apache_beam import pvalue
 
-from schemas import DataError, DeadLetter, EventRecord, RawRecord, Story
+from wirestream.schemas import DataError, DeadLetter, EventRecord, RawRecord, Story
 
 DEAD_LETTERS = "dead_letters"
 METRICS_NAMESPACE = "wirestream"

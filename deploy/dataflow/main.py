@@ -14,8 +14,8 @@ from typing import Sequence
 
 from apache_beam.options.pipeline_options import StandardOptions
 
-from pipelines.cli import main
-from pipelines.options import KafkaOptions, WirestreamOptions
+from wirestream.pipelines.cli import main
+from wirestream.pipelines.options import KafkaOptions, WirestreamOptions
 
 
 def _option_actions() -> list[argparse.Action]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas import validator
+from wirestream.schemas import validator
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples" / "archive"
@@ -17,7 +17,7 @@ SUMMARY = re.compile(r"^read=(\d+) unique=(\d+) duplicates=(\d+) dead_letters=(\
 
 
 def wirestream(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd or REPO,
+    return subprocess.run([sys.executable, "-m", "wirestream.pipelines.cli", *args], cwd=cwd or REPO,
                           capture_output=True, text=True, timeout=900)
 
 
@@ -138,7 +138,7 @@ def test_drop_duplicates_leaves_them_out_of_the_sink_but_counts_them(tmp_path):
 
 
 def test_drop_duplicates_always_writes_a_streaming_re_emission():
-    from pipelines.graph import dropped_as_duplicate
+    from wirestream.pipelines.graph import dropped_as_duplicate
     from tests.transforms.dedup.stories import story
     first_copy, original = story("c", "Copy."), story("r", "Copy.")
     first_copy.is_duplicate = True

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipelines import engines
+from wirestream.pipelines import engines
 from tests.kafka_broker import require_engine
 from tests.pipelines.test_cli import SAMPLES, summary_of, wirestream
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pipelines import engines
+from wirestream.pipelines import engines
 from tests.kafka_broker import require_engine
 from tests.pipelines.test_cli import summary_of, wirestream
 

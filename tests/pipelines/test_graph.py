@@ -6,10 +6,10 @@ import json
 import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 
-import pipelines.graph
-from pipelines.graph import PipelineSettings, StoriesToEventRecords
-from schemas import Origin, RawRecord
-from transforms.tag import tag_record
+import wirestream.pipelines.graph
+from wirestream.pipelines.graph import PipelineSettings, StoriesToEventRecords
+from wirestream.schemas import Origin, RawRecord
+from wirestream.transforms.tag import tag_record
 
 ORIGINAL = {"title": "Quake hits the coast", "source": "A", "id": "a-1", "published": "2024-06-24T08:00:00Z",
             "text": "An earthquake of magnitude 6.1 hit the northern coast on Monday, the geological "
@@ -33,7 +33,7 @@ def _tag_failing_for_source_a(record, data_dir=None):
 
 
 def _run(items, monkeypatch, streaming=False):
-    monkeypatch.setattr(pipelines.graph, "tag_record", _tag_failing_for_source_a)
+    monkeypatch.setattr(wirestream.pipelines.graph, "tag_record", _tag_failing_for_source_a)
     settings = PipelineSettings(sink="unused", dead_letter="unused")
     if streaming:
         from dataclasses import replace

@@ -8,13 +8,13 @@ import sys
 import pytest
 
 from tests.transforms.io.test_kafka_io import read_topic
-from transforms.io.archive import list_archive_files
+from wirestream.transforms.io.archive import list_archive_files
 
 pytestmark = pytest.mark.integration
 
 
 def wirestream(*args, cwd, timeout=300):
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "wirestream.pipelines.cli", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import engines
-from pipelines.kafka_commands import KafkaBroker
+from wirestream.pipelines import engines
+from wirestream.pipelines.kafka_commands import KafkaBroker
 from tests.kafka_broker import create_topic, require_engine
 from tests.transforms.io.test_kafka_io import committed, produce, read_topic
 
@@ -23,7 +23,7 @@ MALFORMED = [b"{not json", b"\x00\x01binary", b"", b"<rss><channel></channel>",
 
 
 def wirestream(*args, cwd, timeout=180):
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "wirestream.pipelines.cli", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -93,7 +93,7 @@ def test_kill_9_then_restart_from_committed_loses_nothing(kafka_broker, tmp_path
              for i in range(30)])
     source = f"{kafka}/wire?group=g&start=committed"
     streaming = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "run", "--source", source,
+        [sys.executable, "-m", "wirestream.pipelines.cli", "run", "--source", source,
          "--sink", f"{kafka}/events"], cwd=tmp_path,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(6)
@@ -116,7 +116,7 @@ def test_sigint_stops_a_streaming_run_cleanly(kafka_broker, tmp_path, runner):
     produce(kafka_broker.bootstrap, "wire", [json.dumps(
         {"id": "a", "headline": "Grain prices rise", "body": "Wheat rose 2% in Chicago."}).encode()])
     streaming = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "run", "--source", f"{kafka}/wire?group=g",
+        [sys.executable, "-m", "wirestream.pipelines.cli", "run", "--source", f"{kafka}/wire?group=g",
          "--sink", f"{kafka}/events", *runner], cwd=tmp_path, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 90
@@ -183,7 +183,7 @@ def test_a_live_stream_out_of_order_ends_with_the_backfill_clusters(kafka_broker
         first = [line for line in lines if f"reuters21578:{json.loads(line)['newid']}" in copies]
         assert len(first) == 15
         streaming = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "run", "--source", f"{kafka}/wire?group=g&start=earliest",
+            [sys.executable, "-m", "wirestream.pipelines.cli", "run", "--source", f"{kafka}/wire?group=g&start=earliest",
              "--sink", f"{SERVER}?table={tables[0]}"], cwd=tmp_path, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True)
         produce(kafka_broker.bootstrap, "wire", [line.encode() for line in first])
@@ -208,9 +208,9 @@ def test_a_live_stream_out_of_order_ends_with_the_backfill_clusters(kafka_broker
 
 def test_wirestream_broker_runs_apache_kafka_until_ctrl_c(tmp_path):
     require_engine(KafkaBroker.missing())
-    from pipelines.kafka_commands import free_port
+    from wirestream.pipelines.kafka_commands import free_port
     port = free_port()
-    broker = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "broker", "--port", str(port)],
+    broker = subprocess.Popen([sys.executable, "-m", "wirestream.pipelines.cli", "broker", "--port", str(port)],
                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
     try:
@@ -240,7 +240,7 @@ def test_partitions_added_while_a_run_is_live_are_read(kafka_broker, tmp_path):
 
     produce(kafka_broker.bootstrap, "growing", [story(0)], partitions=1)
     streaming = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "run", "--source", f"{kafka}/growing?group=g",
+        [sys.executable, "-m", "wirestream.pipelines.cli", "run", "--source", f"{kafka}/growing?group=g",
          "--sink", f"{kafka}/events", "--kafka-discovery-interval", "1"], cwd=tmp_path,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -306,7 +306,7 @@ def test_a_backlog_holding_copies_and_originals_ends_with_the_backfill_clusters(
     import psycopg
     from kafka.admin import KafkaAdminClient, NewTopic
     from benchmarks.dedup_data import reuters_date
-    from transforms.normalise.dates import parse_utc_iso
+    from wirestream.transforms.normalise.dates import parse_utc_iso
     with gzip.open(shared_data / "reuters21578" / "reuters21578.jsonl.gz", "rt", encoding="utf-8") as f:
         rows = [row for row in map(json.loads, f) if 10000 <= row["newid"] < 10400]
     rng = random.Random(17)
@@ -340,7 +340,7 @@ def test_a_backlog_holding_copies_and_originals_ends_with_the_backfill_clusters(
         assert len(expected) == len(rows) and sum(c[2] for c in expected) >= 10
         for group, table in (("first", tables[1]), ("second", tables[2])):
             streaming = subprocess.Popen(
-                [sys.executable, "-m", "pipelines.cli", "run", "--source",
+                [sys.executable, "-m", "wirestream.pipelines.cli", "run", "--source",
                  f"{kafka}/backlog?group={group}&start=earliest", "--sink", f"{SERVER}?table={table}"],
                 cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             deadline = time.monotonic() + 300

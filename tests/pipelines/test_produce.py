@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def produce(*args):
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", "produce", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "wirestream.pipelines.cli", "produce", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=180)
 
 

@@ -19,7 +19,7 @@ SERVER = os.environ.get("WIRESTREAM_POSTGRES_URL", "postgresql://postgres@127.0.
 
 def wirestream(*args, env=None, timeout=300):
     environment = {**os.environ, "WIRESTREAM_LOG_LEVEL": "DEBUG", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "wirestream.pipelines.cli", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout, env=environment)
 
 

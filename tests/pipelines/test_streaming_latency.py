@@ -13,8 +13,8 @@ from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import userstate
 from apache_beam.transforms.core import RestrictionProvider
 
-from pipelines import local_runner
-from pipelines.local_runner import LocalRunnerUnsupported, StreamingFnApiRunner
+from wirestream.pipelines import local_runner
+from wirestream.pipelines.local_runner import LocalRunnerUnsupported, StreamingFnApiRunner
 
 TICKS = 12
 # The runners execute DoFns in this process, so module state is shared with them.

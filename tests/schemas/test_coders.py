@@ -2,9 +2,9 @@ import pickle
 
 import apache_beam as beam
 
-from pipelines.graph import PipelineSettings, StoriesToEventRecords
-from schemas import EventRecord, Origin, RawRecord, Subject
-from schemas.coders import EventRecordCoder
+from wirestream.pipelines.graph import PipelineSettings, StoriesToEventRecords
+from wirestream.schemas import EventRecord, Origin, RawRecord, Subject
+from wirestream.schemas.coders import EventRecordCoder
 
 
 def _record() -> EventRecord:

@@ -8,10 +8,10 @@ import psycopg
 import pyarrow as pa
 import pytest
 
-from schemas import DeadLetter, EventRecord, Origin, load_schema
-from transforms.io.files import arrow_schema
-from transforms.io.postgres import LAYOUTS, RECORD, create_table
-from transforms.io.sinks import RecordKind
+from wirestream.schemas import DeadLetter, EventRecord, Origin, load_schema
+from wirestream.transforms.io.files import arrow_schema
+from wirestream.transforms.io.postgres import LAYOUTS, RECORD, create_table
+from wirestream.transforms.io.sinks import RecordKind
 from tests.transforms.io.test_postgres import server  # noqa: F401  (the fixture: skip, or fail in CI)
 
 

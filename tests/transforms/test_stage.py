@@ -2,9 +2,9 @@
 
 from apache_beam import pvalue
 
-from schemas import DataError, DeadLetter, Origin, RawRecord, validator
-from transforms.parse import ParseError
-from transforms.stage import StageDoFn
+from wirestream.schemas import DataError, DeadLetter, Origin, RawRecord, validator
+from wirestream.transforms.parse import ParseError
+from wirestream.transforms.stage import StageDoFn
 
 ORIGIN = Origin(kind="file", ingested_at="2024-06-24T12:00:00Z", path="in.jsonl", line=3)
 RAW = RawRecord(b'{"title": "t"}', ORIGIN, "json")

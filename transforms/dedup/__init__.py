@@ -46,12 +46,12 @@ import functools
 
 import apache_beam as beam
 
-from schemas import EventRecord
-from transforms.dedup.batch import BatchClusters, cluster_records
-from transforms.dedup.settings import DedupSettings
-from transforms.dedup.sketch import record_uid, sketch_record
-from transforms.dedup.streaming import StreamingClusters
-from transforms.stage import ApplyStage
+from wirestream.schemas import EventRecord
+from wirestream.transforms.dedup.batch import BatchClusters, cluster_records
+from wirestream.transforms.dedup.settings import DedupSettings
+from wirestream.transforms.dedup.sketch import record_uid, sketch_record
+from wirestream.transforms.dedup.streaming import StreamingClusters
+from wirestream.transforms.stage import ApplyStage
 
 __all__ = ["DedupSettings", "NearDuplicateClusters", "cluster_records", "record_uid"]
 

@@ -10,13 +10,13 @@ from typing import Optional
 import apache_beam as beam
 import numpy as np
 
-from schemas import EventRecord
-from transforms.dedup.buckets import candidate_pairs
-from transforms.dedup.decide import ClusterDecision, apply_decision, cluster_id_for, copies_of, decide, is_root
-from transforms.dedup.relate import Relation, relate
-from transforms.dedup.settings import DedupSettings
-from transforms.dedup.sketch import StorySketch, band_entries, sketch_record
-from transforms.stage import METRICS_NAMESPACE
+from wirestream.schemas import EventRecord
+from wirestream.transforms.dedup.buckets import candidate_pairs
+from wirestream.transforms.dedup.decide import ClusterDecision, apply_decision, cluster_id_for, copies_of, decide, is_root
+from wirestream.transforms.dedup.relate import Relation, relate
+from wirestream.transforms.dedup.settings import DedupSettings
+from wirestream.transforms.dedup.sketch import StorySketch, band_entries, sketch_record
+from wirestream.transforms.stage import METRICS_NAMESPACE
 
 BAND_BATCH = 1_024  # stories whose bucket keys travel together, packed as bytes
 

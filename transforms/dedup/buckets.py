@@ -8,7 +8,7 @@ from typing import Iterable, NamedTuple
 
 import numpy as np
 
-from transforms.dedup.settings import DedupSettings
+from wirestream.transforms.dedup.settings import DedupSettings
 
 
 def compared_members(times: Sequence[int], position: int, settings: DedupSettings) -> tuple[list[int], int]:

@@ -6,8 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-from schemas import EventRecord
-from transforms.dedup.relate import CORRECTION, DUPLICATE, UPDATE, Relation
+from wirestream.schemas import EventRecord
+from wirestream.transforms.dedup.relate import CORRECTION, DUPLICATE, UPDATE, Relation
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from schemas import EventRecord
-from transforms.dedup.relate import Relation
+from wirestream.schemas import EventRecord
+from wirestream.transforms.dedup.relate import Relation
 
 
 class BandProbe(NamedTuple):

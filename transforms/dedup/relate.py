@@ -8,8 +8,8 @@ from typing import Optional
 
 import numpy as np
 
-from transforms.dedup.settings import DedupSettings
-from transforms.dedup.sketch import StorySketch
+from wirestream.transforms.dedup.settings import DedupSettings
+from wirestream.transforms.dedup.sketch import StorySketch
 
 
 DUPLICATE = "duplicate"

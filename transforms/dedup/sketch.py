@@ -9,11 +9,11 @@ from typing import Iterable, NamedTuple, Optional
 
 import numpy as np
 
-from schemas import EventRecord
-from transforms.normalise import reference_time
-from transforms.normalise.dates import parse_utc_iso
-from transforms.dedup import permutations
-from transforms.dedup.settings import DedupSettings
+from wirestream.schemas import EventRecord
+from wirestream.transforms.normalise import reference_time
+from wirestream.transforms.normalise.dates import parse_utc_iso
+from wirestream.transforms.dedup import permutations
+from wirestream.transforms.dedup.settings import DedupSettings
 
 
 _TOKEN = re.compile(r"\w+(?:[.,:/]\w+)*")

@@ -15,11 +15,11 @@ from typing import Any, Callable
 
 from apache_beam import coders
 
-from schemas import EventRecord, Origin, Subject
-from transforms.dedup.decide import ClusterDecision
-from transforms.dedup.relate import Relation
-from transforms.dedup.sketch import StorySketch
-from transforms.dedup.streaming_state import BandShardIndex, ClusterMember, RootRegistry, StoryRelations
+from wirestream.schemas import EventRecord, Origin, Subject
+from wirestream.transforms.dedup.decide import ClusterDecision
+from wirestream.transforms.dedup.relate import Relation
+from wirestream.transforms.dedup.sketch import StorySketch
+from wirestream.transforms.dedup.streaming_state import BandShardIndex, ClusterMember, RootRegistry, StoryRelations
 
 VERSION = 1
 

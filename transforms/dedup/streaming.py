@@ -41,16 +41,16 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
-from schemas import EventRecord
-from transforms.dedup import state_coder
-from transforms.dedup.decide import ClusterDecision, apply_decision, copies_of, is_root
-from transforms.dedup.settings import DedupSettings
-from transforms.dedup.messages import (AskRoot, BandAnswered, BandProbe, LateRelation, RecordArrived,
+from wirestream.schemas import EventRecord
+from wirestream.transforms.dedup import state_coder
+from wirestream.transforms.dedup.decide import ClusterDecision, apply_decision, copies_of, is_root
+from wirestream.transforms.dedup.settings import DedupSettings
+from wirestream.transforms.dedup.messages import (AskRoot, BandAnswered, BandProbe, LateRelation, RecordArrived,
                                        RegisterRoot, Released, RelationsGrew, RootAnswer)
-from transforms.dedup.sketch import StorySketch, band_keys
-from transforms.dedup.streaming_state import (BandShardIndex, ClusterMember, RootRegistry,
+from wirestream.transforms.dedup.sketch import StorySketch, band_keys
+from wirestream.transforms.dedup.streaming_state import (BandShardIndex, ClusterMember, RootRegistry,
                                               StoryRelations)
-from transforms.stage import METRICS_NAMESPACE
+from wirestream.transforms.stage import METRICS_NAMESPACE
 
 RELEASED = Released()
 

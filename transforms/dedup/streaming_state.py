@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
-from transforms.dedup.buckets import compared_members
-from transforms.dedup.decide import ClusterDecision, copies_of, decide
-from transforms.dedup.relate import Relation, relate
-from transforms.dedup.settings import DedupSettings
-from transforms.dedup.sketch import StorySketch
+from wirestream.transforms.dedup.buckets import compared_members
+from wirestream.transforms.dedup.decide import ClusterDecision, copies_of, decide
+from wirestream.transforms.dedup.relate import Relation, relate
+from wirestream.transforms.dedup.settings import DedupSettings
+from wirestream.transforms.dedup.sketch import StorySketch
 
 EXPIRY_STEP = 3_600  # state is swept once per hour of event time, not per story
 

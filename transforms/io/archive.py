@@ -35,7 +35,7 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from schemas import Origin, RawRecord
+from wirestream.schemas import Origin, RawRecord
 
 # Extension -> format hint given to the parse stage.
 ARCHIVE_FORMATS = {".jsonl": "jsonl", ".jsonl.gz": "jsonl", ".ndjson": "jsonl", ".json": "json",

@@ -47,8 +47,8 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.io.sinks import Acknowledgement, RecordKind, RecordSink, SinkSpec, WriteToRecordSink
-from transforms.stage import METRICS_NAMESPACE
+from wirestream.transforms.io.sinks import Acknowledgement, RecordKind, RecordSink, SinkSpec, WriteToRecordSink
+from wirestream.transforms.stage import METRICS_NAMESPACE
 
 
 # --- formats -------------------------------------------------------------------------------
@@ -90,7 +90,7 @@ def _arrow_type(node: dict):
     and strings of ``format`` date-time or date become timestamps or dates (so
     time filters need no parsing)."""
     import pyarrow as pa
-    from schemas import load_schema
+    from wirestream.schemas import load_schema
 
     if "$ref" in node:
         node = load_schema(node["$ref"].split(".v1.")[0])
@@ -115,7 +115,7 @@ _ARROW_SCHEMAS: dict = {}
 def arrow_schema(kind: RecordKind):
     if kind not in _ARROW_SCHEMAS:
         import pyarrow as pa
-        from schemas import load_schema
+        from wirestream.schemas import load_schema
         _ARROW_SCHEMAS[kind] = pa.schema(list(_arrow_type(load_schema(SCHEMA_OF_KIND[kind]))))
     return _ARROW_SCHEMAS[kind]
 

@@ -37,9 +37,9 @@ import psycopg
 import tenacity
 from psycopg import sql
 
-from schemas import load_schema
+from wirestream.schemas import load_schema
 
-from transforms.io.sinks import (redacted_url, RecordKind, RecordSink, SinkError, SinkSpec,
+from wirestream.transforms.io.sinks import (redacted_url, RecordKind, RecordSink, SinkError, SinkSpec,
                                  WriteToRecordSink)
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def is_transient(exc: BaseException) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _ddl_templates() -> dict[str, str]:
-    text = resources.files("schemas").joinpath("postgres.sql").read_text("utf-8")
+    text = resources.files("wirestream.schemas").joinpath("postgres.sql").read_text("utf-8")
     sections = re.split(r"^-- kind: (\w+)\s*$", text, flags=re.MULTILINE)
     return dict(zip(sections[1::2], sections[2::2]))
 

@@ -30,8 +30,8 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from schemas import Origin
-from transforms.stage import METRICS_NAMESPACE
+from wirestream.schemas import Origin
+from wirestream.transforms.stage import METRICS_NAMESPACE
 
 
 class RecordKind(str, enum.Enum):

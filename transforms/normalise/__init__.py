@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from schemas import EventRecord, Story, content_digest, derive_event_id
-from transforms.normalise.dates import (
+from wirestream.schemas import EventRecord, Story, content_digest, derive_event_id
+from wirestream.transforms.normalise.dates import (
     normalise_time, parse_utc_iso, record_day_month_order, utc_iso, zone_named)
-from transforms.normalise.language import (
+from wirestream.transforms.normalise.language import (
     UNDETERMINED, choose_language, detect_language, normalise_language_tag)
-from transforms.normalise.mentions import dates_mentioned
-from transforms.normalise.text import clean_text, strip_boilerplate
+from wirestream.transforms.normalise.mentions import dates_mentioned
+from wirestream.transforms.normalise.text import clean_text, strip_boilerplate
 
 
 @dataclass(frozen=True)

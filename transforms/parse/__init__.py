@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Iterator, Union
 
-from schemas import DeadLetter, RawRecord, Story
-from transforms.parse.errors import ParseError
-from transforms.parse.html_page import looks_like_html_page, parse_html_page
-from transforms.parse.json_formats import parse_json_story
-from transforms.parse.plaintext import parse_plain_text
-from transforms.parse.reuters import parse_reuters_sgml
-from transforms.parse.xml_formats import parse_xml_document
+from wirestream.schemas import DeadLetter, RawRecord, Story
+from wirestream.transforms.parse.errors import ParseError
+from wirestream.transforms.parse.html_page import looks_like_html_page, parse_html_page
+from wirestream.transforms.parse.json_formats import parse_json_story
+from wirestream.transforms.parse.plaintext import parse_plain_text
+from wirestream.transforms.parse.reuters import parse_reuters_sgml
+from wirestream.transforms.parse.xml_formats import parse_xml_document
 
 __all__ = ["ParseError", "ParseSettings", "parse_record", "sniff_format"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schemas import DataError, Story
+from wirestream.schemas import DataError, Story
 
 
 # No news format nests anywhere near this deep; deeper is an attack or garbage,

@@ -19,9 +19,9 @@ import trafilatura
 from ftfy.fixes import fix_c1_controls
 from trafilatura.utils import decode_file
 
-from schemas import Origin, Story
-from transforms.normalise.text import clean_text
-from transforms.parse.errors import ParseError, require_content
+from wirestream.schemas import Origin, Story
+from wirestream.transforms.normalise.text import clean_text
+from wirestream.transforms.parse.errors import ParseError, require_content
 
 # Less main text than this is a caption, a teaser or a paywall stub, not an article.
 MIN_ARTICLE_CHARS = 300

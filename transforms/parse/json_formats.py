@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
-from schemas import Origin, Story, Subject
-from transforms.normalise.text import clean_text, html_to_text, looks_like_html
-from transforms.parse.errors import MAX_NESTING_DEPTH, ParseError, int_version, require_content
+from wirestream.schemas import Origin, Story, Subject
+from wirestream.transforms.normalise.text import clean_text, html_to_text, looks_like_html
+from wirestream.transforms.parse.errors import MAX_NESTING_DEPTH, ParseError, int_version, require_content
 
 # First alias present wins; the order is the most specific name first.
 HEADLINE_KEYS = ("headline", "title", "hl")
@@ -133,7 +133,7 @@ def _ninjs_story(obj: dict, origin: Origin) -> Story:
 def _reuters21578_story(obj: dict, origin: Origin) -> Story:
     """The JSONL form of Reuters-21578 (one story per line with `newid`): the
     same story id and text as the SGML form, so both give the same event_id."""
-    from transforms.parse.reuters import reuters_story
+    from wirestream.transforms.parse.reuters import reuters_story
     return reuters_story(newid=str(obj["newid"]), date_raw=obj.get("date_raw"),
                          title=obj.get("title") or "", dateline=obj.get("dateline") or "",
                          body=obj.get("body") or "", topics=obj.get("topics") or [],

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
-from schemas import Origin, Story
-from transforms.normalise.text import clean_text
-from transforms.parse.errors import ParseError, require_content
+from wirestream.schemas import Origin, Story
+from wirestream.transforms.normalise.text import clean_text
+from wirestream.transforms.parse.errors import ParseError, require_content
 
 _BLOCKS = re.compile(r"\n[ \t]*\n+")
 _SENTENCE_END = (".", "!", "?", "\"", "”", "’", "'", ":", ";", ")")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import html
 import re
 
-from schemas import Origin, Story, Subject
-from transforms.normalise.text import clean_text
-from transforms.parse.errors import ParseError, require_content
+from wirestream.schemas import Origin, Story, Subject
+from wirestream.transforms.normalise.text import clean_text
+from wirestream.transforms.parse.errors import ParseError, require_content
 
 _ATTR = re.compile(r'(\w+)="([^"]*)"')
 _OPEN = re.compile(r"<REUTERS\b([^>]*)>", re.S)

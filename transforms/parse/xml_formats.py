@@ -12,9 +12,9 @@ from typing import Iterator, Optional
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from schemas import Origin, Story, Subject
-from transforms.normalise.text import clean_text, html_to_text
-from transforms.parse.errors import MAX_NESTING_DEPTH, ParseError, int_version, require_content
+from wirestream.schemas import Origin, Story, Subject
+from wirestream.transforms.normalise.text import clean_text, html_to_text
+from wirestream.transforms.parse.errors import MAX_NESTING_DEPTH, ParseError, int_version, require_content
 
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _BLOCK = {"p", "hl1", "hl2", "li", "h1", "h2", "h3", "h4", "div", "br", "pre", "blockquote",

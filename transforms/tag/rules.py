@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-from schemas import Subject
-from transforms.tag.gazetteer import read_data
-from transforms.tag.text import PhraseIndex, Tokens, name_key
+from wirestream.schemas import Subject
+from wirestream.transforms.tag.gazetteer import read_data
+from wirestream.transforms.tag.text import PhraseIndex, Tokens, name_key
 
 # IPTC subject codes and legacy Media Topic codes carry their top level in the first two digits.
 _NUMERIC_CODE = re.compile(r"(?:^|[:/])(?P<top>0[1-9]|1[0-7])\d{6}$")

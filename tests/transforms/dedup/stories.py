@@ -10,9 +10,9 @@ from datetime import datetime, timedelta
 import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 
-from schemas import EventRecord, Origin, derive_event_id
+from wirestream.schemas import EventRecord, Origin, derive_event_id
 from benchmarks.bench_dedup import cluster_fields
-from transforms.dedup import DedupSettings, NearDuplicateClusters, cluster_records
+from wirestream.transforms.dedup import DedupSettings, NearDuplicateClusters, cluster_records
 
 
 STORY = (
@@ -95,7 +95,7 @@ BURST_SETTINGS = DedupSettings(compare_earliest=4, compare_latest=4)
 
 
 def reuters_stories(shared_data, newids):
-    from transforms.normalise.text import clean_text
+    from wirestream.transforms.normalise.text import clean_text
     rows = {}
     with gzip.open(shared_data / "reuters21578" / "reuters21578.jsonl.gz", "rt", encoding="utf-8") as f:
         for line in f:

@@ -5,9 +5,9 @@ import random
 import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 
-from schemas import Origin
+from wirestream.schemas import Origin
 from tests.transforms.dedup.stories import STORY, copies, decisions, mixed_records, run_beam, story
-from transforms.dedup import DedupSettings, NearDuplicateClusters, cluster_records
+from wirestream.transforms.dedup import DedupSettings, NearDuplicateClusters, cluster_records
 
 
 def test_light_edits_cluster_with_the_earliest_report():

@@ -4,9 +4,9 @@ import numpy as np
 
 from tests.transforms.dedup.stories import (BURST_SETTINGS, OTHER_STORY, STORY, mixed_records,
                                             templated_burst, story)
-from transforms.dedup import DedupSettings, cluster_records
-from transforms.dedup.buckets import candidate_pairs, compared_members
-from transforms.dedup.sketch import band_entries, sketch_record
+from wirestream.transforms.dedup import DedupSettings, cluster_records
+from wirestream.transforms.dedup.buckets import candidate_pairs, compared_members
+from wirestream.transforms.dedup.sketch import band_entries, sketch_record
 
 
 def test_headline_only_briefs_are_compared_by_headline():
@@ -89,7 +89,7 @@ def test_the_bucket_cap_keeps_the_earliest_and_the_latest_members_in_the_window(
 
 
 def test_pairs_named_by_many_partitions_come_out_once():
-    from transforms.dedup.batch import pack_pairs, unique_pairs
+    from wirestream.transforms.dedup.batch import pack_pairs, unique_pairs
     pairs = [("a", "b"), ("a", "c"), ("b", "c"), ("c", "d")]
     # Each partition of bucket keys names some pairs, several of them the same.
     named = [pack_pairs(pairs, 3), pack_pairs(pairs[1:], 3), pack_pairs([("a", "b")], 3)]

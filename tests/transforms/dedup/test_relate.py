@@ -1,5 +1,5 @@
 from tests.transforms.dedup.stories import STORY, reuters_stories, story
-from transforms.dedup import DedupSettings, cluster_records
+from wirestream.transforms.dedup import DedupSettings, cluster_records
 
 
 def test_templated_stories_with_other_figures_stay_apart():

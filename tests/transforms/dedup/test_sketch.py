@@ -3,9 +3,9 @@ import hashlib
 import numpy as np
 
 from tests.transforms.dedup.stories import STORY, story
-from transforms.dedup import DedupSettings, cluster_records
-from transforms.dedup.relate import same_facts
-from transforms.dedup.sketch import band_keys, sketch_record
+from wirestream.transforms.dedup import DedupSettings, cluster_records
+from wirestream.transforms.dedup.relate import same_facts
+from wirestream.transforms.dedup.sketch import band_keys, sketch_record
 
 
 def test_figures_may_be_trimmed_or_signed_off_but_not_changed():

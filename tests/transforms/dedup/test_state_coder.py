@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from tests.transforms.dedup.stories import OTHER_STORY, STORY, story
-from transforms.dedup import DedupSettings
-from transforms.dedup import state_coder
-from transforms.dedup.decide import ClusterDecision
-from transforms.dedup.sketch import band_keys, record_uid, sketch_record
-from transforms.dedup.streaming_state import BandShardIndex, ClusterMember, RootRegistry, StoryRelations
+from wirestream.transforms.dedup import DedupSettings
+from wirestream.transforms.dedup import state_coder
+from wirestream.transforms.dedup.decide import ClusterDecision
+from wirestream.transforms.dedup.sketch import band_keys, record_uid, sketch_record
+from wirestream.transforms.dedup.streaming_state import BandShardIndex, ClusterMember, RootRegistry, StoryRelations
 
 # Written by state version 1 (this release): every later release must decode them.
 VERSION_1 = Path(__file__).parent / "data" / "state_v1.json"

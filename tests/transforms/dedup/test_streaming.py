@@ -3,8 +3,8 @@ import random
 
 from benchmarks.bench_dedup import agency_delays, batch_clusters, cluster_fields, latest_revisions, streaming_run
 from tests.transforms.dedup.stories import chain_records, mixed_records, run_beam
-from transforms.dedup import DedupSettings, cluster_records, record_uid
-from transforms.dedup.decide import cluster_id_for
+from wirestream.transforms.dedup import DedupSettings, cluster_records, record_uid
+from wirestream.transforms.dedup.decide import cluster_id_for
 
 
 def test_streaming_transform_in_publication_order_matches_batch_without_corrections():

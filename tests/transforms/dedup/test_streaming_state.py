@@ -1,9 +1,9 @@
 import random
 
 from tests.transforms.dedup.stories import BURST_SETTINGS, OTHER_STORY, STORY, templated_burst, story
-from transforms.dedup import DedupSettings
-from transforms.dedup.sketch import band_keys, sketch_record
-from transforms.dedup.streaming_state import CLOCK_QUORUM, BandShardIndex, RootRegistry
+from wirestream.transforms.dedup import DedupSettings
+from wirestream.transforms.dedup.sketch import band_keys, sketch_record
+from wirestream.transforms.dedup.streaming_state import CLOCK_QUORUM, BandShardIndex, RootRegistry
 
 
 def _others(published, settings, count=CLOCK_QUORUM):

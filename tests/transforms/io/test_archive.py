@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from transforms.io.archive import (ArchiveFile, SourceError, list_archive_files, read_archive_file,
+from wirestream.transforms.io.archive import (ArchiveFile, SourceError, list_archive_files, read_archive_file,
                                    split_json_array, split_reuters)
 
 
@@ -79,7 +79,7 @@ def test_malformed_json_file_is_one_record(tmp_path):
 def test_progress_line_counts_files_records_and_eta():
     import io
 
-    from transforms.io.archive import ArchiveProgress
+    from wirestream.transforms.io.archive import ArchiveProgress
     stream = io.StringIO()
     progress = ArchiveProgress(total_files=2, total_bytes=200, stream=stream)
     for _ in range(3):
@@ -93,8 +93,8 @@ def test_progress_line_counts_files_records_and_eta():
 
 # --- damaged and hostile input: every damage is an accounted record -------------------------
 
-from schemas import RawRecord  # noqa: E402
-from transforms.parse import parse_record  # noqa: E402
+from wirestream.schemas import RawRecord  # noqa: E402
+from wirestream.transforms.parse import parse_record  # noqa: E402
 
 
 def _stories(count: int) -> bytes:

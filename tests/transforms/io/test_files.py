@@ -17,12 +17,12 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.testing.test_stream import TestStream as StoryStream
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 
-from schemas import DeadLetter, EventRecord, Origin, derive_event_id, validator
-from transforms.io.files import (
+from wirestream.schemas import DeadLetter, EventRecord, Origin, derive_event_id, validator
+from wirestream.transforms.io.files import (
     FileSinkSettings, JsonLinesFormat, ParquetFormat, RollingFileWriter, RollPolicy, arrow_schema,
     documents_to_table, publish_orphan_journals)
-from pipelines.sinks import SinkSettings, write_records
-from transforms.io.sinks import RecordKind
+from wirestream.pipelines.sinks import SinkSettings, write_records
+from wirestream.transforms.io.sinks import RecordKind
 
 
 # Reuters PLACES codes -> ISO 3166-1 alpha-2 (historic states keep their ISO 3166-3 code).
@@ -222,8 +222,8 @@ def test_streaming_files_roll_on_size(events, tmp_path):
 
 WRITER = """
 import json, sys
-from transforms.io.files import JsonLinesFormat, ParquetFormat, RollingFileWriter, RollPolicy
-from transforms.io.sinks import RecordKind
+from wirestream.transforms.io.files import JsonLinesFormat, ParquetFormat, RollingFileWriter, RollPolicy
+from wirestream.transforms.io.sinks import RecordKind
 directory, fmt, docs = sys.argv[1], sys.argv[2], json.load(open(sys.argv[3]))
 writer = RollingFileWriter(directory, RecordKind.EVENTS,
                            {"jsonl": JsonLinesFormat, "parquet": ParquetFormat}[fmt],
@@ -324,8 +324,8 @@ def test_two_live_writers_never_take_each_others_journals(events, tmp_path):
 
 def rolling_file_writer(directory, policy):
     """The DoFn a streaming jsonl: sink runs, driven directly."""
-    from transforms.io.files import RollingFileSink
-    from transforms.io.sinks import WriteToRecordSink
+    from wirestream.transforms.io.files import RollingFileSink
+    from wirestream.transforms.io.sinks import WriteToRecordSink
     return WriteToRecordSink(
         lambda: RollingFileSink(str(directory), RecordKind.EVENTS, JsonLinesFormat, policy),
         RecordKind.EVENTS)
@@ -371,7 +371,7 @@ def kafka_sourced(records):
 
 def test_bounded_files_acknowledge_kafka_records_once_written(events, tmp_path):
     from apache_beam.testing.util import assert_that, equal_to
-    from transforms.io.sinks import Acknowledgement
+    from wirestream.transforms.io.sinks import Acknowledgement
     records = kafka_sourced(events[:6])
     with beam.Pipeline(runner="FnApiRunner") as pipeline:
         written = (pipeline | beam.Create(records)
@@ -381,7 +381,7 @@ def test_bounded_files_acknowledge_kafka_records_once_written(events, tmp_path):
 
 
 def test_streaming_files_acknowledge_only_after_the_bundle_is_durable(events, tmp_path):
-    from transforms.io.sinks import Acknowledgement
+    from wirestream.transforms.io.sinks import Acknowledgement
     fn = rolling_file_writer(tmp_path, RollPolicy())
     fn.setup()
     try:

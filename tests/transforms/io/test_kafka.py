@@ -6,13 +6,13 @@ from collections import namedtuple
 import pytest
 from apache_beam.transforms.window import TimestampedValue
 
-from schemas import Origin
-from transforms.io.kafka import (UNBOUNDED, ClientConfig, KafkaSourceSpec, KafkaSpecError,
+from wirestream.schemas import Origin
+from wirestream.transforms.io.kafka import (UNBOUNDED, ClientConfig, KafkaSourceSpec, KafkaSpecError,
                                  PartitionProgress, ReadBoundedTopic, TopicOffsets,
                                  TopicOffsetsTracker, client_config, parse_topic_spec,
                                  raw_record_from_kafka, record_time_ms, utc_iso)
-from transforms.io.sinks import Acknowledgement
-from pipelines.sinks import default_dead_letter_spec
+from wirestream.transforms.io.sinks import Acknowledgement
+from wirestream.pipelines.sinks import default_dead_letter_spec
 
 
 def test_source_spec_reads_every_part():

@@ -9,11 +9,11 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import TaggedOutput
 from apache_beam.testing.util import assert_that, equal_to
 
-from transforms.io.kafka import (ClientConfig, CommitWrittenOffsets, KafkaDeliveryError,
+from wirestream.transforms.io.kafka import (ClientConfig, CommitWrittenOffsets, KafkaDeliveryError,
                                  KafkaRecordSink, KafkaSourceSpec, PartitionProgress,
                                  ReadBoundedTopic, ReadFromKafka, ReadKafkaTopics,
                                  TopicOffsetsTracker, WriteToKafka)
-from transforms.io.sinks import PROGRESS, RECORDS, RecordKind
+from wirestream.transforms.io.sinks import PROGRESS, RECORDS, RecordKind
 from tests.kafka_broker import create_topic
 
 pytestmark = pytest.mark.integration

@@ -12,12 +12,12 @@ import apache_beam as beam
 import psycopg
 import pytest
 
-from schemas import DeadLetter, Origin
+from wirestream.schemas import DeadLetter, Origin
 from tests.transforms.io.test_files import dead_letters, reuters_event_records
-from transforms.io.postgres import (PostgresRecordSink, PostgresTarget, RetryPolicy,
+from wirestream.transforms.io.postgres import (PostgresRecordSink, PostgresTarget, RetryPolicy,
                                     SinkWriteError, WriteToPostgres, create_table, redacted_url)
-from pipelines.sinks import SinkSettings, default_dead_letter_spec, write_records
-from transforms.io.sinks import RecordKind, SinkError, SinkSpec
+from wirestream.pipelines.sinks import SinkSettings, default_dead_letter_spec, write_records
+from wirestream.transforms.io.sinks import RecordKind, SinkError, SinkSpec
 
 
 SERVER = os.environ.get("WIRESTREAM_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

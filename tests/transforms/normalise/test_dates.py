@@ -4,9 +4,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from schemas import Origin, Story
-from transforms.normalise import normalise_story
-from transforms.normalise.dates import normalise_time, parse_time, record_day_month_order, utc_iso
+from wirestream.schemas import Origin, Story
+from wirestream.transforms.normalise import normalise_story
+from wirestream.transforms.normalise.dates import normalise_time, parse_time, record_day_month_order, utc_iso
 
 REFERENCE = datetime(2024, 6, 24, 9, 0, tzinfo=timezone.utc)  # a Monday
 

@@ -3,7 +3,7 @@ from collections import defaultdict
 
 import pytest
 
-from transforms.normalise.language import (
+from wirestream.transforms.normalise.language import (
     DetectedLanguage, choose_language, detect_language, normalise_language_tag)
 
 
@@ -113,7 +113,7 @@ def test_an_unclear_start_is_read_on():
     ("정부는 화요일 경제를 위한 새로운 조치를 발표했다", "ko"),
 ])
 def test_a_script_only_one_language_uses_decides_without_statistics(text, expected, monkeypatch):
-    from transforms.normalise import language
+    from wirestream.transforms.normalise import language
     model = language._profile_model()
     monkeypatch.setattr(model, "log_prob", None)  # any n-gram scoring would fail
     monkeypatch.setattr(model, "word_scores", language._WordScores(model))

@@ -2,7 +2,7 @@ from datetime import date
 
 import pytest
 
-from transforms.normalise.mentions import dates_mentioned
+from wirestream.transforms.normalise.mentions import dates_mentioned
 
 MONDAY = date(2024, 6, 24)
 

@@ -3,8 +3,8 @@ from dataclasses import replace
 
 import pytest
 
-from schemas import Origin, Story, validator
-from transforms.normalise import NormaliseSettings, normalise_story
+from wirestream.schemas import Origin, Story, validator
+from wirestream.transforms.normalise import NormaliseSettings, normalise_story
 
 MONDAY_INGEST = Origin(kind="file", ingested_at="2024-06-24T09:00:00Z", path="seed.txt", item=0)
 GERMAN_BODY = ("Der Bundestag hat am Montag ein neues Gesetz beschlossen, das die Regeln für "

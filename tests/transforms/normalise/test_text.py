@@ -1,6 +1,6 @@
 import pytest
 
-from transforms.normalise.text import (
+from wirestream.transforms.normalise.text import (
     clean_text, html_to_text, looks_like_html, repair_mojibake, strip_boilerplate)
 
 

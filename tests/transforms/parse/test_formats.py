@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from schemas import DeadLetter, Origin, RawRecord, Story
-from transforms.parse import parse_record, sniff_format
+from wirestream.schemas import DeadLetter, Origin, RawRecord, Story
+from wirestream.transforms.parse import parse_record, sniff_format
 
 ORIGIN = Origin(kind="file", ingested_at="2024-06-24T12:00:00Z", path="test")
 
@@ -257,7 +257,7 @@ def test_unsafe_xml_is_refused(payload):
 
 
 def test_oversized_payload():
-    from transforms.parse import ParseSettings
+    from wirestream.transforms.parse import ParseSettings
     payload = json.dumps({"title": "t", "text": "x" * 2000}).encode()
     (dead,) = parse_record(RawRecord(payload, ORIGIN, "json"), ParseSettings(max_payload_bytes=1000))
     assert isinstance(dead, DeadLetter) and "payload too large" in dead.error and dead.raw == payload
@@ -333,7 +333,7 @@ def test_xml_plain_text_fields_keep_angle_brackets_and_html_fields_decode_once()
 
 
 def test_normalising_does_not_decode_again():
-    from transforms.normalise import normalise_story
+    from wirestream.transforms.normalise import normalise_story
     story = one_story(json.dumps({"headline": "AT&amp;T <T>", "body": REUTERS_SENTENCE + " AT&amp;T"}))
     record = normalise_story(story)
     assert record.headline == "AT&amp;T <T>"
@@ -385,7 +385,7 @@ def test_a_feed_larger_than_the_payload_limit_gives_each_story_its_own_limit():
 
 
 def test_one_oversized_story_in_a_feed_is_the_only_dead_letter():
-    from transforms.parse import ParseSettings
+    from wirestream.transforms.parse import ParseSettings
     feed = _rss(["short", "x" * 5000, "short too"])
     out = list(parse_record(RawRecord(feed, ORIGIN, "xml"), ParseSettings(max_payload_bytes=2000)))
     assert [type(o).__name__ for o in out] == ["Story", "DeadLetter", "Story"]
@@ -394,7 +394,7 @@ def test_one_oversized_story_in_a_feed_is_the_only_dead_letter():
 
 
 def test_a_document_over_the_document_bound_is_refused_before_parsing():
-    from transforms.parse import ParseSettings
+    from wirestream.transforms.parse import ParseSettings
     feed = _rss(["a", "b"])
     (dead,) = parse_record(RawRecord(feed, ORIGIN, "xml"),
                            ParseSettings(max_payload_bytes=50, max_document_bytes=100))

@@ -18,9 +18,9 @@ How each expectation was made, by reading the page's HTML source:
 
 import pytest
 
-from schemas import DeadLetter, Origin, RawRecord, Story, validator
-from transforms.normalise import normalise_story
-from transforms.parse import parse_record, sniff_format
+from wirestream.schemas import DeadLetter, Origin, RawRecord, Story, validator
+from wirestream.transforms.normalise import normalise_story
+from wirestream.transforms.parse import parse_record, sniff_format
 
 ORIGIN = Origin(kind="file", ingested_at="2026-01-01T00:00:00Z", path="page.html")
 

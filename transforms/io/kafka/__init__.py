@@ -11,17 +11,17 @@ over partitions), ``commits`` (the offset commits, whose resume contract is
 written down there) and ``sink`` (the ``kafka`` sink).
 """
 
-from transforms.io.kafka.commits import CommitWrittenOffsets, PartitionProgress
-from transforms.io.kafka.positions import UNBOUNDED
-from transforms.io.kafka.reader import (ReadBoundedTopic, ReadFromKafka, ReadKafkaTopics,
+from wirestream.transforms.io.kafka.commits import CommitWrittenOffsets, PartitionProgress
+from wirestream.transforms.io.kafka.positions import UNBOUNDED
+from wirestream.transforms.io.kafka.reader import (ReadBoundedTopic, ReadFromKafka, ReadKafkaTopics,
                                         ReadUnboundedTopic, request_stop_reading,
                                         reset_stop_reading)
-from transforms.io.kafka.records import (raw_record_from_kafka, raw_record_headers, record_time_ms,
+from wirestream.transforms.io.kafka.records import (raw_record_from_kafka, raw_record_headers, record_time_ms,
                                          utc_iso)
-from transforms.io.kafka.restriction import TopicOffsets, TopicOffsetsTracker
-from transforms.io.kafka.settings import ClientConfig, KafkaSpecError, client_config, is_secret
-from transforms.io.kafka.sink import KafkaDeliveryError, KafkaRecordSink, WriteToKafka
-from transforms.io.kafka.spec import KafkaSourceSpec, parse_topic_spec
+from wirestream.transforms.io.kafka.restriction import TopicOffsets, TopicOffsetsTracker
+from wirestream.transforms.io.kafka.settings import ClientConfig, KafkaSpecError, client_config, is_secret
+from wirestream.transforms.io.kafka.sink import KafkaDeliveryError, KafkaRecordSink, WriteToKafka
+from wirestream.transforms.io.kafka.spec import KafkaSourceSpec, parse_topic_spec
 
 __all__ = [
     "UNBOUNDED", "ClientConfig", "CommitWrittenOffsets", "KafkaDeliveryError", "KafkaRecordSink",

@@ -37,10 +37,10 @@ from apache_beam.coders import PickleCoder
 from apache_beam.transforms import userstate
 from apache_beam.transforms.window import GlobalWindows
 
-from transforms.io.kafka.positions import _tp
-from transforms.io.kafka.spec import KafkaSourceSpec
-from transforms.io.sinks import Acknowledgement
-from transforms.stage import METRICS_NAMESPACE
+from wirestream.transforms.io.kafka.positions import _tp
+from wirestream.transforms.io.kafka.spec import KafkaSourceSpec
+from wirestream.transforms.io.sinks import Acknowledgement
+from wirestream.transforms.stage import METRICS_NAMESPACE
 
 _LOG = logging.getLogger("wirestream.kafka")
 

@@ -6,7 +6,7 @@ import logging
 import sys
 from typing import Optional
 
-from transforms.io.kafka.spec import _CLIENT_TIMEOUT_MS, KafkaSourceSpec
+from wirestream.transforms.io.kafka.spec import _CLIENT_TIMEOUT_MS, KafkaSourceSpec
 
 _LOG = logging.getLogger("wirestream.kafka")
 

@@ -38,12 +38,12 @@ from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration, Timestamp
 
-from transforms.io.kafka.positions import UNBOUNDED, _tp, resolve_offsets
-from transforms.io.kafka.records import raw_record_from_kafka, record_time_ms
-from transforms.io.kafka.restriction import TopicOffsets, TopicOffsetsTracker
-from transforms.io.kafka.spec import KafkaSourceSpec
-from transforms.io.sinks import PROGRESS, RECORDS, Acknowledgement
-from transforms.stage import METRICS_NAMESPACE
+from wirestream.transforms.io.kafka.positions import UNBOUNDED, _tp, resolve_offsets
+from wirestream.transforms.io.kafka.records import raw_record_from_kafka, record_time_ms
+from wirestream.transforms.io.kafka.restriction import TopicOffsets, TopicOffsetsTracker
+from wirestream.transforms.io.kafka.spec import KafkaSourceSpec
+from wirestream.transforms.io.sinks import PROGRESS, RECORDS, Acknowledgement
+from wirestream.transforms.stage import METRICS_NAMESPACE
 
 _LOG = logging.getLogger("wirestream.kafka")
 

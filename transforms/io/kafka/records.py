@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Optional
 
-from schemas import Origin, RawRecord
+from wirestream.schemas import Origin, RawRecord
 
 
 def utc_iso(epoch_ms: int, with_millis: bool = True) -> str:

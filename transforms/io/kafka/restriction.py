@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from apache_beam.io.iobase import RestrictionTracker
 
-from transforms.io.kafka.positions import UNBOUNDED
+from wirestream.transforms.io.kafka.positions import UNBOUNDED
 
 
 @dataclass

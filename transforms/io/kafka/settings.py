@@ -12,7 +12,7 @@ import os
 import re
 from typing import Iterable, Optional
 
-from transforms.io.archive import SourceError
+from wirestream.transforms.io.archive import SourceError
 
 # A client setting whose name contains one of these is a secret.
 _SECRET_WORDS = ("password", "secret", "token", "jaas", "credential", "sasl_oauth")

@@ -19,9 +19,9 @@ from typing import Optional
 
 import apache_beam as beam
 
-from transforms.io.kafka.settings import ClientConfig, KafkaSpecError
-from transforms.io.kafka.spec import parse_topic_spec
-from transforms.io.sinks import RecordKind, RecordSink, SinkError, SinkSpec, WriteToRecordSink
+from wirestream.transforms.io.kafka.settings import ClientConfig, KafkaSpecError
+from wirestream.transforms.io.kafka.spec import parse_topic_spec
+from wirestream.transforms.io.sinks import RecordKind, RecordSink, SinkError, SinkSpec, WriteToRecordSink
 
 _FLUSH_TIMEOUT_S = 120.0
 

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Optional, Union
 from urllib.parse import parse_qs, urlsplit
 
-from transforms.io.kafka.settings import ClientConfig, KafkaSpecError
+from wirestream.transforms.io.kafka.settings import ClientConfig, KafkaSpecError
 
 START_POSITIONS = ("earliest", "latest", "committed")
 STOP_POSITIONS = ("never", "end")
