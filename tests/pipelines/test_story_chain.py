@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-import wirestream.pipelines.story_chain
+from wirestream.pipelines import story_chain
 from wirestream.pipelines.story_chain import ChainSettings, run_chain, start_local_workers, stop_local_workers
 from wirestream.schemas import EventRecord, Origin, RawRecord
 from tests.pipelines.test_cli import SAMPLES, read_jsonl, summary_of, wirestream
@@ -30,7 +30,7 @@ def test_each_stage_keeps_its_dead_letters_and_counts(monkeypatch):
             raise KeyError("tags")
         return tag_record(record, data_dir)
 
-    monkeypatch.setattr(wirestream.pipelines.story_chain, "tag_record", tag_failing_for_b)
+    monkeypatch.setattr(story_chain, "tag_record", tag_failing_for_b)
     result = run_chain(_raw([_story(1), '{"title": broken', _story(2, source="B")]), ChainSettings())
     assert result.passed == {"parse": 2, "normalise": 2, "tag": 1, "dedup": 1}
     assert [d.stage for d in result.failed["parse"]] == ["parse"]
@@ -49,12 +49,12 @@ def test_forked_workers_give_the_records_one_process_gives():
     inline = run_chain(raws, settings)
     assert start_local_workers(2, settings) == 2
     try:
-        pool = wirestream.pipelines.story_chain._WORKERS
+        pool = story_chain._WORKERS
         halves = [pool.apply_async(run_chain, (part, settings)) for part in (raws[:150], raws[150:])]
         forked = [half.get(timeout=300) for half in halves]
     finally:
         stop_local_workers()
-    assert wirestream.pipelines.story_chain._WORKERS is None
+    assert story_chain._WORKERS is None
     assert [r.to_dict() for r, _ in inline.outputs] == [r.to_dict() for f in forked for r, _ in f.outputs]
     assert [s for _, s in inline.outputs] == [s for f in forked for _, s in f.outputs]
     assert [d.to_dict() for d in inline.dead_letters] == [d.to_dict() for f in forked for d in f.dead_letters]
