@@ -102,7 +102,7 @@ def test_dry_run_resolves_flink_options_and_graph_without_submitting(tmp_path):
     assert resolved["options"]["flink_master"] == "localhost:8081"
     assert resolved["options"]["environment_type"] == "EXTERNAL"
     assert resolved["options"]["environment_config"] == "localhost:50000"
-    for label in ("Read", "Process/Parse", "Process/Normalise", "WriteEvents", "WriteDeadLetters"):
+    for label in ("Read", "Process/PerStory", "Process/Dedup", "WriteEvents", "WriteDeadLetters"):
         assert label in resolved["graph"], label
     assert not [p for p in out.rglob("*") if p.is_file()], "a dry run wrote records"
 
