@@ -25,7 +25,7 @@ test: $(VENV)/.installed
 # Apache Kafka, Beam's Flink job server and IO expansion service (Maven, pinned) and
 # Prism (go install), into one cache directory outside the repository. Idempotent.
 engines:
-	$(PYTHON) -m wirestream.pipelines.engines fetch
+	$(PYTHON) pipelines/engines.py fetch
 
 clean:
 	rm -rf out .pytest_cache

@@ -10,9 +10,12 @@ Prints, from one run:
    each time, so start-up and gazetteer loading count), median of --repeats;
 2. **full/floor**: the same command with `--parse-only` (read, parse, write),
    measured the same way, and the ratio of the two throughputs;
-3. **peak memory of all processes together**: the largest sum of the resident
-   memory of the command and every process it started (SDK workers), sampled
-   every 50 ms from /proc;
+3. **peak memory of all processes together**: the largest sum of the
+   proportional set size (PSS) of the command and every process it started
+   (forked local workers, SDK workers), sampled every 0.25 s from /proc; PSS
+   counts a page that forked workers share once, as the machine holds it. The
+   summed RSS (sampled every 50 ms), which counts such a page once per
+   process, is printed beside it;
 4. **the peer**: the loop a user would write first, on the same stories —
    langdetect.detect, dateparser.parse and a datasketch MinHash LSH, one
    process — and how far the pipeline is ahead of it.
@@ -44,8 +47,20 @@ from benchmarks.datasets import data_dir  # noqa: E402
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def _tree_rss(root: int) -> int:
-    """Resident bytes of `root` and all its descendants, now."""
+def _pss(pid: int) -> int:
+    """Proportional set size: each shared page counted in shares, so the sum
+    over processes that share pages (forked workers) is the memory they use."""
+    with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+        for line in f:
+            if line.startswith(b"Pss:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _tree_memory(root: int, with_pss: bool = True) -> tuple[int, int]:
+    """(summed resident bytes, summed proportional bytes) of `root` and all
+    its descendants, now. The RSS sum counts a page shared by forked processes
+    once per process; the PSS sum counts it once."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     for entry in os.scandir("/proc"):
@@ -59,12 +74,18 @@ def _tree_rss(root: int) -> int:
         except (OSError, IndexError):
             continue  # the process ended meanwhile
         children.setdefault(int(fields[1]), []).append(int(entry.name))
-    total, todo = 0, [root]
+    total_rss = total_pss = 0
+    todo = [root]
     while todo:
         pid = todo.pop()
-        total += rss.get(pid, 0)
+        if pid in rss:
+            total_rss += rss[pid]
+            try:
+                total_pss += _pss(pid) if with_pss else 0
+            except OSError:
+                pass  # ended meanwhile
         todo += children.get(pid, [])
-    return total
+    return total_rss, total_pss
 
 
 def timed_command(argv: list[str]) -> dict:
@@ -74,9 +95,14 @@ def timed_command(argv: list[str]) -> dict:
         cpu0 = os.times()
         started = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=REPO)
-        peak = 0
+        peak_rss = peak_pss = 0
+        samples = 0
         while proc.poll() is None:
-            peak = max(peak, _tree_rss(proc.pid))
+            # PSS costs the kernel a walk of every page table: every 5th sample
+            # (0.25 s), so the sampler does not take the measured run's CPU.
+            rss, pss = _tree_memory(proc.pid, with_pss=samples % 5 == 0)
+            peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+            samples += 1
             time.sleep(0.05)
         wall = time.perf_counter() - started
         cpu1 = os.times()
@@ -85,7 +111,8 @@ def timed_command(argv: list[str]) -> dict:
     if proc.returncode != 0:
         sys.exit(f"{shlex.join(argv)} failed ({proc.returncode}):\n{stderr[-3000:]}")
     cpu = (cpu1.children_user - cpu0.children_user) + (cpu1.children_system - cpu0.children_system)
-    return {"wall_s": wall, "cpu_s": cpu, "peak_mib": peak / 2**20, "stderr": stderr}
+    return {"wall_s": wall, "cpu_s": cpu, "peak_mib": peak_pss / 2**20,
+            "peak_rss_mib": peak_rss / 2**20, "stderr": stderr}
 
 
 def _wirestream() -> list[str]:
@@ -164,7 +191,8 @@ def describe(name: str, runs: list[dict]) -> float:
     print(f"{name:<6} stories {runs[0]['read']:,}  stories/s {spread(rates, '{:,.0f}')}  "
           f"wall s {spread([r['wall_s'] for r in runs], '{:.1f}')}  "
           f"CPU s {spread([r['cpu_s'] for r in runs], '{:.1f}')}  "
-          f"peak MiB (all processes) {spread([r['peak_mib'] for r in runs], '{:,.0f}')}", flush=True)
+          f"peak MiB, all processes: PSS {spread([r['peak_mib'] for r in runs], '{:,.0f}')} "
+          f"(RSS summed {spread([r['peak_rss_mib'] for r in runs], '{:,.0f}')})", flush=True)
     return statistics.median(rates)
 
 
@@ -251,7 +279,8 @@ def main() -> None:
     beam_args = shlex.split(args.beam_args)
     print(f"machine: {os.cpu_count()} cores, {os.sysconf('SC_PHYS_PAGES') * _PAGE / 2**30:.0f} GB, "
           f"Python {sys.version.split()[0]}, runner {args.runner} {args.beam_args}, "
-          f"{args.repeats} runs each; median (min–max)", flush=True)
+          f"{args.repeats} runs each; median (min–max); load average "
+          f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}", flush=True)
     full = floor = None
     if "full" in parts:
         full = describe("full", [pipeline_run(args.source, args.runner, beam_args, False)
@@ -267,6 +296,7 @@ def main() -> None:
             print(f"pipeline/peer throughput: {full / peer:.1f}x")
     if "profile" in parts:
         stage_profile(args.source)
+    print(f"load average at the end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

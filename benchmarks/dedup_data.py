@@ -5,34 +5,36 @@ from __future__ import annotations
 
 import gzip
 import json
-import re
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timezone
 from typing import Optional
 
 from benchmarks.datasets import data_dir
-from wirestream.schemas import EventRecord, Origin, derive_event_id
+from wirestream.schemas import EventRecord, Origin, Story
+from wirestream.transforms.normalise import unnormalised_record
+from wirestream.transforms.normalise.dates import parse_time, utc_iso
 from wirestream.transforms.normalise.text import clean_text
 
-_DATE = re.compile(r"\s*(\d{1,2}-[A-Z]{3}-\d{4})\s+(\d{1,2}):(\d\d):(\d\d)")
+_INGESTED = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
 
 def reuters_date(raw: str) -> Optional[str]:
-    m = _DATE.match(raw)
-    if not m or int(m.group(2)) > 23:
-        return None
-    day = datetime.strptime(m.group(1), "%d-%b-%Y")
-    return f"{day:%Y-%m-%d}T{int(m.group(2)):02d}:{m.group(3)}:{m.group(4)}Z"
+    """The story's time as the normaliser reads it (UTC, the default zone), or None when
+    it has none to compare by: unreadable, or a day without a usable time."""
+    parsed = parse_time(raw, "UTC", _INGESTED)
+    return utc_iso(parsed.instant) if parsed and not parsed.date_only else None
 
 
 def make_record(story_id: str, headline: str, body: str, published_at: Optional[str],
                 source: str = "reuters", version: Optional[int] = None, item: int = 0) -> EventRecord:
-    return EventRecord(
-        event_id=derive_event_id(source, story_id, version, headline, body), story_id=story_id,
-        version=version, source=source, headline=headline, body=body, url=None, section=None,
-        related_headlines=[], published_at=published_at, published_raw=None, updated_at=None,
-        language="en", language_confidence=1.0, language_declared=None, dates_mentioned=[],
-        origin=Origin(kind="file", ingested_at="2024-01-01T00:00:00Z", path="reuters21578.jsonl.gz",
-                      item=item), format="reuters-sgml")
+    """The record the pipeline would make of this (already clean) text, published at
+    ``published_at``, in English: built by the parse-only path's one constructor, so
+    the event id is derived as everywhere else."""
+    origin = Origin(kind="file", ingested_at=utc_iso(_INGESTED), path="reuters21578.jsonl.gz", item=item)
+    story = Story(format="reuters-sgml", headline=headline, body=body, origin=origin,
+                  story_id=story_id, version=version, source=source)
+    return replace(unnormalised_record(story), published_at=published_at, language="en",
+                   language_confidence=1.0, cluster_id=None, quality=[])
 
 
 def reuters_rows() -> list[dict]:

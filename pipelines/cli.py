@@ -27,11 +27,11 @@ logging.basicConfig(level=os.environ.get("WIRESTREAM_LOG_LEVEL", "ERROR").upper(
                     format="%(levelname)s %(name)s: %(message)s")
 
 import apache_beam as beam  # noqa: E402
-from apache_beam.options.pipeline_options import (PipelineOptions, PortableOptions,  # noqa: E402
-                                                  StandardOptions)
+from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions,  # noqa: E402
+                                                  PortableOptions, StandardOptions)
 
 from wirestream.pipelines import engines  # noqa: E402
-from wirestream.pipelines.graph import PipelineSettings, Source, build_pipeline  # noqa: E402
+from wirestream.pipelines.graph import PipelineSettings, Source, build_pipeline, chain_settings  # noqa: E402
 from wirestream.pipelines.local_runner import STREAMING_LOCAL_RUNNER  # noqa: E402
 from wirestream.pipelines.masking import (SECRETS, inline_secret_warnings, inline_secrets,  # noqa: E402
                                masked_output, publishes_options)
@@ -39,6 +39,7 @@ from wirestream.pipelines.options import DEFAULT_RUNNER, KafkaOptions, LaunchOpt
 from wirestream.transforms.dedup import DedupSettings  # noqa: E402
 from wirestream.transforms.io.archive import ReadArchiveFiles, SourceError, list_archive_files  # noqa: E402
 from wirestream.pipelines.sinks import SinkSettings, default_dead_letter_spec, sink_spec  # noqa: E402
+from wirestream.pipelines.story_chain import default_local_workers, start_local_workers, stop_local_workers  # noqa: E402
 from wirestream.transforms.io.files import FileSinkSettings, RollPolicy  # noqa: E402
 from wirestream.transforms.io.sinks import SinkError, redacted_url  # noqa: E402
 from wirestream.transforms.normalise import NormaliseSettings  # noqa: E402
@@ -208,12 +209,40 @@ def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings]:
         print(f"submitted job {job_id() if callable(job_id) else ''}".rstrip())
         return None, settings
     if bounded:
-        result = pipeline.run()
-        result.wait_until_finish()
+        workers = _start_local_workers(options, settings)
+        finished = False
+        try:
+            result = pipeline.run()
+            result.wait_until_finish()
+            finished = True
+        finally:
+            if workers:
+                stop_local_workers(finished)
     else:
         from wirestream.pipelines.streaming import run_until_interrupted
         result = run_until_interrupted(pipeline)
     return summary_from_metrics(result), settings
+
+
+# Runners that run the pipeline in this process (FnApiRunner; DirectRunner
+# falls back to it), where forked workers can serve its DoFns.
+IN_PROCESS_RUNNERS = ("FnApiRunner", "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
+
+
+def _start_local_workers(options: PipelineOptions, settings: PipelineSettings) -> int:
+    """Forks --local-workers worker processes for a bounded run on an in-process
+    runner (not when Beam is asked for workers of its own)."""
+    count = options.view_as(LaunchOptions).local_workers
+    if count is not None and count < 1:
+        raise UsageError("--local-workers must be at least 1")
+    direct = options.view_as(DirectOptions)
+    runner = options.view_as(StandardOptions).runner
+    runner_name = runner if isinstance(runner, str) else type(runner).__name__
+    if (runner_name not in IN_PROCESS_RUNNERS or direct.direct_running_mode != "in_memory"
+            or (direct.direct_num_workers or 1) != 1):
+        return 0
+    return start_local_workers(default_local_workers() if count is None else count,
+                               chain_settings(settings))
 
 
 def describe_without_running(pipeline: beam.Pipeline, options: PipelineOptions) -> None:

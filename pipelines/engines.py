@@ -1,8 +1,8 @@
 """The real engines: pinned versions, where ``make engines`` puts them, and how
 the CLI and the tests find them.
 
-    python -m wirestream.pipelines.engines fetch    # what `make engines` runs (idempotent)
-    python -m wirestream.pipelines.engines status   # what is there, and what could not be had
+    python3 pipelines/engines.py fetch    # what `make engines` runs (idempotent)
+    python3 pipelines/engines.py status   # what is there, and what could not be had
 
 Everything lives in one cache directory outside the repository:
 ``$WIRESTREAM_ENGINES``, else ``${XDG_CACHE_HOME:-~/.cache}/wirestream/engines``.
@@ -11,7 +11,7 @@ artifacts come from Maven, pinned exactly; Prism is built from Beam's Go module
 with ``go install``. An engine the registry does not serve leaves a note
 (``<engine>.unavailable``) with the reason, so tests can say why they skip.
 
-Stdlib only: ``make engines`` runs before the project is installed.
+Stdlib only, and run as a script: ``make engines`` runs before the project is installed.
 """
 
 from __future__ import annotations
@@ -244,6 +244,6 @@ def status() -> int:
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else "status"
     if command not in ("fetch", "status"):
-        print("usage: python -m wirestream.pipelines.engines fetch|status", file=sys.stderr)
+        print("usage: python3 pipelines/engines.py fetch|status", file=sys.stderr)
         sys.exit(2)
     sys.exit(fetch() if command == "fetch" else status())

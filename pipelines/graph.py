@@ -11,11 +11,13 @@ import apache_beam as beam
 from wirestream.schemas import EventRecord
 from wirestream.schemas.coders import EventRecordCoder
 from wirestream.transforms.dedup import DedupSettings, NearDuplicateClusters
+from wirestream.transforms.dedup.batch import BatchClusters
 from wirestream.transforms.normalise import NormaliseSettings, normalise_story, unnormalised_record
 from wirestream.transforms.parse import ParseSettings, parse_record
 from wirestream.transforms.stage import METRICS_NAMESPACE, ApplyStage
 from wirestream.transforms.tag import tag_record
 from wirestream.pipelines.sinks import SinkSettings, write_records
+from wirestream.pipelines.story_chain import ChainSettings, StoryChain
 from wirestream.transforms.io.sinks import PROGRESS, RECORDS, RecordKind
 
 
@@ -44,6 +46,13 @@ class PipelineSettings:
     tag_data_dir: Optional[str] = None
     parse_only: bool = False
     dedup: DedupSettings = DedupSettings()
+
+
+def chain_settings(settings: PipelineSettings) -> ChainSettings:
+    """What the fused per-story step of a bounded run needs to know."""
+    return ChainSettings(parse=settings.parse, normalise=settings.normalise,
+                         tag_data_dir=settings.tag_data_dir, dedup=settings.dedup,
+                         parse_only=settings.parse_only)
 
 
 class _CountOutcome(beam.DoFn):
@@ -76,28 +85,46 @@ class StoriesToEventRecords(beam.PTransform):
         self._settings = settings
 
     def expand(self, raw_records):
+        finished, dead = (self._streaming(raw_records) if self._settings.dedup.streaming
+                          else self._bounded(raw_records))
+        counted = finished | "CountOutcomes" >> beam.ParDo(_CountOutcome()).with_output_types(EventRecord)
+        dead_letters = (dead
+                        | "AllDeadLetters" >> beam.Flatten()
+                        | "CountDeadLetters" >> beam.ParDo(_CountDeadLetters()))
+        return counted, dead_letters
+
+    def _bounded(self, raw_records):
+        """The per-story stages fused in one step (pipelines/story_chain.py),
+        then the batch clusters."""
+        s = self._settings
+        chain = chain_settings(s)
+        if s.parse_only:
+            finished, dead = raw_records | "PerStory" >> StoryChain(chain, output_type=EventRecord)
+            return finished, [dead]
+        # (record, sketch) pairs: typed, so the record half has its own coder, not pickle.
+        pairs, dead = raw_records | "PerStory" >> StoryChain(
+            chain, output_type=beam.typehints.Tuple[EventRecord, beam.typehints.Any])
+        return pairs | "Dedup" >> BatchClusters(s.dedup), [dead]
+
+    def _streaming(self, raw_records):
+        """One step per stage: their names are what a savepoint or a pipeline
+        update restores state by, so they stay as they are."""
         s = self._settings
         stories, parse_dead = raw_records | "Parse" >> ApplyStage(
             "parse", lambda raw: parse_record(raw, s.parse), many=True)
         if s.parse_only:
             finished, normalise_dead = stories | "Normalise" >> ApplyStage(
                 "normalise", unnormalised_record, output_type=EventRecord)
-            dead = [parse_dead, normalise_dead]
-        else:
-            normalised, normalise_dead = stories | "Normalise" >> ApplyStage(
-                "normalise", lambda story: normalise_story(story, s.normalise), output_type=EventRecord)
-            # Tags do not depend on clusters: tagged first, a record that fails
-            # tagging never becomes a cluster leader that is not written, and a
-            # record re-emitted by streaming dedup is not tagged again.
-            tagged, tag_dead = normalised | "Tag" >> ApplyStage(
-                "tag", functools.partial(tag_record, data_dir=s.tag_data_dir), output_type=EventRecord)
-            finished, dedup_dead = tagged | "Dedup" >> NearDuplicateClusters(s.dedup)
-            dead = [parse_dead, normalise_dead, tag_dead, dedup_dead]
-        counted = finished | "CountOutcomes" >> beam.ParDo(_CountOutcome()).with_output_types(EventRecord)
-        dead_letters = (dead
-                        | "AllDeadLetters" >> beam.Flatten()
-                        | "CountDeadLetters" >> beam.ParDo(_CountDeadLetters()))
-        return counted, dead_letters
+            return finished, [parse_dead, normalise_dead]
+        normalised, normalise_dead = stories | "Normalise" >> ApplyStage(
+            "normalise", lambda story: normalise_story(story, s.normalise), output_type=EventRecord)
+        # Tags do not depend on clusters: tagged first, a record that fails
+        # tagging never becomes a cluster leader that is not written, and a
+        # record re-emitted by streaming dedup is not tagged again.
+        tagged, tag_dead = normalised | "Tag" >> ApplyStage(
+            "tag", functools.partial(tag_record, data_dir=s.tag_data_dir), output_type=EventRecord)
+        finished, dedup_dead = tagged | "Dedup" >> NearDuplicateClusters(s.dedup)
+        return finished, [parse_dead, normalise_dead, tag_dead, dedup_dead]
 
 
 def dropped_as_duplicate(record: EventRecord) -> bool:

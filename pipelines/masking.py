@@ -14,10 +14,10 @@ import logging
 import sys
 from contextlib import contextmanager
 from typing import Iterable, Iterator, Sequence
-from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
+from urllib.parse import quote, quote_plus
 
 from wirestream.transforms.io.kafka import is_secret
-from wirestream.transforms.io.sinks import SECRET_URL_PARAMETERS
+from wirestream.transforms.io.sinks import url_secrets
 
 MASK = "***"
 _URL_OPTIONS = ("--sink", "--dead-letter", "--dead_letter", "--to")
@@ -36,15 +36,6 @@ def _option_values(argv: Sequence[str]) -> Iterator[tuple[str, str]]:
             yield option, argv[index + 1]
 
 
-def url_passwords(url: str) -> list[str]:
-    try:
-        parts = urlsplit(url)
-        found = [parts.password] if parts.password else []
-        return found + [v for k, v in parse_qsl(parts.query) if k in SECRET_URL_PARAMETERS and v]
-    except ValueError:
-        return []
-
-
 def _jaas_passwords(value: str) -> list[str]:
     from wirestream.transforms.io.kafka.settings import _JAAS_OPTION
     return [next(g for g in m.groups()[1:] if g is not None) for m in _JAAS_OPTION.finditer(value)
@@ -61,7 +52,7 @@ def inline_secrets(argv: Sequence[str]) -> list[tuple[str, str, str]]:
             if sep and is_secret(name) and setting:
                 found.append((option, name, setting))
                 found += [(option, name, p) for p in _jaas_passwords(setting)]
-        for password in url_passwords(value):
+        for password in url_secrets(value):
             found.append((option, "", password))
     return found
 

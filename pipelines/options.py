@@ -114,6 +114,12 @@ class LaunchOptions(PipelineOptions):
                                 "input) are always dead-lettered with their traceback and "
                                 "counted as errors=N; none (default): a run with any exits 1; "
                                 "all: it exits 0 (as Kafka Connect's errors.tolerance).")
+        group.add_argument("--local_workers", "--local-workers", dest="local_workers", type=int,
+                           default=None,
+                           help="Bounded runs on the local runner: worker processes that parse, "
+                                "normalise, tag and sketch stories, forked once the gazetteers "
+                                "are loaded (default: the cores this process may use; 1: all "
+                                "in the one process). Output is the same for any number.")
         group.add_argument("--progress", dest="progress", choices=("auto", "on", "off"),
                            default="auto",
                            help="Progress display for archive runs on stderr (auto: when "

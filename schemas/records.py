@@ -48,7 +48,12 @@ class Origin:
         return dataclasses.replace(self, item=item, item_count=item_count)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        # As dataclasses.asdict without its deep copy of every value: the only
+        # mutable field is the headers dict, copied here.
+        d = {name: value for name in _ORIGIN_FIELDS if (value := getattr(self, name)) is not None}
+        if self.headers is not None:
+            d["headers"] = dict(self.headers)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Origin":
@@ -158,10 +163,14 @@ class EventRecord:
     _INTERNAL = ("origin", "subjects", "place_labels")
 
     def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-             if f.name not in self._INTERNAL}
+        d = {name: getattr(self, name) for name in _PUBLISHED_FIELDS}
         d["origin"] = self.origin.to_dict()
         return d
+
+
+_ORIGIN_FIELDS = tuple(f.name for f in dataclasses.fields(Origin))
+_PUBLISHED_FIELDS = tuple(f.name for f in dataclasses.fields(EventRecord)
+                          if f.name not in EventRecord._INTERNAL)
 
 
 class DataError(ValueError):

@@ -6,33 +6,33 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("pipelines", "transforms", "schemas")
+FLOORS = ("pipelines", "transforms", "schemas")  # folders, installed as wirestream.<floor>
+PACKAGES = tuple(f"wirestream.{floor}" for floor in FLOORS)
 
 
 def module_name(path: Path, root: Path) -> str:
     parts = path.relative_to(root).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    return ".".join(("wirestream", *(parts[:-1] if parts[-1] == "__init__" else parts)))
+
+
+def imported_names(path: Path) -> list[str]:
+    """Every module name PATH imports (absolute imports), at the top or inside a function."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            # "from wirestream.transforms.io import files" imports the module wirestream.transforms.io.files
+            names += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+    return names
 
 
 def import_graph(root: Path) -> dict[str, set[str]]:
     """Module -> the project modules it imports, at the top or inside a function."""
-    paths = [p for package in PACKAGES for p in (root / package).rglob("*.py")]
+    paths = [p for floor in FLOORS for p in (root / floor).rglob("*.py")]
     modules = {module_name(p, root) for p in paths}
-    graph = {}
-    for path in paths:
-        name = module_name(path, root)
-        imported = set()
-        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                # "from wirestream.transforms.io import files" imports the module wirestream.transforms.io.files
-                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            else:
-                continue
-            imported |= {t for t in targets if t in modules and t != name}
-        graph[name] = imported
-    return graph
+    return {module_name(p, root): {t for t in imported_names(p) if t in modules} - {module_name(p, root)}
+            for p in paths}
 
 
 def cycles(graph: dict[str, set[str]], within: tuple[str, ...]) -> list[list[str]]:
@@ -58,7 +58,13 @@ def cycles(graph: dict[str, set[str]], within: tuple[str, ...]) -> list[list[str
     return found
 
 
-@pytest.mark.parametrize("within", [("wirestream.transforms.io",), ("schemas",), PACKAGES])
+def test_the_graph_holds_the_project_s_imports():
+    graph = import_graph(ROOT)
+    assert "wirestream.schemas" in graph["wirestream.transforms.normalise"]
+    assert "wirestream.pipelines.graph" in graph["wirestream.pipelines.cli"]
+
+
+@pytest.mark.parametrize("within", [("wirestream.transforms.io",), ("wirestream.schemas",), PACKAGES])
 def test_no_import_cycle(within):
     assert cycles(import_graph(ROOT), within) == []
 
@@ -66,9 +72,18 @@ def test_no_import_cycle(within):
 def test_lower_floors_do_not_import_upper_ones():
     graph = import_graph(ROOT)
     upward = {(m, t) for m, targets in graph.items() for t in targets
-              if (m.startswith("transforms") and t.startswith("pipelines"))
-              or (m.startswith("schemas") and not t.startswith("schemas"))}
+              if (m.startswith("wirestream.transforms") and t.startswith("wirestream.pipelines"))
+              or (m.startswith("wirestream.schemas") and not t.startswith("wirestream.schemas"))}
     assert upward == set()
+
+
+@pytest.mark.parametrize("tree", [*FLOORS, "tests", "benchmarks", "deploy"])
+def test_nothing_imports_a_floor_by_its_folder_name(tree):
+    """From a checkout, ``import transforms`` would work (the folder is on the path) and
+    break once installed, where another distribution may own the name."""
+    bare = {(p.relative_to(ROOT).as_posix(), name) for p in (ROOT / tree).rglob("*.py")
+            for name in imported_names(p) if name.split(".")[0] in FLOORS}
+    assert bare == set()
 
 
 def test_the_check_sees_a_cycle():

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Optional
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -61,41 +61,67 @@ def stage_dead_letter(stage: str, element: Any, exc: Exception) -> DeadLetter:
                       error_kind="code", traceback="".join(traceback.format_exception(exc)))
 
 
-class StageDoFn(beam.DoFn):
-    def __init__(self, stage: str, fn: Callable[[Any], Any], many: bool = False):
-        self._stage = stage
-        self._fn = fn
-        self._many = many
-        self._failed = beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"{stage}_dead_letters")
-        self._passed = beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"{stage}_out")
-        self._code_errors = beam.metrics.Metrics.counter(METRICS_NAMESPACE, CODE_ERRORS)
+def run_stage(stage: str, fn: Callable[[Any], Any], element: Any,
+              many: bool = False) -> tuple[list, list[DeadLetter], Optional[Exception]]:
+    """One stage function on one element -> (records passed on, dead letters,
+    the code error raised, if any, for the log). Never raises."""
+    try:
+        result = fn(element)
+        outputs: Iterable = list(result) if many else (result,)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a dead letter
+        dead = stage_dead_letter(stage, element, exc)
+        return [], [dead], exc if dead.error_kind == "code" else None
+    passed, dead_letters = [], []
+    for out in outputs:
+        (dead_letters if isinstance(out, DeadLetter) else passed).append(out)
+    return passed, dead_letters, None
+
+
+class StageCounters:
+    """The counters of one stage (``<stage>_out``, ``<stage>_dead_letters``,
+    ``errors``) and its code-error log, shared by every DoFn that runs it."""
+
+    def __init__(self, stage: str):
+        self.stage = stage
+        self.failed = beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"{stage}_dead_letters")
+        self.passed = beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"{stage}_out")
+        self.code_errors = beam.metrics.Metrics.counter(METRICS_NAMESPACE, CODE_ERRORS)
         self._logged = False
 
-    def process(self, element):
-        try:
-            result = self._fn(element)
-            outputs: Iterable = list(result) if self._many else (result,)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a dead letter
-            dead = stage_dead_letter(self._stage, element, exc)
-            self._failed.inc()
+    def count(self, passed: int, dead_letters: list[DeadLetter]) -> None:
+        if passed:
+            self.passed.inc(passed)
+        if dead_letters:
+            self.failed.inc(len(dead_letters))
+        for dead in dead_letters:
             if dead.error_kind == "code":
-                self._code_errors.inc()
-                # Once per instance at ERROR (shown by default); the rest at DEBUG, so a
-                # bug that fails every story does not flood the log. Each dead letter
-                # has its traceback anyway.
-                log.log(logging.DEBUG if self._logged else logging.ERROR,
-                        "code error in stage %s (a wirestream bug, not bad input) at %s: %s",
-                        self._stage, _where(element.origin), dead.error, exc_info=exc)
-                self._logged = True
+                self.code_errors.inc()
+
+    def log_code_error(self, dead: DeadLetter, exc: Optional[BaseException] = None) -> None:
+        # Once per instance at ERROR (shown by default); the rest at DEBUG, so a
+        # bug that fails every story does not flood the log. Each dead letter
+        # has its traceback anyway.
+        log.log(logging.DEBUG if self._logged else logging.ERROR,
+                "code error in stage %s (a wirestream bug, not bad input) at %s: %s%s",
+                self.stage, _where(dead.origin), dead.error,
+                "" if exc is not None else "\n" + (dead.traceback or ""), exc_info=exc)
+        self._logged = True
+
+
+class StageDoFn(beam.DoFn):
+    def __init__(self, stage: str, fn: Callable[[Any], Any], many: bool = False):
+        self._fn = fn
+        self._many = many
+        self._counters = StageCounters(stage)
+
+    def process(self, element):
+        passed, dead_letters, exc = run_stage(self._counters.stage, self._fn, element, self._many)
+        self._counters.count(len(passed), dead_letters)
+        for dead in dead_letters:
+            if dead.error_kind == "code":
+                self._counters.log_code_error(dead, exc)
             yield pvalue.TaggedOutput(DEAD_LETTERS, dead)
-            return
-        for out in outputs:
-            if isinstance(out, DeadLetter):
-                self._failed.inc()
-                yield pvalue.TaggedOutput(DEAD_LETTERS, out)
-            else:
-                self._passed.inc()
-                yield out
+        yield from passed
 
 
 def _where(origin) -> str:

@@ -10,7 +10,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -22,6 +21,7 @@ import pytest
 import yaml
 from apache_beam.options.pipeline_options import FlinkRunnerOptions, PortableOptions, StandardOptions
 
+from tests.deploy.images import DOCKERFILE_INSTRUCTIONS, FLOORS, copies, dockerfile_instructions
 from wirestream.pipelines.cli import parse_run_arguments
 from wirestream.pipelines.options import KafkaOptions, WirestreamOptions
 
@@ -31,41 +31,9 @@ FLINK_K8S = DEPLOY / "flink" / "k8s"
 DATAFLOW = DEPLOY / "dataflow"
 BEAM_VERSION = apache_beam.__version__
 
-DOCKERFILE_INSTRUCTIONS = {
-    "FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME",
-    "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL"}
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, with comments dropped and continuation lines joined."""
-    instructions, pending = [], ""
-    for line in path.read_text().splitlines():
-        if not pending and (not line.strip() or line.lstrip().startswith("#")):
-            continue
-        if line.rstrip().endswith("\\"):
-            pending += line.rstrip()[:-1] + " "
-            continue
-        keyword, _, arguments = (pending + line).strip().partition(" ")
-        instructions.append((keyword, arguments.strip()))
-        pending = ""
-    assert not pending, f"{path}: dangling line continuation"
-    return instructions
-
-
-def copies(instructions) -> list[tuple[list[str], str]]:
-    """(sources, destination) of each COPY/ADD from the build context (not --from=)."""
-    result = []
-    for keyword, arguments in instructions:
-        if keyword in ("COPY", "ADD"):
-            words = arguments.split()
-            if any(w.startswith("--from=") for w in words):
-                continue
-            paths = [w for w in words if not w.startswith("--")]
-            result.append((paths[:-1], paths[-1]))
-    return result
-
 
 def cli_option_actions() -> dict[str, argparse.Action]:
     """The wirestream options of `wirestream run`, read from the CLI's own option classes."""
@@ -134,7 +102,7 @@ def test_dry_run_resolves_flink_options_and_graph_without_submitting(tmp_path):
     assert resolved["options"]["flink_master"] == "localhost:8081"
     assert resolved["options"]["environment_type"] == "EXTERNAL"
     assert resolved["options"]["environment_config"] == "localhost:50000"
-    for label in ("Read", "Process/Parse", "Process/Normalise", "WriteEvents", "WriteDeadLetters"):
+    for label in ("Read", "Process/PerStory", "Process/Dedup", "WriteEvents", "WriteDeadLetters"):
         assert label in resolved["graph"], label
     assert not [p for p in out.rglob("*") if p.is_file()], "a dry run wrote records"
 
@@ -378,7 +346,7 @@ def test_image_is_the_beam_sdk_of_the_tested_release_with_the_project_installed(
             if not source.startswith("https://"):
                 assert (REPO / source).exists(), f"{dockerfile}: COPY of missing {source}"
     copied = {s for sources, _ in copies(instructions) for s in sources}
-    assert {"pyproject.toml", "README.md", "pipelines", "transforms", "schemas"} <= copied
+    assert {"pyproject.toml", "README.md", *FLOORS} <= copied
     installs = [a for k, a in instructions if k == "RUN" and "pip install" in a]
     assert len(installs) == 1 and f'"apache-beam=={BEAM_VERSION}"' in installs[0]
 
@@ -405,31 +373,18 @@ def test_dataflow_image_launches_main_py_and_runs_workers():
     assert instructions[-1] == ("ENTRYPOINT", '["/opt/apache/beam/boot"]')
 
 
-def test_the_images_build_context_packages_code_and_data_files(tmp_path):
-    """Build the wheel from exactly what the Dockerfiles copy; workers get what it holds."""
-    context = tmp_path / "context"
-    for sources, _ in copies(dockerfile_instructions(DATAFLOW / "Dockerfile")):
-        for source in sources:
-            if source.startswith("deploy/"):
-                continue
-            src = REPO / source
-            if src.is_dir():
-                shutil.copytree(src, context / source, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                (context / source).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, context / source)
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", str(context), "--no-deps",
-                           "--no-build-isolation", "-q", "-w", str(tmp_path / "dist")],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    (wheel,) = (tmp_path / "dist").glob("wirestream-*.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
-    packaged = [p for package in ("pipelines", "transforms", "schemas")
-                for p in (REPO / package).rglob("*.py")]
+def test_the_images_build_context_packages_code_and_data_files(project_wheel):
+    """The wheel built from exactly what the Dockerfiles copy; workers get what it holds,
+    under the ``wirestream`` name only."""
+    names = set(zipfile.ZipFile(project_wheel).namelist())
+    packaged = [p for package in FLOORS for p in (REPO / package).rglob("*.py")]
     packaged += [p for p in (REPO / "transforms" / "data").rglob("*") if p.is_file()]
     packaged += [*(REPO / "schemas").glob("*.json"), *(REPO / "schemas").glob("*.sql")]
-    expected = {p.relative_to(REPO).as_posix() for p in packaged}
-    assert any(n.startswith("transforms/data/") for n in expected)  # the gazetteers exist
-    assert expected <= names, sorted(expected - names)
+    expected = {"wirestream/" + p.relative_to(REPO).as_posix() for p in packaged}
+    assert any(n.startswith("wirestream/transforms/data/") for n in expected)  # the gazetteers exist
+    assert expected <= names, sorted(expected - names)  # a package missing from pyproject's list
+    top_level = {n.split("/")[0] for n in names if not n.startswith("wirestream-")}
+    assert top_level == {"wirestream"}
+    assert "wirestream/__init__.py" not in names  # a namespace: nothing else may own the name's module
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "wirestream = wirestream.pipelines.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "wirestream = wirestream.pipelines.cli:main" in zipfile.ZipFile(project_wheel).read(entry_points).decode()

@@ -7,6 +7,7 @@ import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 
 import wirestream.pipelines.graph
+import wirestream.pipelines.story_chain
 from wirestream.pipelines.graph import PipelineSettings, StoriesToEventRecords
 from wirestream.schemas import Origin, RawRecord
 from wirestream.transforms.tag import tag_record
@@ -33,7 +34,8 @@ def _tag_failing_for_source_a(record, data_dir=None):
 
 
 def _run(items, monkeypatch, streaming=False):
-    monkeypatch.setattr(wirestream.pipelines.graph, "tag_record", _tag_failing_for_source_a)
+    monkeypatch.setattr(wirestream.pipelines.graph, "tag_record", _tag_failing_for_source_a)  # streaming
+    monkeypatch.setattr(wirestream.pipelines.story_chain, "tag_record", _tag_failing_for_source_a)  # bounded
     settings = PipelineSettings(sink="unused", dead_letter="unused")
     if streaming:
         from dataclasses import replace

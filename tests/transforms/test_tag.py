@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from wirestream.schemas import EventRecord, Origin, Subject
-from wirestream.transforms.tag import country_of_place_label, tag_record
+from wirestream.transforms.tag import country_of_place_label, dateline_and_body, tag_record
 
 SCHEMA_DIR = __import__("pathlib").Path(__file__).resolve().parents[2] / "schemas"
 
@@ -90,6 +90,26 @@ def test_dateline_region_and_best_known_namesake():
     london = tag_record(record("CANADIAN BANK ISSUES BOND", "    LONDON, March 12 - A Canadian bank is issuing "
                                                              "a bond through Canada's largest dealer.")).tags
     assert london["countries"][0] == "GB"
+
+
+@pytest.mark.parametrize("field, body, expected", [
+    # the field alone is the dateline; the body is left as it is
+    ("SALVADOR, Feb 26 -", "Showers continued in the Bahia cocoa zone.",
+     ("SALVADOR", "Showers continued in the Bahia cocoa zone.")),
+    # Reuters-21578 cuts the field at the first dash: its tail is story text
+    ("LONDON, March 16 - State-owned <BAA PLC> -", "formerly the British Airports Authority - is sold.",
+     ("LONDON", "State-owned <BAA PLC> - formerly the British Airports Authority - is sold.")),
+    # a field that is no dateline still names places: its words are read with the body
+    ("Caracas, feb 26 -", "venezuela is seeking talks.", (None, "Caracas, feb 26 - venezuela is seeking talks.")),
+    # no field: the body's own opening dateline
+    (None, "    MOSCOW, March 3 - The harvest was poor.", ("MOSCOW", "The harvest was poor.")),
+    (None, "The plan - said officials - was poor.", (None, "The plan - said officials - was poor.")),
+])
+def test_the_dateline_comes_from_the_field_when_the_format_gives_one(field, body, expected):
+    rec = record("HEADLINE", body)
+    rec.dateline = field
+    dateline, text = dateline_and_body(rec)
+    assert (dateline.place if dateline else None, text) == expected
 
 
 def test_historic_states_before_and_after_dissolution():

@@ -28,7 +28,6 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from typing import Callable, Iterator
 
 import apache_beam as beam
@@ -36,6 +35,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from wirestream.schemas import Origin, RawRecord
+from wirestream.schemas.times import utc_iso_of_epoch
 
 # Extension -> format hint given to the parse stage.
 ARCHIVE_FORMATS = {".jsonl": "jsonl", ".jsonl.gz": "jsonl", ".ndjson": "jsonl", ".json": "json",
@@ -62,10 +62,6 @@ def archive_format(path: str) -> str | None:
         if lower.endswith(ext):
             return ARCHIVE_FORMATS[ext]
     return None
-
-
-def _utc_seconds(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def warn_on_stderr(message: str) -> None:
@@ -121,7 +117,7 @@ def _list_local(spec: str, explicit: bool, warn: Callable[[str], None]) -> list[
                 raise SourceError(f"cannot read {path}: it is {problem}, not a regular file")
             warn(f"{path}: skipped, it is {problem}, not a regular file")
             continue
-        files.append(ArchiveFile(path, fmt, _utc_seconds(info.st_mtime), info.st_size))
+        files.append(ArchiveFile(path, fmt, utc_iso_of_epoch(info.st_mtime), info.st_size))
     return files
 
 
@@ -155,7 +151,7 @@ def _list_remote(spec: str, explicit: bool) -> list[ArchiveFile]:
                 raise SourceError(f"unsupported archive file type: {meta.path} (expected one of "
                                   f"{', '.join(sorted(ARCHIVE_FORMATS))})")
             continue
-        files.append(ArchiveFile(meta.path, fmt, _utc_seconds(meta.last_updated_in_seconds or 0),
+        files.append(ArchiveFile(meta.path, fmt, utc_iso_of_epoch(meta.last_updated_in_seconds or 0),
                                  meta.size_in_bytes or 0))
     return files
 

@@ -20,7 +20,7 @@ Record-at-a-time sinks (Kafka, PostgreSQL) implement ``RecordSink``:
 from __future__ import annotations
 
 import abc
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote_plus, urlsplit, urlunsplit
 import enum
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -43,19 +43,39 @@ class RecordKind(str, enum.Enum):
 SECRET_URL_PARAMETERS = ("password", "sslpassword")
 
 
+def _secret_parts(url: str) -> tuple[SplitResult, Optional[str], list[tuple[str, str, bool]]]:
+    """The one reading of which parts of a URL are secret: the URL split, its user-info
+    password, and its query's (key, value, secret?) pairs as written. ValueError when
+    it cannot be taken apart."""
+    parts = urlsplit(url)
+    pairs = [pair.partition("=")[::2] for pair in parts.query.split("&")] if parts.query else []
+    return parts, parts.password, [(k, v, unquote_plus(k) in SECRET_URL_PARAMETERS) for k, v in pairs]
+
+
+def url_secrets(url: str) -> list[str]:
+    """The passwords a URL holds, as written and as decoded (a mask must find either);
+    none when it is no URL."""
+    try:
+        _, password, pairs = _secret_parts(url)
+    except ValueError:
+        return []
+    found = [password] if password else []
+    for _, value, secret in pairs:
+        if secret and value:
+            found += dict.fromkeys((value, unquote_plus(value)))
+    return found
+
+
 def redacted_url(url: str) -> str:
     """The URL with its passwords (user info and query) replaced, for messages and logs."""
     try:
-        parts = urlsplit(url)
-        password = parts.password
+        parts, password, pairs = _secret_parts(url)
     except ValueError:  # not a URL we can take apart: show none of it
         return "***"
     if password is not None:
         parts = parts._replace(netloc=parts.netloc.replace(f":{password}@", ":***@", 1))
-    if any(k in SECRET_URL_PARAMETERS for k, _ in parse_qsl(parts.query, keep_blank_values=True)):
-        query = "&".join(f"{k}=***" if k in SECRET_URL_PARAMETERS else f"{k}={v}" for k, v in (
-            pair.partition("=")[::2] for pair in parts.query.split("&")))
-        parts = parts._replace(query=query)
+    if any(secret for *_, secret in pairs):
+        parts = parts._replace(query="&".join(f"{k}=***" if secret else f"{k}={v}" for k, v, secret in pairs))
     return urlunsplit(parts)
 
 

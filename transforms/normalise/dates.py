@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 from dateparser.data import language_order as _DATEPARSER_LANGUAGES
 from dateparser.date import DateDataParser
 
+from wirestream.schemas.times import parse_utc_iso, utc_iso  # noqa: F401 (the stage's callers read them here)
+
 # Offsets in minutes of the zone abbreviations seen in wire datelines and feeds.
 # Ambiguous ones are read the way news feeds use them most: IST is India
 # (+05:30, not Irish or Israel), CST is US Central (not China), BST is British
@@ -125,16 +127,6 @@ class ParsedTime:
     instant: datetime  # timezone-aware, UTC
     date_only: bool = False  # the source gave a day but no (usable) time
     note: Optional[str] = None  # how an odd source value was read
-
-
-def utc_iso(instant: datetime) -> str:
-    return instant.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_utc_iso(value: str) -> datetime:
-    """Our own UTC timestamps (origin.ingested_at, Kafka timestamps)."""
-    parsed = datetime.fromisoformat(value)
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed
 
 
 @lru_cache(maxsize=256)

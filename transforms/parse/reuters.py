@@ -18,8 +18,12 @@ _TEXT = re.compile(r"<TEXT\b([^>]*)>(.*?)</TEXT>", re.S)
 _PARAGRAPH_INDENT = re.compile(r"\n[ \t]{2,}(?=\S)")
 
 
+_ELEMENTS = {tag: re.compile(rf"<{tag}>(.*?)</{tag}>", re.S)
+             for tag in ("TITLE", "DATELINE", "BODY", "TOPICS", "PLACES", "DATE")}
+
+
 def _element(block: str, tag: str) -> str | None:
-    m = re.search(rf"<{tag}>(.*?)</{tag}>", block, re.S)
+    m = _ELEMENTS[tag].search(block)
     return m.group(1) if m else None
 
 

@@ -12,7 +12,7 @@ from typing import Optional
 from wirestream.schemas import EventRecord
 from wirestream.transforms.tag.entities import people_and_organisations
 from wirestream.transforms.tag.gazetteer import Entry, Gazetteer, load_gazetteer, tokens_of
-from wirestream.transforms.tag.geo import (Mention, country_evidence, country_of_place_label, parse_dateline,
+from wirestream.transforms.tag.geo import (Dateline, Mention, country_evidence, country_of_place_label, parse_dateline,
                                 resolve_dateline, salient_countries, usable_in_text)
 from wirestream.transforms.tag.rules import event_types, load_rules, topics
 from wirestream.transforms.tag.text import Tokens, is_shouted
@@ -40,15 +40,26 @@ def _lower(tokens: Tokens) -> Tokens:
     return [t.lower() if t is not None else None for t in tokens]
 
 
+def dateline_and_body(record: EventRecord) -> tuple[Optional[Dateline], str]:
+    """The story's dateline and the text to read names in. Some formats give the
+    dateline apart (Reuters SGML: the record's field), most lead the body with it.
+    What a field holds beyond its dateline is story text: Reuters-21578 cuts the field
+    at the first dash ("LONDON, March 16 - State-owned <BAA PLC> -"), and a field that
+    does not read as a dateline ("Caracas, feb 26 -") still names places."""
+    if record.dateline:
+        dateline = parse_dateline(record.dateline)
+        rest = record.dateline[dateline.end:] if dateline else record.dateline
+        return dateline, f"{rest} {record.body}" if rest else record.body
+    dateline = parse_dateline(record.body)
+    return dateline, record.body[dateline.end:] if dateline else record.body
+
+
 def tag_record(record: EventRecord, data_dir: Optional[str] = None) -> EventRecord:
     """Fill ``record.tags`` from headline, body (with its dateline), the source's
     subject codes and the source's place labels. ``data_dir`` holds edited copies of
     any of the files in transforms/data (bind it with functools.partial for the stage)."""
     gaz, rules = load_gazetteer(data_dir), load_rules(data_dir)
-    # Some formats give the dateline apart (Reuters SGML), most lead the body with it.
-    text = f"{record.dateline} {record.body}" if record.dateline else record.body
-    dateline = parse_dateline(text)
-    body = text[dateline.end:] if dateline else text
+    dateline, body = dateline_and_body(record)
     headline_shouted, body_shouted = is_shouted(record.headline), is_shouted(body)
     headline_tokens = tokens_of(record.headline, headline_shouted, gaz)
     body_tokens = tokens_of(body, body_shouted, gaz)

@@ -8,6 +8,7 @@ surname alone ("Baker said") is the person already named in full.
 
 from __future__ import annotations
 
+from itertools import compress, count
 from typing import Iterable, Optional
 
 from wirestream.transforms.tag.gazetteer import Gazetteer
@@ -45,7 +46,7 @@ def _designated_organisations(tokens: Tokens, gaz: Gazetteer, covered: set[int])
     end = 0
     # Only a run that holds a designator can name an organisation, so start from those.
     designators = gaz.org_trailing | gaz.org_leading
-    for d in [i for i, token in enumerate(tokens) if token in designators]:
+    for d in compress(count(), map(designators.__contains__, tokens)):  # C speed, as PhraseIndex.scan
         if d < end or d in covered:
             continue
         i = d

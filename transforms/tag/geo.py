@@ -19,7 +19,7 @@ _DATELINE = re.compile(
     rf"^\s*(?P<place>{_CAP_WORD}(?: {_CAP_WORD}){{0,4}})"
     rf"(?:, (?P<region>{_CAP_WORD}(?: {_CAP_WORD}){{0,3}}))?"
     r"(?: \((?P<agency>[^()\n]{1,40})\))?,? +"
-    r"(?P<date>(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? +\d{1,2} *)?[-—–]+\s")
+    r"(?P<date>(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? +\d{1,2} *)?[-—–]+(?:\s|\Z)")
 
 
 @dataclass(frozen=True)
@@ -29,10 +29,11 @@ class Dateline:
     end: int  # where the story text starts after it
 
 
-def parse_dateline(body: str) -> Optional[Dateline]:
-    """The wire dateline opening a body; capitals or a date are required so that
-    an ordinary first sentence with a dash is not taken for one."""
-    m = _DATELINE.match(body[:120])
+def parse_dateline(text: str) -> Optional[Dateline]:
+    """The wire dateline opening a body, or a format's dateline field (which may end at
+    its dash); capitals or a date are required so that an ordinary first sentence with
+    a dash is not taken for one."""
+    m = _DATELINE.match(text[:120])
     if not m or not (m.group("date") or m.group("agency") or is_shouted(m.group("place"))):
         return None
     return Dateline(m.group("place").strip(), m.group("region"), m.end())

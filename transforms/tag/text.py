@@ -10,6 +10,7 @@ millisecond however large the gazetteers grow.
 from __future__ import annotations
 
 import re
+from itertools import compress, count
 from typing import Generic, Iterable, Optional, TypeVar
 
 # A word (letters, with inner dots/apostrophes/ampersands: "U.S.", "O'Neill", "AT&T"),
@@ -98,8 +99,9 @@ class PhraseIndex(Generic[T]):
         """Every non-overlapping longest match, left to right: (start, length, values)."""
         by_first = self._by_first
         free = 0
-        # The C-speed filter leaves only the few tokens that can start a phrase.
-        for i in [i for i, token in enumerate(tokens) if token in by_first]:
+        # The C-speed filter (no Python code per token) leaves only the few
+        # tokens that can start a phrase.
+        for i in compress(count(), map(by_first.__contains__, tokens)):
             if i < free:
                 continue
             length, values = self.match(tokens, i)

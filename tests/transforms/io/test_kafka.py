@@ -10,9 +10,10 @@ from wirestream.schemas import Origin
 from wirestream.transforms.io.kafka import (UNBOUNDED, ClientConfig, KafkaSourceSpec, KafkaSpecError,
                                  PartitionProgress, ReadBoundedTopic, TopicOffsets,
                                  TopicOffsetsTracker, client_config, parse_topic_spec,
-                                 raw_record_from_kafka, record_time_ms, utc_iso)
+                                 raw_record_from_kafka, record_time_ms)
 from wirestream.transforms.io.sinks import Acknowledgement
 from wirestream.pipelines.sinks import default_dead_letter_spec
+from wirestream.schemas.times import utc_iso_ms
 
 
 def test_source_spec_reads_every_part():
@@ -231,7 +232,7 @@ def test_a_record_without_a_timestamp_is_stamped_with_its_read_time_everywhere(m
     assert [r.value.origin.offset for r in records] == [0, 1, 2]
     stamps = {r.timestamp.micros // 1000 for r in records}
     assert len(stamps) == 1 and before <= stamps.pop() <= after
-    assert {r.value.origin.timestamp for r in records} == {utc_iso(records[0].timestamp.micros // 1000)}
+    assert {r.value.origin.timestamp for r in records} == {utc_iso_ms(records[0].timestamp.micros // 1000)}
     assert watermark.value == records[-1].timestamp
 
 

@@ -16,8 +16,7 @@ from wirestream.transforms.io.kafka.positions import UNBOUNDED
 from wirestream.transforms.io.kafka.reader import (ReadBoundedTopic, ReadFromKafka, ReadKafkaTopics,
                                         ReadUnboundedTopic, request_stop_reading,
                                         reset_stop_reading)
-from wirestream.transforms.io.kafka.records import (raw_record_from_kafka, raw_record_headers, record_time_ms,
-                                         utc_iso)
+from wirestream.transforms.io.kafka.records import raw_record_from_kafka, raw_record_headers, record_time_ms
 from wirestream.transforms.io.kafka.restriction import TopicOffsets, TopicOffsetsTracker
 from wirestream.transforms.io.kafka.settings import ClientConfig, KafkaSpecError, client_config, is_secret
 from wirestream.transforms.io.kafka.sink import KafkaDeliveryError, KafkaRecordSink, WriteToKafka
@@ -29,5 +28,4 @@ __all__ = [
     "ReadKafkaTopics", "ReadUnboundedTopic", "TopicOffsets", "TopicOffsetsTracker", "WriteToKafka",
     "client_config", "is_secret", "parse_topic_spec", "raw_record_from_kafka",
     "raw_record_headers", "record_time_ms", "request_stop_reading", "reset_stop_reading",
-    "utc_iso",
 ]

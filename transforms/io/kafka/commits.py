@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import apache_beam as beam
-from apache_beam.coders import PickleCoder
 from apache_beam.transforms import userstate
 from apache_beam.transforms.window import GlobalWindows
 
@@ -41,6 +40,7 @@ from wirestream.transforms.io.kafka.positions import _tp
 from wirestream.transforms.io.kafka.spec import KafkaSourceSpec
 from wirestream.transforms.io.sinks import Acknowledgement
 from wirestream.transforms.stage import METRICS_NAMESPACE
+from wirestream.transforms.state_encoding import VersionedStateCoder
 
 _LOG = logging.getLogger("wirestream.kafka")
 
@@ -107,12 +107,28 @@ class PartitionProgress:
         self.items = {o: v for o, v in self.items.items() if o >= self.committed}
 
 
+def _partition_progress(x: PartitionProgress) -> tuple:
+    return (x.committed, x.began_at, [tuple(r) for r in x.finished],
+            [(offset, sorted(written), count) for offset, (written, count) in sorted(x.items.items())])
+
+
+def _partition_progress_v1(t) -> PartitionProgress:
+    committed, began_at, finished, items = t
+    return PartitionProgress(committed, began_at, [tuple(r) for r in finished],
+                             {offset: (frozenset(written), count) for offset, written, count in items})
+
+
+# Kept by the runner across restarts: see transforms/state_encoding.py.
+PARTITION_PROGRESS_CODER = VersionedStateCoder("kafka partition progress", _partition_progress,
+                                               {1: _partition_progress_v1})
+
+
 class CommitContiguousOffsets(beam.DoFn):
     """Per partition (the key), folds acknowledgements into PartitionProgress;
     at the end of the bundle commits every partition whose finished prefix
     grew, in one request."""
 
-    PROGRESS = userstate.ReadModifyWriteStateSpec("progress", PickleCoder())
+    PROGRESS = userstate.ReadModifyWriteStateSpec("progress", PARTITION_PROGRESS_CODER)
 
     def __init__(self, spec: KafkaSourceSpec):
         self._spec = spec

@@ -32,7 +32,6 @@ import time
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.coders import PickleCoder
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.transforms.window import TimestampedValue
@@ -40,7 +39,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 
 from wirestream.transforms.io.kafka.positions import UNBOUNDED, _tp, resolve_offsets
 from wirestream.transforms.io.kafka.records import raw_record_from_kafka, record_time_ms
-from wirestream.transforms.io.kafka.restriction import TopicOffsets, TopicOffsetsTracker
+from wirestream.transforms.io.kafka.restriction import TOPIC_OFFSETS_CODER, TopicOffsets, TopicOffsetsTracker
 from wirestream.transforms.io.kafka.spec import KafkaSourceSpec
 from wirestream.transforms.io.sinks import PROGRESS, RECORDS, Acknowledgement
 from wirestream.transforms.stage import METRICS_NAMESPACE
@@ -122,7 +121,7 @@ class ReadTopic(beam.DoFn, RestrictionProvider):
         return max(1, restriction.remaining())
 
     def restriction_coder(self):
-        return PickleCoder()
+        return TOPIC_OFFSETS_CODER
 
     # -- reading --------------------------------------------------------------
     def setup(self):

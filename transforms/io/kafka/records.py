@@ -3,17 +3,10 @@ headers of an archive record produced."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Optional
 
 from wirestream.schemas import Origin, RawRecord
-
-
-def utc_iso(epoch_ms: int, with_millis: bool = True) -> str:
-    moment = datetime.fromtimestamp(epoch_ms / 1000, timezone.utc)
-    if with_millis:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+from wirestream.schemas.times import utc_iso_ms, utc_iso_of_epoch
 
 
 def _text(value: Optional[bytes]) -> Optional[str]:
@@ -39,7 +32,7 @@ def raw_record_from_kafka(record, timestamp_ms: int) -> RawRecord:
         payload=record.value if record.value is not None else b"",
         origin=Origin(kind="kafka", topic=record.topic, partition=record.partition,
                       offset=record.offset, key=_text(record.key), headers=headers or None,
-                      timestamp=utc_iso(timestamp_ms), ingested_at=utc_iso(timestamp_ms, False)))
+                      timestamp=utc_iso_ms(timestamp_ms), ingested_at=utc_iso_of_epoch(timestamp_ms // 1000)))
 
 
 def raw_record_headers(raw: RawRecord) -> list[tuple[str, bytes]]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from apache_beam.io.iobase import RestrictionTracker
 
 from wirestream.transforms.io.kafka.positions import UNBOUNDED
+from wirestream.transforms.state_encoding import VersionedStateCoder
 
 
 @dataclass
@@ -22,6 +23,20 @@ class TopicOffsets:
 
     def remaining(self) -> int:
         return sum(min(stop, start + 10**9) - start for start, stop, _ in self.ranges.values())
+
+
+def _topic_offsets(x: TopicOffsets) -> tuple:
+    return ([(p, start, stop, first) for p, (start, stop, first) in sorted(x.ranges.items())],
+            x.watch, sorted(x.known))
+
+
+def _topic_offsets_v1(t) -> TopicOffsets:
+    ranges, watch, known = t
+    return TopicOffsets({p: (start, stop, first) for p, start, stop, first in ranges}, watch, frozenset(known))
+
+
+# The restriction as runners checkpoint it (Flink, Dataflow): see transforms/state_encoding.py.
+TOPIC_OFFSETS_CODER = VersionedStateCoder("kafka topic offsets", _topic_offsets, {1: _topic_offsets_v1})
 
 
 class TopicOffsetsTracker(RestrictionTracker):

@@ -1,0 +1,231 @@
+"""The bounded graph's per-story work as one fused step, optionally in forked workers.
+
+A bounded run parses, normalises, tags and sketches each story in one DoFn
+(``StoryChain``) rather than four: each boundary costs Beam's per-element
+bookkeeping, and the stories' own work is the same plain stage functions, with
+the same dead letters (stage names, raw payloads) and the same counters.
+
+On the local runner a bounded run also spreads that work over worker processes
+(``--local-workers``, default: the cores this process may use). They are forked
+by the command before the pipeline starts, once gazetteers, rules and language
+profiles are loaded, so those pages are shared rather than loaded again per
+worker (Beam's multi_processing mode spawns fresh interpreters). Clustering
+needs every story and stays in the one pipeline: workers only map stories to
+records. The stage functions are deterministic, so the output is the same
+whichever process ran a story.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import multiprocessing
+import os
+import signal
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
+
+from wirestream.schemas import DeadLetter, RawRecord
+from wirestream.transforms.dedup import DedupSettings
+from wirestream.transforms.dedup import sketched as sketched_record
+from wirestream.transforms.normalise import NormaliseSettings, normalise_story, unnormalised_record
+from wirestream.transforms.parse import ParseSettings, parse_record
+from wirestream.transforms.stage import DEAD_LETTERS, StageCounters, run_stage
+from wirestream.transforms.tag import tag_record
+
+# Stories per task handed to a worker: large enough that pickling a task and
+# its results is a small share of the work, small enough to keep both busy.
+BATCH_STORIES = 128
+
+
+@dataclass(frozen=True)
+class ChainSettings:
+    parse: ParseSettings = ParseSettings()
+    normalise: NormaliseSettings = NormaliseSettings()
+    tag_data_dir: Optional[str] = None
+    dedup: DedupSettings = DedupSettings()
+    parse_only: bool = False
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return ("parse", "normalise") if self.parse_only else ("parse", "normalise", "tag", "dedup")
+
+
+@dataclass
+class ChainResult:
+    """What a batch of raw records became: the finished outputs (event records,
+    or (record, sketch) pairs for dedup), the dead letters, and per stage how
+    many records passed and which dead letters it made (for the counters)."""
+
+    outputs: list = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    passed: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, list[DeadLetter]] = field(default_factory=dict)
+
+
+def _stage_functions(settings: ChainSettings):
+    parse = functools.partial(parse_record, settings=settings.parse)
+    if settings.parse_only:
+        return (("parse", parse, True), ("normalise", unnormalised_record, False))
+    return (("parse", parse, True),
+            ("normalise", functools.partial(normalise_story, settings=settings.normalise), False),
+            ("tag", functools.partial(tag_record, data_dir=settings.tag_data_dir), False),
+            ("dedup", functools.partial(sketched_record, settings=settings.dedup), False))
+
+
+def run_chain(raws: list[RawRecord], settings: ChainSettings) -> ChainResult:
+    """Every stage function in turn on each raw record, as the separate stage
+    DoFns would run them."""
+    result = ChainResult(passed={s: 0 for s in settings.stages},
+                         failed={s: [] for s in settings.stages})
+    stages = _stage_functions(settings)
+    for raw in raws:
+        elements = [raw]
+        for stage, fn, many in stages:
+            after = []
+            for element in elements:
+                passed, dead_letters, _ = run_stage(stage, fn, element, many)
+                after += passed
+                if dead_letters:
+                    result.failed[stage] += dead_letters
+                    result.dead_letters += dead_letters
+            result.passed[stage] += len(after)
+            elements = after
+        result.outputs += elements
+    return result
+
+
+# The forked workers of this process, if any (``start_local_workers``).
+_WORKERS: Optional[multiprocessing.pool.Pool] = None
+_WORKER_COUNT = 0
+
+
+def default_local_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def warm_up(settings: ChainSettings) -> None:
+    """Loads what every story needs and the stages load lazily (gazetteers,
+    rules, language profiles), so forked workers share it instead of each
+    loading it. dateparser, which few stories reach, stays lazy."""
+    from wirestream.transforms.normalise.language import detect_language
+    from wirestream.transforms.tag.gazetteer import load_gazetteer
+    from wirestream.transforms.tag.rules import load_rules
+    if settings.parse_only:
+        return  # parsing loads nothing worth sharing
+    try:
+        detect_language("warm up the language profiles")
+        load_gazetteer(settings.tag_data_dir)
+        load_rules(settings.tag_data_dir)
+    except Exception:  # noqa: BLE001 - e.g. a broken --tag-data-dir file: each story's
+        pass  # stage then fails on it and says so in its dead letter
+
+
+def start_local_workers(count: int, settings: ChainSettings) -> int:
+    """Forks ``count`` worker processes for StoryChain in this process (none
+    for a count below 2: the chain then runs inline). Returns how many run."""
+    global _WORKERS, _WORKER_COUNT
+    if count < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return 0
+    warm_up(settings)
+    # Objects that exist now are left alone by the collector: otherwise its
+    # passes in the workers would write to (and so copy) the shared pages.
+    gc.freeze()
+    # Ctrl-C is the command's to handle: it stops the workers itself.
+    _WORKERS = multiprocessing.get_context("fork").Pool(
+        count, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
+    _WORKER_COUNT = count
+    return count
+
+
+def stop_local_workers(finished: bool = True) -> None:
+    """Ends the workers: after their last task, or at once when the run did not finish."""
+    global _WORKERS, _WORKER_COUNT
+    if _WORKERS is not None:
+        if finished:
+            _WORKERS.close()
+        else:
+            _WORKERS.terminate()
+        _WORKERS.join()
+    _WORKERS, _WORKER_COUNT = None, 0
+    gc.unfreeze()
+
+
+class _StoryChainDoFn(beam.DoFn):
+    def __init__(self, settings: ChainSettings):
+        self._settings = settings
+
+    def setup(self):
+        self._counters = {stage: StageCounters(stage) for stage in self._settings.stages}
+
+    def start_bundle(self):
+        self._batch: list[RawRecord] = []
+        self._pending: deque = deque()
+
+    def process(self, raw):
+        self._batch.append(raw)
+        if len(self._batch) >= BATCH_STORIES:
+            yield from self._submit()
+
+    def finish_bundle(self):
+        for out in self._submit():
+            yield _windowed(out)
+        while self._pending:
+            for out in self._emit(self._pending.popleft()):
+                yield _windowed(out)
+
+    def _submit(self):
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        if _WORKERS is None:
+            yield from self._emit(run_chain(batch, self._settings))
+            return
+        self._pending.append(_WORKERS.apply_async(run_chain, (batch, self._settings)))
+        # A few tasks queued per worker keep it busy; more would only hold memory.
+        while len(self._pending) > 2 * _WORKER_COUNT or (self._pending and self._pending[0].ready()):
+            yield from self._emit(self._pending.popleft())
+
+    def _emit(self, result):
+        if not isinstance(result, ChainResult):
+            result = result.get()
+        for stage, counters in self._counters.items():
+            failed = result.failed[stage]
+            counters.count(result.passed[stage], failed)
+            for dead in failed:
+                if dead.error_kind == "code":
+                    counters.log_code_error(dead)
+        for dead in result.dead_letters:
+            yield pvalue.TaggedOutput(DEAD_LETTERS, dead)
+        yield from result.outputs
+
+
+def _windowed(out):
+    """finish_bundle's outputs carry their window: the bounded graph's one, global."""
+    if isinstance(out, pvalue.TaggedOutput):
+        return pvalue.TaggedOutput(out.tag, _windowed(out.value))
+    return WindowedValue(out, MIN_TIMESTAMP, (GlobalWindow(),))
+
+
+class StoryChain(beam.PTransform):
+    """RawRecords -> (finished records, dead letters): parse, normalise, tag and
+    sketch (or, parse-only, parse and the unnormalised record) in one step."""
+
+    def __init__(self, settings: ChainSettings, output_type: Any = Any):
+        super().__init__()
+        self._settings = settings
+        # The records' type picks their coder where Beam materialises them.
+        self._output_type = output_type
+
+    def expand(self, raw_records):
+        results = (raw_records
+                   | beam.ParDo(_StoryChainDoFn(self._settings)).with_output_types(self._output_type)
+                   .with_outputs(DEAD_LETTERS, main="records"))
+        return results.records, results[DEAD_LETTERS]

@@ -1,0 +1,81 @@
+"""The bounded graph's fused per-story step: the same records and dead letters
+as the separate stages, in one process or in forked workers."""
+
+import json
+
+import pytest
+
+from wirestream.pipelines import story_chain
+from wirestream.pipelines.story_chain import ChainSettings, run_chain, start_local_workers, stop_local_workers
+from wirestream.schemas import EventRecord, Origin, RawRecord
+from tests.pipelines.test_cli import SAMPLES, read_jsonl, summary_of, wirestream
+from wirestream.transforms.io.archive import list_archive_files, read_archive_file
+from wirestream.transforms.tag import tag_record
+
+
+def _raw(lines):
+    return [RawRecord(line.encode(), Origin(kind="file", ingested_at="2024-06-25T00:00:00Z",
+                                            path="in.jsonl", line=i + 1), "jsonl")
+            for i, line in enumerate(lines)]
+
+
+def _story(n, source="A"):
+    return json.dumps({"id": f"s{n}", "source": source, "title": f"Story {n} from Paris",
+                       "text": f"French officials said on Monday that story {n} was told in Paris."})
+
+
+def test_each_stage_keeps_its_dead_letters_and_counts(monkeypatch):
+    def tag_failing_for_b(record, data_dir=None):
+        if record.source == "B":
+            raise KeyError("tags")
+        return tag_record(record, data_dir)
+
+    monkeypatch.setattr(story_chain, "tag_record", tag_failing_for_b)
+    result = run_chain(_raw([_story(1), '{"title": broken', _story(2, source="B")]), ChainSettings())
+    assert result.passed == {"parse": 2, "normalise": 2, "tag": 1, "dedup": 1}
+    assert [d.stage for d in result.failed["parse"]] == ["parse"]
+    (tag_dead,) = result.failed["tag"]
+    assert tag_dead.error_kind == "code" and "KeyError" in tag_dead.traceback
+    assert json.loads(tag_dead.raw)["source"] == "B"  # the record as it reached the stage
+    assert result.dead_letters == result.failed["parse"] + result.failed["tag"]
+    ((record, sketch),) = result.outputs
+    assert isinstance(record, EventRecord) and record.tags["countries"] == ["FR"]
+    assert sketch[1] == record.event_id
+
+
+def test_forked_workers_give_the_records_one_process_gives():
+    raws = [raw for archive in list_archive_files(str(SAMPLES)) for raw in read_archive_file(archive)]
+    settings = ChainSettings()
+    inline = run_chain(raws, settings)
+    assert start_local_workers(2, settings) == 2
+    try:
+        pool = story_chain._WORKERS
+        halves = [pool.apply_async(run_chain, (part, settings)) for part in (raws[:150], raws[150:])]
+        forked = [half.get(timeout=300) for half in halves]
+    finally:
+        stop_local_workers()
+    assert story_chain._WORKERS is None
+    assert [r.to_dict() for r, _ in inline.outputs] == [r.to_dict() for f in forked for r, _ in f.outputs]
+    assert [s for _, s in inline.outputs] == [s for f in forked for _, s in f.outputs]
+    assert [d.to_dict() for d in inline.dead_letters] == [d.to_dict() for f in forked for d in f.dead_letters]
+    assert len(inline.outputs) == 305 and len(inline.dead_letters) == 8
+
+
+def test_one_process_or_two_write_the_same_files(tmp_path):
+    runs = {}
+    for workers in ("1", "2"):
+        out = tmp_path / workers
+        proc = wirestream("run", "--source", str(SAMPLES), "--sink", f"jsonl:{out}",
+                          "--local-workers", workers)
+        assert proc.returncode == 0, proc.stderr
+        runs[workers] = (summary_of(proc), sorted(map(json.dumps, read_jsonl(out))),
+                         sorted(map(json.dumps, read_jsonl(out / "dead-letter"))))
+    assert runs["1"] == runs["2"]
+    assert runs["1"][0]["read"] == 313 and len(runs["1"][1]) == 305
+
+
+@pytest.mark.parametrize("workers", ["0", "-1"])
+def test_local_workers_must_be_at_least_one(tmp_path, workers):
+    proc = wirestream("run", "--source", str(SAMPLES), "--sink", f"jsonl:{tmp_path}",
+                      "--local-workers", workers)
+    assert proc.returncode == 2 and "--local-workers must be at least 1" in proc.stderr
