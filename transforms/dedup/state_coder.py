@@ -1,67 +1,21 @@
-"""How streaming state is encoded: an explicit, versioned format, not pickle.
-
-Each value is one version byte, then a tuple of primitives (ints, strings,
-bytes, floats, None, lists, tuples, dicts) in Beam's ``FastPrimitivesCoder``
-format, which never pickles here: anything else is an error, not a silent
-fallback. A release that changes a state's shape bumps ``VERSION`` and keeps
-a reader for every earlier version, so a savepoint taken by one release
-restores in the next. Tests decode state written by versions 1 and 2.
+"""How streaming dedup state is encoded: ``transforms/state_encoding.py``'s explicit,
+versioned format, not pickle. A release that changes a state's shape bumps
+``VERSION`` and keeps a reader for every earlier version, so a savepoint taken by
+one release restores in the next. Tests decode state written by versions 1 and 2.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
-
-from apache_beam import coders
 
 from wirestream.schemas import EventRecord, Origin, Subject
 from wirestream.transforms.dedup.decide import ClusterDecision
 from wirestream.transforms.dedup.relate import Relation
 from wirestream.transforms.dedup.sketch import StorySketch
 from wirestream.transforms.dedup.streaming_state import ClusterMember, RootFlag, StoredSketch, StoryRelations
+from wirestream.transforms.state_encoding import VersionedStateCoder
 
-VERSION = 2
-
-
-class _NoPickle(coders.Coder):
-    def encode(self, value):
-        raise TypeError(f"dedup state holds a {type(value).__name__}, which has no explicit encoding")
-
-    def decode(self, encoded):
-        raise TypeError("dedup state was written with a fallback encoding")
-
-    def is_deterministic(self):
-        return True
-
-
-_PRIMITIVES = coders.FastPrimitivesCoder(fallback_coder=_NoPickle())
-
-
-class VersionedStateCoder(coders.Coder):
-    """``to_wire(value) -> primitives``; ``readers[version](primitives) -> value``."""
-
-    def __init__(self, name: str, to_wire: Callable[[Any], Any], readers: dict[int, Callable[[Any], Any]]):
-        self._name, self._to_wire, self._readers = name, to_wire, readers
-
-    def encode(self, value) -> bytes:
-        return bytes([VERSION]) + _PRIMITIVES.encode(self._to_wire(value))
-
-    def decode(self, encoded: bytes):
-        reader = self._readers.get(encoded[0])
-        if reader is None:
-            raise ValueError(f"{self._name} state of version {encoded[0]}: this release reads "
-                             f"versions {sorted(self._readers)}")
-        return reader(_PRIMITIVES.decode(encoded[1:]))
-
-    def is_deterministic(self) -> bool:
-        return True
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self._name == other._name
-
-    def __hash__(self):
-        return hash((type(self), self._name))
+VERSION = 2  # every coder below writes this version (its newest reader)
 
 
 def _relation(r: Relation) -> tuple:
