@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import glob
 import json
 import pickle
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from datetime import datetime
@@ -24,6 +22,11 @@ from itertools import combinations
 from typing import Optional
 
 import apache_beam as beam
+from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
+from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
+from apache_beam.transforms.core import RestrictionProvider
+from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Timestamp
 from apache_beam.coders import FastPrimitivesCoder
 
 from benchmarks.datasets import data_dir
@@ -33,7 +36,6 @@ from wirestream.transforms.dedup import DedupSettings, NearDuplicateClusters, cl
 from wirestream.transforms.dedup.batch import BAND_BATCH
 from wirestream.transforms.dedup.buckets import candidate_pairs
 from wirestream.transforms.dedup.sketch import band_entries, band_keys, sketch_record
-from wirestream.transforms.dedup.streaming_state import BandShardIndex, ClusterMember, StoryRelations
 from wirestream.transforms.stage import counter_totals
 
 
@@ -130,14 +132,12 @@ def report_cost(records, settings: DedupSettings) -> None:
     sketches = [sketch_record(r, settings) for r in records]
     per_sketch = statistics.median(len(pickle.dumps(s)) for s in sketches)
     keys = statistics.mean(len(band_keys(s, settings)) for s in sketches)
-    index = BandShardIndex()
-    for s in sketches[:2000]:
-        for key in band_keys(s, settings):
-            index.probe(key, s, settings)
-    stored = len(pickle.dumps(index)) / 2000
-    print(f"streaming state per story: one sketch pickles to {per_sketch:.0f} B; it is held in {keys:.1f} "
-          f"band buckets; a band-shard index holding 2,000 stories pickles to {stored / 1024:.1f} KiB per "
-          f"story (sketches are shared objects in memory; on the wire each band copy is sent)")
+    from wirestream.transforms.dedup import state_coder
+    from wirestream.transforms.dedup.streaming_state import MEMBER
+    encoded = statistics.median(len(state_coder.SKETCH.encode(s)) for s in sketches)
+    print(f"streaming state per story: one sketch pickles to {per_sketch:.0f} B and is stored once, "
+          f"{encoded:.0f} B with the state coder; it is in {keys:.1f} band buckets, each of which "
+          f"stores a {MEMBER.itemsize} B member")
     coder = FastPrimitivesCoder()
     entries = [packed for i in range(0, len(sketches), BAND_BATCH)
                for packed in band_entries(sketches[i:i + BAND_BATCH], settings, settings.band_partitions)]
@@ -185,23 +185,81 @@ def batch_clusters(records, settings: DedupSettings = DedupSettings()) -> dict[s
     return {record_uid(r): cluster_fields(r) for r in cluster_records(copy.deepcopy(records), settings)}
 
 
-def streaming_run(records, settings: DedupSettings) -> tuple[list[tuple], dict[str, int]]:
-    """Runs the streaming path over ``records`` in that order (FnApiRunner). Returns
-    every record it emitted as (uid, cluster_revision, cluster fields), and the
-    run's counters by name."""
-    with tempfile.TemporaryDirectory() as tmp:
-        p = beam.Pipeline(runner="FnApiRunner")
-        clustered, _ = p | beam.Create(records, reshuffle=False) | NearDuplicateClusters(settings)
-        _ = (clustered
-             | beam.Map(lambda r: json.dumps([record_uid(r), r.cluster_revision, cluster_fields(r)]))
-             | beam.io.WriteToText(f"{tmp}/out"))
-        result = p.run()
-        result.wait_until_finish()
-        outputs = []
-        for path in sorted(glob.glob(f"{tmp}/out*")):
-            with open(path, encoding="utf-8") as f:
-                outputs.extend((uid, rev, tuple(fields)) for uid, rev, fields in map(json.loads, f))
+class LiveFeed(beam.DoFn, RestrictionProvider):
+    """An unbounded source of some records, ``per_poll`` at a time, then a
+    checkpoint (as the Kafka reader does): run by the streaming local runner,
+    each poll goes through the whole graph before the next is read."""
+
+    def __init__(self, records, per_poll: int, seconds_apart: float = 1.0):
+        self._records, self._per_poll, self._seconds_apart = records, per_poll, seconds_apart
+
+    def initial_restriction(self, _):
+        return OffsetRange(0, len(self._records))
+
+    def create_tracker(self, restriction):
+        return OffsetRestrictionTracker(restriction)
+
+    def restriction_size(self, _, restriction):
+        return restriction.size()
+
+    @beam.DoFn.unbounded_per_element()
+    def process(self, _, tracker=beam.DoFn.RestrictionParam(),
+                watermark=beam.DoFn.WatermarkEstimatorParam(ManualWatermarkEstimator.default_provider())):
+        position = tracker.current_restriction().start
+        _polled(position)
+        while position < len(self._records) and tracker.try_claim(position):
+            # Records arrive seconds_apart apart: the watermark follows, as a caught-up Kafka reader's does.
+            arrival = Timestamp(seconds=position * self._seconds_apart)
+            yield TimestampedValue(self._records[position], arrival)
+            watermark.set_watermark(arrival)
+            position += 1
+            if position % self._per_poll == 0:
+                tracker.defer_remainder()
+                return
+
+
+# What the state meter showed when the live feed read its record at each position (the
+# runner runs in this process): (position, bytes written by state id, bytes held by state id).
+POLLS: list[tuple] = []
+_METER: list = []  # the meter of the run in progress, if any
+
+
+def _polled(position: int) -> None:
+    if _METER:
+        POLLS.append((position, Counter(_METER[0].written), _METER[0].held()))
+
+
+def streaming_run(records, settings: DedupSettings, per_poll: Optional[int] = None,
+                  seconds_apart: float = 1.0, meter=None) -> tuple[list[tuple], dict[str, int]]:
+    """Runs the streaming path over ``records`` in that order on the streaming local
+    runner: as a backlog (all of them in one bundle) or, given ``per_poll``, live
+    (that many per read of the source). Returns every record it emitted as (uid,
+    cluster_revision, cluster fields), and the run's counters by name."""
+    from wirestream.pipelines.local_runner import StreamingFnApiRunner
+    _EMITTED.clear()
+    POLLS.clear()
+    _METER[:] = [meter] if meter is not None else []
+    p = beam.Pipeline(runner=StreamingFnApiRunner())
+    if per_poll is None:
+        source = p | beam.Create(records, reshuffle=False)
+    else:
+        source = p | beam.Create([None]) | beam.ParDo(LiveFeed(records, per_poll, seconds_apart))
+    clustered, _ = source | NearDuplicateClusters(settings)
+    _ = clustered | beam.Map(_note_emitted)
+    result = p.run()
+    result.wait_until_finish()
+    _METER.clear()
+    outputs = list(_EMITTED)
+    _EMITTED.clear()
     return outputs, counter_totals(result)
+
+
+# The local runner runs DoFns in this process: what the run emitted, by a module-level function.
+_EMITTED: list[tuple] = []
+
+
+def _note_emitted(record) -> None:
+    _EMITTED.append((record_uid(record), record.cluster_revision, cluster_fields(record)))
 
 
 def latest_revisions(outputs) -> dict[str, tuple]:
@@ -220,24 +278,20 @@ def agency_delays(records, hours: float, seed: int = 7) -> list:
 
 
 def report_streaming(ev) -> None:
-    print("\n== Streaming path vs batch on the labelled evaluation, arriving out of order")
+    print("\n== Streaming path vs batch on the labelled evaluation, arriving out of order "
+          "(live, 20 stories per read of the source, and as a backlog)")
     records = [s.record for s in ev.stories]
     batch = batch_clusters(records)
-    # The last run lowers the lateness under the delays, to show the limit.
-    for hours, lateness in ((0, 7), (6, 7), (12, 7), (48, 7), (48, 1)):
-        started = time.perf_counter()
-        settings = DedupSettings(streaming=True, allowed_lateness_days=lateness)
-        outputs, counters = streaming_run(agency_delays(records, hours), settings)
-        latest = latest_revisions(outputs)
-        same = sum(latest.get(uid) == fields for uid, fields in batch.items())
-        print(f"delays 0-{hours:>2} h, lateness {lateness} d: {same:,}/{len(batch):,} stories end with the "
-              f"batch clusters; "
-              f"{counters.get('dedup_corrections', 0)} records written again, "
-              f"{counters.get('dedup_too_late', 0)} too late; {time.perf_counter() - started:.1f} s")
-    held = statistics.median(len(pickle.dumps(r)) for r in records[:500])
-    empty = len(pickle.dumps(ClusterMember())) + len(pickle.dumps(StoryRelations()))
-    print(f"per-story state, held for the lateness: the record "
-          f"({held:.0f} B pickled, median) and its relations and decision ({empty} B with none)")
+    for hours in (0, 6, 12, 48):
+        for per_poll in (20, None):
+            started = time.perf_counter()
+            settings = DedupSettings(streaming=True)
+            outputs, counters = streaming_run(agency_delays(records, hours), settings, per_poll)
+            latest = latest_revisions(outputs)
+            same = sum(latest.get(uid) == fields for uid, fields in batch.items())
+            print(f"delays 0-{hours:>2} h, {'live' if per_poll else 'backlog'}: {same:,}/{len(batch):,} stories "
+                  f"end with the batch clusters; {counters.get('dedup_corrections', 0)} records written again, "
+                  f"{counters.get('dedup_too_late', 0)} too late; {time.perf_counter() - started:.1f} s")
 
 
 def burst_records(kind: str, count: int = 2_000) -> list:
@@ -267,9 +321,12 @@ def burst_records(kind: str, count: int = 2_000) -> list:
 def _burst_run(kind: str, streaming: bool) -> None:
     """One burst run in this process (its peak memory is the process's)."""
     import resource
+    from wirestream.pipelines.local_runner import StreamingFnApiRunner
     records = burst_records(kind)
     started = time.perf_counter()
-    with beam.Pipeline(runner="FnApiRunner") as p:
+    # Streaming runs on the runner of a live run: Beam's FnApiRunner sizes every value
+    # it caches by walking its object graph, which with a key per bucket is most of the time.
+    with beam.Pipeline(runner=StreamingFnApiRunner() if streaming else "FnApiRunner") as p:
         clustered, _ = (p | beam.Create(records, reshuffle=False)
                         | NearDuplicateClusters(DedupSettings(streaming=streaming)))
         _ = clustered | beam.combiners.Count.Globally()
@@ -280,7 +337,7 @@ def _burst_run(kind: str, streaming: bool) -> None:
 def report_bursts() -> None:
     import subprocess
     print("\n== Templated burst: 2,000 stories of one template against 2,000 distinct ones "
-          "(FnApiRunner, a process per run)")
+          "(batch: FnApiRunner; streaming: the streaming local runner; a process per run)")
     for streaming in (False, True):
         figures = {}
         for kind in ("distinct", "templated"):
@@ -294,39 +351,40 @@ def report_bursts() -> None:
               f"templated/distinct time {t['seconds'] / d['seconds']:.2f}x")
 
 
-def report_state_bytes(rate_per_day: int = 1_000, probes: int = 200) -> None:
-    """Bytes the streaming path writes to state per story, with its own state coders:
-    the band-shard index is a ReadModifyWrite value, written whole, so each story
-    rewrites every index it is probed into (once per bundle holding it)."""
-    from wirestream.transforms.dedup import state_coder
-    from wirestream.transforms.dedup.streaming_state import BandShardIndex
-    print(f"\n== Streaming state written per story ({rate_per_day:,} stories a day, "
-          f"default settings, the state coders)")
-    settings = DedupSettings()
+def report_state_bytes(rate_per_day: int = 1_000, probes: int = 200, per_poll: int = 50) -> None:
+    """Bytes the streaming path writes to state per story, counted where the SDK
+    hands them to the runner's state API (``state_meter``), in a live run of the
+    local runner (``per_poll`` stories per read, so per bundle), once with a day of
+    stories held and once with 14 days: the figure is the bytes written while the
+    last ``probes`` stories went through, per story."""
+    from benchmarks.state_meter import metered_state
+    from datetime import timezone
+    print(f"\n== Streaming state written per story ({rate_per_day:,} stories a day of publication time, "
+          f"default settings, {per_poll} stories per bundle; the state API of the local runner)")
+    settings = DedupSettings(streaming=True)
     records = reuters_records()
+    start = datetime(1987, 3, 1, tzinfo=timezone.utc).timestamp()
     for days in (1, 14):
         count = days * rate_per_day + probes
-        sketches = []
+        feed = []
         for i, record in enumerate(records[:count]):
-            sketch = sketch_record(record, settings)
-            sketches.append(sketch._replace(time=541_000_000 + i * 86_400 // rate_per_day))
-        indexes: dict[str, BandShardIndex] = defaultdict(BandShardIndex)
-        written = {1: 0, 50: 0}
-        touched: set[str] = set()
-        for i, sketch in enumerate(sketches):
-            keys = {f"{key >> 32}:{key % settings.shards_per_band}": key for key in band_keys(sketch, settings)}
-            for shard, key in keys.items():
-                indexes[shard].probe(key, sketch, settings)
-            if i < count - probes:
-                continue
-            sizes = {shard: len(state_coder.BAND_SHARD_INDEX.encode(indexes[shard])) for shard in keys}
-            written[1] += sum(sizes.values())
-            touched.update(keys)
-            if (i - (count - probes)) % 50 == 49:  # a bundle ends: each index it touched is written once
-                written[50] += sum(len(state_coder.BAND_SHARD_INDEX.encode(indexes[k])) for k in touched)
-                touched.clear()
-        print(f"{days:>2} day(s) of stories held: {written[1] / probes / 1024:,.0f} KiB written per story "
-              f"with bundles of one story, {written[50] / probes / 1024:,.1f} KiB with bundles of 50")
+            record = copy.copy(record)
+            published = datetime.fromtimestamp(start + i * 86_400 / rate_per_day, tz=timezone.utc)
+            record.published_at = published.strftime("%Y-%m-%dT%H:%M:%SZ")
+            feed.append(record)
+        started = time.perf_counter()
+        with metered_state() as meter:
+            streaming_run(feed, settings, per_poll=per_poll, meter=meter)
+        mark = next(p for p in POLLS if p[0] >= count - probes)
+        last = POLLS[-1]
+        written = meter.written - mark[1]
+        per_story = sum(written.values()) / probes
+        by_state = ", ".join(f"{name} {size / probes:,.0f} B" for name, size in sorted(written.items()))
+        held = last[2]
+        print(f"{days:>2} day(s) of stories held ({count:,} stories, {time.perf_counter() - started:.0f} s): "
+              f"{per_story:,.0f} B written per story ({by_state}); held when the last was read: "
+              f"{sum(held.values()) / last[0] / 1024:,.2f} KiB per story read "
+              f"({', '.join(f'{k} {v / last[0]:,.0f} B' for k, v in sorted(held.items()))})")
 
 
 def main(argv=None) -> None:
@@ -354,4 +412,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    # Through the module's importable name: DoFns of the runs refer to its globals by it.
+    from benchmarks import bench_dedup
+    bench_dedup.main(sys.argv[1:])

@@ -16,12 +16,17 @@ What this runner changes:
   timers) is scheduled at once, ahead of the source's next poll. So a record
   flows through the whole graph before the source reads again: bounded
   buffering between stages and one poll's worth of latency per record.
-  Grouped data (GroupByKey buffers), side inputs and timers keep Beam's own
+  Grouped data (GroupByKey buffers) and side inputs keep Beam's own
   scheduling (they still wait until the source has finished), so the results
-  of a run do not change; the streaming graph uses none of them. A stage run
+  of a run do not change; the streaming graph uses neither. A stage run
   early reports its output complete only as far as its input is (Beam would
   say "complete" after any bundle, which would let a GroupByKey downstream
   fire before all its data came);
+* event-time timers (de-duplication's expiry) fire while the source is live,
+  by the watermark the live sources report, once the graph has drained and
+  after the timers of the stages upstream (``_HeldTimers``): Beam's runner
+  would fire them by a watermark that does not follow a live source, ahead
+  of data still queued between stages, or only once the source has ended;
 * the SDK's state cache is off. The FnApiRunner gives every bundle a new
   cache token, so the cache never hits from one bundle to the next, yet each
   value put into it is sized by walking its object graph: with the dedup
@@ -43,13 +48,18 @@ continuously already.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import inspect
+import itertools
+from typing import Any, Optional
 
+from apache_beam.portability.api import beam_runner_api_pb2
 from apache_beam.runners.portability.fn_api_runner import (execution, fn_runner, translations,
                                                           worker_handlers)
+from apache_beam.runners.portability.fn_api_runner.translations import DataInput
 from apache_beam.runners.portability.fn_api_runner.watermark_manager import WatermarkManager
 from apache_beam.runners.portability.fn_api_runner.fn_runner import FnApiRunner
-from apache_beam.utils.timestamp import MAX_TIMESTAMP
+from apache_beam.utils.timestamp import MAX_TIMESTAMP, MIN_TIMESTAMP, Timestamp
 
 # What ``--runner`` names for this class (Beam instantiates it by this path).
 STREAMING_LOCAL_RUNNER = f"{__name__}.StreamingFnApiRunner"
@@ -63,9 +73,14 @@ class LocalRunnerUnsupported(RuntimeError):
 def _check_runner_internals() -> None:
     expected = ["self", "runner_execution_context", "bundle_context_manager", "bundle_input"]
     found = list(inspect.signature(FnApiRunner._execute_bundle).parameters)
+    timers = list(inspect.signature(FnApiRunner._enqueue_set_timers).parameters)
+    scheduling = list(inspect.signature(FnApiRunner._schedule_ready_bundles).parameters)
     queues = execution._ProcessingQueueManager()
     queue_methods = ("enque", "deque", "__len__")
     if (found != expected
+            or timers != ["self", "runner_execution_context", "bundle_context_manager", "fired_timers",
+                          "previous_bundle_input"]
+            or scheduling != ["self", "runner_execution_context"]
             or not all(hasattr(q, m) for q in (queues.ready_inputs, queues.watermark_pending_inputs)
                        for m in queue_methods)
             or not hasattr(execution, "ListBuffer")
@@ -89,15 +104,46 @@ class StreamingFnApiRunner(FnApiRunner):
         super().__init__(*args, **kwargs)
 
     def run_stages(self, stage_context, stages):
+        self._timers = _HeldTimers()
         with _settings_for_a_long_run():  # the in-process worker is made during the run
             return super().run_stages(stage_context, stages)
 
     def _execute_bundle(self, runner_execution_context, bundle_context_manager, bundle_input):
         result = super()._execute_bundle(
             runner_execution_context, bundle_context_manager, bundle_input)
+        self._timers.hold_output(runner_execution_context, bundle_context_manager)
         _hold_output_to_input(runner_execution_context, bundle_context_manager)
+        self._timers.note_source_watermark(bundle_context_manager.stage.name, result)
+        self._timers.take(runner_execution_context, bundle_context_manager.stage.name)
         _schedule_downstream_first(runner_execution_context)
+        if self._timers.drained(runner_execution_context):
+            self._timers.release_due(runner_execution_context)
         return result
+
+    def _enqueue_set_timers(self, runner_execution_context, bundle_context_manager, fired_timers,
+                            previous_bundle_input):
+        """Event-time timers wait for their time (``_HeldTimers``), even when Beam's
+        watermark says it has come: Beam's does not follow a live source."""
+        event_time = {}
+        for family in list(fired_timers):
+            if bundle_context_manager.stage_timer_outputs[family][1] == beam_runner_api_pb2.TimeDomain.EVENT_TIME:
+                event_time[family] = fired_timers.pop(family)
+        super()._enqueue_set_timers(runner_execution_context, bundle_context_manager, fired_timers,
+                                    previous_bundle_input)
+        empty = {k: execution.ListBuffer(None) for k in previous_bundle_input.data.keys()}
+        for family, (timer_data, target) in event_time.items():
+            self._timers.hold(bundle_context_manager.stage.name, target,
+                              DataInput(empty, {family: timer_data}))
+
+    def _schedule_ready_bundles(self, runner_execution_context):
+        """Called when nothing is ready (every source has finished): fire the due
+        timers (upstream stages first) before what Beam would schedule."""
+        if self._timers.release_due(runner_execution_context):
+            return
+        super()._schedule_ready_bundles(runner_execution_context)
+        self._timers.take(runner_execution_context)
+        if not self._timers.release_due(runner_execution_context):
+            self._timers.give_back(runner_execution_context)  # never due: Beam's own check reports them
 
 
 def _hold_output_to_input(context, bundle_context_manager) -> None:
@@ -123,6 +169,122 @@ def _settings_for_a_long_run():
     finally:
         worker_handlers.STATE_CACHE_SIZE_MB = cache_size
         fn_runner.consolidate_monitoring_infos = consolidate
+
+
+class _HeldTimers:
+    """Event-time timer firings, held by the runner until they are due and no
+    data is in flight between stages, then released upstream stages first.
+
+    Why: Beam's FnApiRunner runs a timer as soon as its stage's input watermark
+    has passed it, and marks a stage's output complete after any bundle; both
+    are right only when stages run in order, each once. Run live, a stage's
+    input watermark can pass a timer while data for it is still queued between
+    stages, and the timer would fire (expire state) ahead of that data. Held
+    here, a timer fires only once every record read so far has gone through
+    the graph, and the output of one stage's timers (data) goes through before
+    the timers of the stages after it fire."""
+
+    def __init__(self):
+        # stage -> heap of (due at watermark, arrival number, data input): a live run holds
+        # one entry per bundle that set timers, so only each stage's earliest is looked at.
+        self._held: dict[str, list[tuple[Any, int, Any]]] = {}
+        self._count = itertools.count()
+        self._sources: set[str] = set()  # stages that re-queue themselves (a live source's residual)
+        # The watermark each live source reports with its residual (its watermark
+        # estimator's). Beam's watermark manager does not follow it: a stage behind
+        # a source started by Create/Impulse sees its input complete at once.
+        self._source_watermarks: dict[str, Timestamp] = {}
+
+    def note_source_watermark(self, stage_name: str, result) -> None:
+        residuals = result.process_bundle.residual_roots
+        if residuals:
+            reported = [Timestamp.from_proto(w) for r in residuals
+                        for w in r.application.output_watermarks.values()]
+            self._source_watermarks[stage_name] = min(reported, default=MIN_TIMESTAMP)
+        else:
+            self._source_watermarks.pop(stage_name, None)  # finished (or not a live source)
+
+    def _watermark(self, context, stage_name: str) -> Timestamp:
+        """A stage's input watermark. While a source is live: the sources' watermarks,
+        held back by the timers of the stages upstream (their firing may still emit);
+        timers fire only once all data read so far has gone through (``drained``).
+        After: Beam's own (every stage's input is complete then)."""
+        if not self._source_watermarks:
+            return context.watermark_manager.get_stage_node(stage_name).input_watermark()
+        order = {name: index for index, name in enumerate(context.stages)}  # topological
+        holds = [heap[0][0] for name, heap in self._held.items() if heap and order[name] < order[stage_name]]
+        return min([*self._source_watermarks.values(), *holds])
+
+    def hold_output(self, context, bundle_context_manager) -> None:
+        """A stage's output is complete no further than its earliest held timer (whose
+        firing may still emit): Beam's runner leaves it where it was (the start of
+        time) after any bundle that set a timer, which would hold back every timer
+        downstream until the run ends."""
+        if not bundle_context_manager.stage_timer_outputs:
+            return
+        heap = self._held.get(bundle_context_manager.stage.name)
+        hold = heap[0][0] if heap else MAX_TIMESTAMP
+        watermarks = context.watermark_manager
+        complete = min(hold, watermarks.get_stage_node(bundle_context_manager.stage.name).input_watermark())
+        for buffer_id in bundle_context_manager.stage_data_outputs.values():
+            watermarks.get_pcoll_node(translations.split_buffer_id(buffer_id)[1]).set_produced_watermark(complete)
+
+    def hold(self, stage_name: str, due, data_input) -> None:
+        heapq.heappush(self._held.setdefault(stage_name, []), (due, next(self._count), data_input))
+
+    def take(self, context, stage_name: Optional[str] = None) -> None:
+        """Notes a live source (a stage that re-queued itself) and moves the timer
+        firings Beam queued by its own rule (``_schedule_ready_bundles``) to the held ones."""
+        queues = context.queues
+        if stage_name is not None:
+            ready = [queues.ready_inputs.deque() for _ in range(len(queues.ready_inputs))]
+            for name, data_input in ready:
+                if name == stage_name and not data_input.timers:
+                    self._sources.add(name)
+                queues.ready_inputs.enque((name, data_input))
+        kept = []
+        while len(queues.watermark_pending_inputs):
+            (name, watermark), data_input = queues.watermark_pending_inputs.deque()
+            if data_input.timers:
+                self.hold(name, watermark, data_input)
+            else:
+                kept.append(((name, watermark), data_input))
+        for item in kept:
+            queues.watermark_pending_inputs.enque(item)
+
+    def drained(self, context) -> bool:
+        """Nothing ready but a live source's next read."""
+        queues = context.queues
+        ready = [queues.ready_inputs.deque() for _ in range(len(queues.ready_inputs))]
+        for item in ready:
+            queues.ready_inputs.enque(item)
+        return all(name in self._sources for name, _ in ready)
+
+    def release_due(self, context) -> bool:
+        """Puts the due timers at the front of the ready queue, upstream stages
+        first; False if none is due."""
+        due = [name for name, heap in self._held.items() if heap and self._watermark(context, name) >= heap[0][0]]
+        if not due:
+            return False
+        # Upstream first: what a timer emits is run before the next stage's timers
+        # (``_schedule_downstream_first`` puts it ahead of them).
+        order = {name: index for index, name in enumerate(context.stages)}  # topological
+        fire = []
+        for name in sorted(due, key=order.__getitem__):
+            heap, watermark = self._held[name], self._watermark(context, name)
+            while heap and heap[0][0] <= watermark:
+                fire.append((name, heapq.heappop(heap)[2]))
+        queues = context.queues
+        ready = [queues.ready_inputs.deque() for _ in range(len(queues.ready_inputs))]
+        for item in fire + ready:
+            queues.ready_inputs.enque(item)
+        return True
+
+    def give_back(self, context) -> None:
+        for name, heap in self._held.items():
+            for due, _, data_input in heap:
+                context.queues.watermark_pending_inputs.enque(((name, due), data_input))
+        self._held = {}
 
 
 def _runs_in_any_bundles(stage, data_input) -> bool:

@@ -65,9 +65,10 @@ class WirestreamOptions(PipelineOptions):
                                 "3-shingles in the other for a near-duplicate.")
         group.add_argument("--dedup_lateness_days", "--dedup-lateness-days", dest="dedup_lateness_days",
                            type=float, default=7.0,
-                           help="Streaming: a story published up to this long before the newest "
-                                "one seen still corrects the clusters of stories already written "
-                                "(they are written again with a higher cluster_revision).")
+                           help="Streaming: a story arriving (by the watermark) up to the window "
+                                "plus this long after a story it matches still corrects the "
+                                "clusters of stories already written (they are written again "
+                                "with a higher cluster_revision); state is kept that long.")
         group.add_argument("--parse_only", "--parse-only", dest="parse_only", action="store_true",
                            default=False,
                            help="Write records straight after parsing: no dates, languages, "

@@ -6,12 +6,15 @@ import apache_beam as beam
 import pytest
 from apache_beam.coders import PickleCoder
 from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
+from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner, fn_runner, worker_handlers
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import userstate
 from apache_beam.transforms.core import RestrictionProvider
+from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Timestamp
 
 from wirestream.pipelines import local_runner
 from wirestream.pipelines.local_runner import LocalRunnerUnsupported, StreamingFnApiRunner
@@ -143,3 +146,46 @@ def test_changed_runner_internals_are_refused(monkeypatch):
 def test_the_runner_name_is_one_beam_can_load():
     from apache_beam.runners.runner import create_runner
     assert isinstance(create_runner(local_runner.STREAMING_LOCAL_RUNNER), StreamingFnApiRunner)
+
+
+class TimedTicks(LiveTicks):
+    """A live source whose tick i has event time 10 i seconds, its watermark following."""
+
+    @beam.DoFn.unbounded_per_element()
+    def process(self, _, tracker=beam.DoFn.RestrictionParam(),
+                watermark=beam.DoFn.WatermarkEstimatorParam(ManualWatermarkEstimator.default_provider())):
+        tick = tracker.current_restriction().start
+        if tracker.try_claim(tick):
+            yield TimestampedValue((f"desk-{tick}", tick), Timestamp(seconds=10 * tick))
+            watermark.set_watermark(Timestamp(seconds=10 * tick))
+            tracker.defer_remainder()
+
+
+class ExpireAfter15s(beam.DoFn):
+    SEEN = userstate.ReadModifyWriteStateSpec("seen", PickleCoder())
+    EXPIRY = userstate.TimerSpec("expiry", userstate.TimeDomain.WATERMARK)
+
+    def process(self, keyed, timestamp=beam.DoFn.TimestampParam, seen=beam.DoFn.StateParam(SEEN),
+                expiry=beam.DoFn.TimerParam(EXPIRY)):
+        seen.write(keyed[1])
+        expiry.set(timestamp + 15)
+        yield "tick", keyed[1]
+
+    @userstate.on_timer(EXPIRY)
+    def expire(self, seen=beam.DoFn.StateParam(SEEN)):
+        yield "expired", seen.read()
+        seen.clear()
+
+
+def test_event_time_timers_fire_while_the_source_is_live_once_its_watermark_passes_them():
+    SINK_SEEN.clear()
+    with beam.Pipeline(runner=StreamingFnApiRunner(), options=PipelineOptions(["--streaming"])) as pipeline:
+        (pipeline | beam.Create(["wire"]) | beam.ParDo(TimedTicks())
+         | beam.ParDo(ExpireAfter15s()).with_input_types(tuple[str, int])
+         | beam.Map(to_sink))
+    order = {item: i for i, item in enumerate(SINK_SEEN)}
+    assert sorted(SINK_SEEN) == sorted([("tick", t) for t in range(TICKS)] + [("expired", t) for t in range(TICKS)])
+    for tick in range(TICKS - 3):
+        # Tick t's timer (10 t + 15 s) is due once tick t + 2 (10 t + 20 s) has been read: not before,
+        # and before the source reads on.
+        assert order[("tick", tick + 1)] < order[("expired", tick)] < order[("tick", tick + 3)], SINK_SEEN

@@ -29,14 +29,17 @@ flags, so it runs without any global step:
   sketches then meet, one copy per pair, to be related; two small shuffles by story give the root flags
   and decisions, which reach the records as a side input (only stories with
   an earlier match have one), so records themselves are never shuffled;
-* streaming: stateful DoFns keyed by (band, shard) hold recent sketches,
-  keyed by story collect the relations, and keyed by registry shard answer
-  "is this predecessor a root?". A story is written as soon as it is decided
-  and written again (``cluster_revision`` + 1) when a story that arrives later
-  but was published earlier changes its decision, so the latest revisions are
-  the batch clusters. State expires by the event time seen in the data (no
-  timers; a key's clock is robust to a few stories far ahead), so expiry is the
-  same on every runner. State is encoded by ``state_coder`` (versioned, no pickle).
+* streaming: stateful DoFns keyed by the full bucket (band, bucket value) keep
+  packed members (uid, times) in append-only bags and name each arrival's
+  candidates under the same bucket policy; each sketch is stored once, keyed
+  by story, where candidates are related to it; keyed by story, the relations
+  are collected and the decision made, and keyed by the story asked about, the
+  root flags answer "is this predecessor a root?". A story is written as soon
+  as it is decided and written again (``cluster_revision`` + 1) when a story
+  that arrives later but was published earlier changes its decision, so the
+  latest revisions are the batch clusters. State expires by event-time timers
+  on the runner's watermark (arrival time), so no publication time far ahead
+  expires anything. State is encoded by ``state_coder`` (versioned, no pickle).
 """
 
 from __future__ import annotations

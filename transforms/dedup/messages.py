@@ -1,57 +1,66 @@
 """Messages between the streaming steps, one type per kind, each keyed by the
-story (or registry shard) it is sent to."""
+bucket or story it is sent to."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from wirestream.schemas import EventRecord
 from wirestream.transforms.dedup.relate import Relation
 
 
-class BandProbe(NamedTuple):
-    """ProbeBands -> MatchInBandShard: a story's sketch, to one of its buckets."""
+class JoinBucket(NamedTuple):
+    """ProbeBands -> MatchInBucket: a story enters one of its buckets."""
 
-    bucket: int
-    sketch: tuple  # a StorySketch
-    buckets: int  # how many buckets the story is in: the band answers to wait for
+    uid: str
+    time: int  # publication time
+    buckets: int  # how many buckets the story is in: the bucket answers to wait for
+    sketch: bytes  # the story's sketch, encoded (``state_coder.SKETCH``): passed on, never stored here
 
 
-class BandAnswered(NamedTuple):
-    """MatchInBandShard -> CollectRelations: what one bucket found for the story."""
+class StoreSketch(NamedTuple):
+    """ProbeBands -> RelateAtStory: the story's own sketch, encoded, stored once."""
 
-    found: list[Relation]  # the story duplicates or updates these earlier ones
+    sketch: bytes
+
+
+class CompareWith(NamedTuple):
+    """MatchInBucket -> RelateAtStory (a stored candidate): relate this later arrival to it."""
+
+    sketch: bytes  # the asking story's sketch, encoded
+
+
+class BucketAnswered(NamedTuple):
+    """MatchInBucket -> CollectRelations: the candidates one bucket named for the story."""
+
     buckets: int
-    time: int
-    too_late: list[str]  # later matches the story came too late to correct
+    candidates: list[str]
+
+
+class Compared(NamedTuple):
+    """RelateAtStory -> CollectRelations (the asking story): one candidate compared."""
+
+    uid: str  # the candidate
+    relation: Optional[Relation]  # the asking story duplicates or updates the candidate
 
 
 class LateRelation(NamedTuple):
-    """MatchInBandShard -> CollectRelations: an earlier story arrived after this one."""
+    """RelateAtStory -> CollectRelations (the stored story): an earlier story arrived after it."""
 
     relation: Relation
-
-
-class Released(NamedTuple):
-    """MatchInBandShard -> CollectRelations -> DecideCluster: no more late relations
-    will be made for the story by the sender."""
 
 
 class RegisterRoot(NamedTuple):
     """CollectRelations -> AnswerRootQuestions: the story's root flag, again when it flips."""
 
-    uid: str
     root: bool
-    time: int
     seq: int  # the story's number of relations, which only grows: orders flags
 
 
 class AskRoot(NamedTuple):
-    """CollectRelations -> AnswerRootQuestions: is this predecessor a root?"""
+    """CollectRelations -> AnswerRootQuestions: is this predecessor (the key) a root?"""
 
     asker: str
-    uid: str
-    time: int  # the predecessor's publication time
 
 
 class RootAnswer(NamedTuple):
@@ -73,4 +82,3 @@ class RelationsGrew(NamedTuple):
 
     seq: int
     incoming: list[Relation]
-

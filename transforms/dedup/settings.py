@@ -18,11 +18,9 @@ class DedupSettings:
     bands: int = 32  # bands * rows_per_band must not exceed num_perm
     short_body_words: int = 40  # below this the headline must name the same company/subject
     streaming: bool = False
-    shards_per_band: int = 16  # streaming: keys per band, so every key sees steady traffic
-    registry_shards: int = 64  # streaming: keys of the root registry
-    # streaming: how far behind (publication time) a story may arrive and still correct
-    # what was written; the window by default, so any arrival order within it gives the
-    # batch clusters
+    # streaming: how long after the stories it matches (arrival time, by the runner's
+    # watermark) a story may arrive and still correct what was written; the window by
+    # default, so any arrival order within it gives the batch clusters
     allowed_lateness_days: float = 7.0
     band_partitions: int = 16  # batch: keys of the bucket shuffle (parallelism, not results)
     # The bucket policy (``compared_members``): earlier members of a bucket a story is compared with.

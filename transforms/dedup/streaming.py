@@ -4,11 +4,9 @@ A live feed is not in publication order: a copy can arrive before the story
 it copies. Each story is decided as soon as its relations are known (so
 latency stays low) and *re-emitted* with a higher ``cluster_revision`` when
 a later arrival changes its decision. The latest revision of every record is
-exactly what the batch path gives, in any arrival order, provided no story
-arrives more than ``allowed_lateness_days`` (of publication time) behind the
-newest stories its band keys have seen (the clock of ``EventClock``); a story later than that is still
-clustered with what it copies, but the later stories it matches keep their
-decision (metric ``dedup_too_late`` counts them).
+exactly what the batch path gives, in any arrival order, provided a story
+arrives (by the runner's watermark) no more than ``allowed_lateness_days``
+after the stories it matches would have (see Expiry below).
 
 Decisions have two levels (see ``decide``): a story's own relations give its
 root flag, and its predecessors' root flags give its cluster. So a late
@@ -16,150 +14,281 @@ arrival E changes (1) the stories it precedes and matches, which gain a
 relation, and (2) the stories that duplicate those, if a root flag flipped.
 Nothing further: the graph below is acyclic.
 
-  records ─> ProbeBands ─> MatchInBandShard ─> CollectRelations ─> AnswerRootQuestions
-     │                     (band, shard)       (story)    │          (registry shard)
-     │                                                    │ relations       │ root flags
-     └─> KeyByStory ───────────────────────────────> DecideCluster (story) <─┘
+  records ─> ProbeBands ─┬─ joins ─> MatchInBucket ──── compare ──> RelateAtStory ── compared, late ─┐
+     │                   │          (band, bucket) ── answers ─┐  (stored story)                      v
+     │                   └─ sketch (once) ─────────────────────┼──────────^            CollectRelations (story)
+     │                                                         └─────────────────────────────>  │ flags, asks
+     │                                                                       relations │   AnswerRootQuestions
+     │                                                                                 v   (story asked about)
+     └─> KeyByStory ─────────────────────────────────────────────────────────> DecideCluster (story) <─┘
 
-State expires by the publication times seen in the data, never by timers:
-band shards drop sketches older than window + lateness. Per-story state is
-released once every band shard holding the story has seen it fall behind by
-the lateness: no late relation can be made for it after that. Each shard
-sends its release after any late relation it made for that story, on the same
-path, so the last release cannot overtake a correction (this needs in-order
-delivery between two keyed steps, which the local runner and Flink give;
-Dataflow does not promise it, and there such a race would drop a correction).
-DecideCluster keeps a released story until its decision is complete: a
-predecessor's root flag comes by the registry and may arrive after it.
+What travels and what is stored: a bucket stores only packed (uid, publication
+time, arrival time) members in an append-only bag, so a story adds 26 bytes to
+each of its buckets and rewrites nothing; its sketch passes through on the way
+to the candidates the bucket policy names, and is stored once, by story, where
+those later arrivals are related to it (as the batch path relates candidate
+pairs where one sketch is). Every other state is per story, so a bundle writes
+only the keys of its own stories.
+
+Expiry is by event-time timers on the runner's watermark (the arrival time of
+the data: Kafka record times), set per bucket at the newest member's arrival +
+window + lateness and per story at its arrival + window + lateness + a day, so
+total state is bounded by what arrived within that time, on every runner: no
+publication time, however far ahead, expires anything. A bucket also leaves
+out of comparisons its members that arrived longer ago than that (a bucket in
+use for ever never expires). A late relation reaching a story whose state has
+gone is counted (``dedup_too_late``) and makes no correction. At expiry a story
+whose decision is still incomplete (a predecessor's flag never came) is
+written with what is known, so no record is lost.
 """
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.utils.timestamp import Duration, Timestamp
 
 from wirestream.schemas import EventRecord
 from wirestream.transforms.dedup import state_coder
 from wirestream.transforms.dedup.decide import ClusterDecision, apply_decision, copies_of, is_root
-from wirestream.transforms.dedup.settings import DedupSettings
-from wirestream.transforms.dedup.messages import (AskRoot, BandAnswered, BandProbe, LateRelation, RecordArrived,
-                                       RegisterRoot, Released, RelationsGrew, RootAnswer)
+from wirestream.transforms.dedup.messages import (AskRoot, BucketAnswered, Compared, CompareWith, JoinBucket, LateRelation,
+                                       RecordArrived, RegisterRoot, RelationsGrew, RootAnswer, StoreSketch)
+from wirestream.transforms.dedup.settings import DAY, DedupSettings
 from wirestream.transforms.dedup.sketch import StorySketch, band_keys
-from wirestream.transforms.dedup.streaming_state import (BandShardIndex, ClusterMember, RootRegistry,
-                                              StoryRelations)
+from wirestream.transforms.dedup.streaming_state import (BucketMembers, ClusterMember, RootFlag, StoredSketch,
+                                              StoryRelations, pack_member, relate_with_stored)
 from wirestream.transforms.stage import METRICS_NAMESPACE
-
-RELEASED = Released()
-
-
-def _shard(text: str, shards: int) -> str:
-    return str(zlib.crc32(text.encode()) % shards)
-
 
 _Keyed = tuple[str, Any]  # string keys: a deterministic coder for state
 
 
-class MatchInBandShard(beam.DoFn):
-    """Keyed by (band, shard): finds each story's matches in its bucket."""
+BUCKETS_KEPT_PER_BUNDLE = 20_000  # bounds a backlog's one big bundle
 
-    INDEX = ReadModifyWriteStateSpec("index", state_coder.BAND_SHARD_INDEX)
+
+def _seconds(timestamp: Timestamp) -> int:
+    """Whole seconds, rounded towards zero (so that the start of time, a bounded
+    source's timestamp, stays a valid timestamp in seconds)."""
+    return int(timestamp.micros / 1_000_000)
+
+
+# Each DoFn's timer has its own name: Beam's FnApiRunner keys a fused stage's timer
+# buffers by name alone, so two DoFns fused together with one name would fire each
+# other's timers.
+
+
+def story_horizon(settings: DedupSettings) -> Duration:
+    """How long (event time) a story's state outlives its arrival: its buckets'
+    members take part for the retention, and a day more covers messages in flight."""
+    return Duration(seconds=settings.retention_seconds + DAY)
+
+
+class MatchInBucket(beam.DoFn):
+    """Keyed by the full bucket (band, bucket value): names each arrival's candidates."""
+
+    MEMBERS = BagStateSpec("members", state_coder.BUCKET_RUN)
+    EXPIRY = TimerSpec("bucket_expiry", TimeDomain.WATERMARK)
+    COMPARE = "compare"
 
     def __init__(self, settings: DedupSettings):
         self._settings = settings
-        self._stored = beam.metrics.Metrics.distribution(METRICS_NAMESPACE, "dedup_band_shard_sketches")
         self._capped = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dedup_comparisons_capped")
 
-    def process(self, element, index=beam.DoFn.StateParam(INDEX)):
-        _, (bucket, wire, buckets) = element
-        sketch = StorySketch._make(wire)
-        state = index.read() or BandShardIndex()
-        answer = state.probe(bucket, sketch, self._settings)
-        index.write(state)
-        self._stored.update(len(state))
+    def start_bundle(self):
+        # A story's buckets come in one bundle, and a pair shares many of them (all, in a
+        # templated burst): its sketch goes to a candidate once per bundle, not once per bucket.
+        self._asked: set[tuple[str, str]] = set()
+        # The buckets read in this bundle, kept up to date: a burst reads the same ones per story.
+        self._buckets: dict[str, BucketMembers] = {}
+
+    def process(self, element, timestamp=beam.DoFn.TimestampParam, members=beam.DoFn.StateParam(MEMBERS),
+                expiry=beam.DoFn.TimerParam(EXPIRY)):
+        key, join = element
+        arrival = _seconds(timestamp)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= BUCKETS_KEPT_PER_BUNDLE:
+                self._buckets.clear()
+            bucket = self._buckets[key] = BucketMembers(members.read())
+        answer = bucket.add(join.uid, join.time, arrival, self._settings)
+        if answer.stored:
+            member = pack_member(join.uid, join.time, arrival)
+            compacted = bucket.compacted(arrival, self._settings)
+            if compacted is None:
+                members.add(member)
+            else:  # one run instead of many, without the members gone
+                members.clear()
+                members.add(compacted + member)
+            bucket.stored(member, compacted)
+            expiry.set(timestamp + Duration(seconds=self._settings.retention_seconds))
         if answer.dropped:
             self._capped.inc(answer.dropped)
-        yield sketch.uid, BandAnswered(answer.found, buckets, sketch.time, answer.too_late)
-        for relation in answer.corrections:
-            yield relation.later_uid, LateRelation(relation)
-        for uid in answer.released:
-            yield uid, RELEASED
+        yield join.uid, BucketAnswered(join.buckets, answer.candidates)
+        for uid in answer.candidates:
+            if (join.uid, uid) not in self._asked:
+                self._asked.add((join.uid, uid))
+                yield beam.pvalue.TaggedOutput(self.COMPARE, (uid, CompareWith(join.sketch)))
+
+    @on_timer(EXPIRY)
+    def expire(self, fired=beam.DoFn.TimestampParam, members=beam.DoFn.StateParam(MEMBERS),
+               expiry=beam.DoFn.TimerParam(EXPIRY)):
+        newest = BucketMembers(members.read()).newest_arrival()
+        if newest + self._settings.retention_seconds > _seconds(fired):  # set again since (a runner may fire both)
+            expiry.set(Timestamp(seconds=int(newest) + self._settings.retention_seconds))
+        else:
+            members.clear()
+
+
+class RelateAtStory(beam.DoFn):
+    """Keyed by story: stores its sketch once and relates to it the later arrivals
+    its buckets name; a comparison that overtook the sketch waits for it."""
+
+    SKETCH = ReadModifyWriteStateSpec("sketch", state_coder.STORED_SKETCH)
+    PENDING = BagStateSpec("pending", state_coder.PENDING_COMPARISON)
+    EXPIRY = TimerSpec("sketch_expiry", TimeDomain.WATERMARK)
+
+    def __init__(self, settings: DedupSettings):
+        self._settings = settings
+
+    def start_bundle(self):
+        # Stories sharing several buckets are named by each: relate a pair once per bundle.
+        self._replied: set[tuple[str, str]] = set()
+
+    def process(self, element, timestamp=beam.DoFn.TimestampParam, sketch=beam.DoFn.StateParam(SKETCH),
+                pending=beam.DoFn.StateParam(PENDING), expiry=beam.DoFn.TimerParam(EXPIRY)):
+        _, message = element
+        stored = sketch.read()
+        if isinstance(message, StoreSketch):
+            if stored is not None:  # the record read again
+                return
+            sketch.write(StoredSketch(_seconds(timestamp), message.sketch))
+            expiry.set(timestamp + story_horizon(self._settings))
+            own = state_coder.SKETCH.decode(message.sketch)
+            waiting = list(pending.read())
+            if waiting:
+                pending.clear()
+            for asking in waiting:
+                yield from self._relate(own, asking)
+        else:
+            assert isinstance(message, CompareWith), message
+            if stored is None:
+                pending.add(message.sketch)
+                expiry.set(timestamp + story_horizon(self._settings))
+                return
+            yield from self._relate(state_coder.SKETCH.decode(stored.sketch), message.sketch)
+
+    def _relate(self, own: StorySketch, encoded: bytes):
+        asking = state_coder.SKETCH.decode(encoded)
+        if (own.uid, asking.uid) in self._replied:
+            return
+        self._replied.add((own.uid, asking.uid))
+        related = relate_with_stored(own, asking, self._settings)
+        yield asking.uid, Compared(own.uid, related.reply)
+        if related.late is not None:
+            yield own.uid, LateRelation(related.late)
+
+    @on_timer(EXPIRY)
+    def expire(self, key=beam.DoFn.KeyParam, fired=beam.DoFn.TimestampParam,
+               sketch=beam.DoFn.StateParam(SKETCH), pending=beam.DoFn.StateParam(PENDING),
+               expiry=beam.DoFn.TimerParam(EXPIRY)):
+        stored = sketch.read()
+        if stored is not None and stored.arrival + story_horizon(self._settings).micros // 1_000_000 > _seconds(fired):
+            expiry.set(Timestamp(seconds=int(stored.arrival)) + story_horizon(self._settings))
+            return
+        for encoded in pending.read():  # the sketch never came: its askers must not wait for ever
+            yield state_coder.SKETCH.decode(encoded).uid, Compared(key, None)
+        sketch.clear()
+        pending.clear()
 
 
 class CollectRelations(beam.DoFn):
-    """Keyed by story: gathers its band answers and late relations, registers
-    its root flag (again whenever it flips), asks whether its predecessors
-    are roots, and sends its relations on each time they grow."""
+    """Keyed by story: gathers its bucket answers, comparisons and late relations,
+    registers its root flag (again whenever it flips), asks whether its
+    predecessors are roots, and sends its relations on each time they grow."""
 
     STATE = ReadModifyWriteStateSpec("relations", state_coder.STORY_RELATIONS)
+    EXPIRY = TimerSpec("relations_expiry", TimeDomain.WATERMARK)
     REGISTRY = "registry"
 
     def __init__(self, settings: DedupSettings):
         self._settings = settings
         self._too_late = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dedup_too_late")
 
-    def process(self, element, state=beam.DoFn.StateParam(STATE)):
+    def process(self, element, timestamp=beam.DoFn.TimestampParam, state=beam.DoFn.StateParam(STATE),
+                expiry=beam.DoFn.TimerParam(EXPIRY)):
         uid, message = element
-        story = state.read() or StoryRelations()
-        if isinstance(message, BandAnswered):
-            story.expected, story.time = message.buckets, message.time
-            story.answered += 1
-            story.incoming.update((r.earlier_uid, r) for r in message.found)
-            story.uncorrected.update(message.too_late)
-            if story.complete and story.uncorrected:  # once: every band has answered
-                self._too_late.inc(len(story.uncorrected))
-                story.uncorrected.clear()
-        elif isinstance(message, LateRelation):
-            story.incoming[message.relation.earlier_uid] = message.relation
+        story = state.read()
+        if story is None:
+            story = StoryRelations()
+            expiry.set(timestamp + story_horizon(self._settings))
+        if isinstance(message, BucketAnswered):
+            story.bucket_answered(message.buckets, message.candidates)
+        elif isinstance(message, Compared):
+            story.compared_with(message.uid, message.relation)
         else:
-            assert isinstance(message, Released), message
-            story.releases += 1
+            assert isinstance(message, LateRelation), message
+            story.late_relation(message.relation)
         if story.complete and len(story.incoming) != story.sent:
             yield from self._send(uid, story)
-        if story.released:
-            yield uid, RELEASED
-            state.clear()
-        else:
-            state.write(story)
+        state.write(story)
 
     def _send(self, uid: str, story: StoryRelations):
-        """Registry messages go out as (uid asked about, message)."""
+        """Registry messages go out keyed by the story they are about."""
         seq = len(story.incoming)
         root = is_root(story.incoming.values())
         if root != story.root:
             story.root = root
-            yield beam.pvalue.TaggedOutput(self.REGISTRY, (uid, RegisterRoot(uid, root, story.time, seq)))
+            yield beam.pvalue.TaggedOutput(self.REGISTRY, (uid, RegisterRoot(root, seq)))
         for relation in copies_of(story.incoming.values()):
             if relation.earlier_uid not in story.asked:
                 story.asked.add(relation.earlier_uid)
-                yield beam.pvalue.TaggedOutput(self.REGISTRY, (
-                    relation.earlier_uid, AskRoot(uid, relation.earlier_uid, relation.earlier_order[0])))
+                yield beam.pvalue.TaggedOutput(self.REGISTRY, (relation.earlier_uid, AskRoot(uid)))
         story.sent = seq
         yield uid, RelationsGrew(seq, list(story.incoming.values()))
 
+    @on_timer(EXPIRY)
+    def expire(self, state=beam.DoFn.StateParam(STATE)):
+        story = state.read()
+        if story is not None and story.expected is None and story.incoming:
+            self._too_late.inc(len(story.incoming))  # late relations for a story already gone
+        state.clear()
+
 
 class AnswerRootQuestions(beam.DoFn):
-    """Keyed by registry shard: stores root flags, answers who asks, and tells
-    them again when a flag flips."""
+    """Keyed by the story asked about: stores its root flag, answers who asks,
+    and tells them again when it flips."""
 
-    REGISTRY = ReadModifyWriteStateSpec("registry", state_coder.ROOT_REGISTRY)
+    FLAG = ReadModifyWriteStateSpec("flag", state_coder.ROOT_FLAG)
+    EXPIRY = TimerSpec("flag_expiry", TimeDomain.WATERMARK)
 
     def __init__(self, settings: DedupSettings):
         self._settings = settings
 
-    def process(self, element, registry=beam.DoFn.StateParam(REGISTRY)):
-        _, message = element
-        state = registry.read() or RootRegistry()
+    def process(self, element, timestamp=beam.DoFn.TimestampParam, state=beam.DoFn.StateParam(FLAG),
+                expiry=beam.DoFn.TimerParam(EXPIRY)):
+        uid, message = element
+        flag = state.read()
+        if flag is None:
+            flag = RootFlag()
+            expiry.set(timestamp + story_horizon(self._settings))
         if isinstance(message, RegisterRoot):
-            answers = state.register(message.uid, message.root, message.time, message.seq, self._settings)
+            for asker in flag.register(message.root, message.seq):
+                yield asker, RootAnswer(uid, message.root, message.seq)
         else:
-            answer = state.ask(message.asker, message.uid, message.time, self._settings)
-            answers = [answer] if answer else []
-        registry.write(state)
-        for asker, (uid, root, seq) in answers:
-            yield asker, RootAnswer(uid, root, seq)
+            assert isinstance(message, AskRoot), message
+            if flag.ask(message.asker):
+                yield message.asker, RootAnswer(uid, flag.root, flag.seq)
+        state.write(flag)
+
+    @on_timer(EXPIRY)
+    def expire(self, key=beam.DoFn.KeyParam, state=beam.DoFn.StateParam(FLAG)):
+        flag = state.read()
+        if flag is not None and flag.root is None:  # never registered: it led when last known of
+            for asker in flag.askers:
+                yield asker, RootAnswer(key, True, 0)
+        state.clear()
 
 
 class DecideCluster(beam.DoFn):
@@ -168,38 +297,52 @@ class DecideCluster(beam.DoFn):
 
     MEMBER = ReadModifyWriteStateSpec("member", state_coder.CLUSTER_MEMBER)
     RECORD = ReadModifyWriteStateSpec("record", state_coder.RECORD)  # written once, read per emission
+    EXPIRY = TimerSpec("member_expiry", TimeDomain.WATERMARK)
 
-    def __init__(self):
+    def __init__(self, settings: DedupSettings):
+        self._settings = settings
         self._corrections = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dedup_corrections")
+        # Decisions still waiting for a predecessor's flag when their state expired.
+        self._decided_at_expiry = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dedup_decided_at_expiry")
         # A correction that flips is_duplicate moves one story between the run's counts.
         self._unique = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "unique")
         self._duplicates = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "duplicates")
 
-    def process(self, element, member_state=beam.DoFn.StateParam(MEMBER),
-                record_state=beam.DoFn.StateParam(RECORD)):
+    def process(self, element, timestamp=beam.DoFn.TimestampParam, member_state=beam.DoFn.StateParam(MEMBER),
+                record_state=beam.DoFn.StateParam(RECORD), expiry=beam.DoFn.TimerParam(EXPIRY)):
         _, message = element
-        member = member_state.read() or ClusterMember()
+        member = member_state.read()
+        if member is None:
+            member = ClusterMember()
+            expiry.set(timestamp + story_horizon(self._settings))
         if isinstance(message, RecordArrived):
+            if member.event_id is not None:  # the record read again: it has one decision
+                return
             record_state.write(message.record)
             member.event_id = message.record.event_id
         elif isinstance(message, RelationsGrew):
             if message.seq > member.seq:
                 member.seq, member.incoming = message.seq, message.incoming
-        elif isinstance(message, RootAnswer):
+        else:
+            assert isinstance(message, RootAnswer), message
             if message.seq > member.answers.get(message.uid, (None, -1))[1]:
                 member.answers[message.uid] = (message.root, message.seq)
-        else:
-            assert isinstance(message, Released), message
-            member.release = True
         decision = member.decision()
         if decision is not None and decision != member.emitted:
-            yield self._emit(record_state.read(), member, decision)
-        # Released, but a predecessor's flag may still be on its way (by the registry).
-        if member.release and decision is not None:
-            member_state.clear()
-            record_state.clear()
-        else:
-            member_state.write(member)
+            record = message.record if isinstance(message, RecordArrived) else record_state.read()
+            yield self._emit(record, member, decision)
+        member_state.write(member)
+
+    @on_timer(EXPIRY)
+    def expire(self, member_state=beam.DoFn.StateParam(MEMBER), record_state=beam.DoFn.StateParam(RECORD)):
+        member = member_state.read()
+        if member is not None and member.emitted is None:
+            decision = member.final_decision()
+            if decision is not None:
+                self._decided_at_expiry.inc()
+                yield self._emit(record_state.read(), member, decision)
+        member_state.clear()
+        record_state.clear()
 
     def _emit(self, record: EventRecord, member: ClusterMember, decision: ClusterDecision) -> EventRecord:
         before = member.emitted
@@ -225,26 +368,31 @@ class StreamingClusters(beam.PTransform):
 
         def probes(record, wire):
             sketch = StorySketch._make(wire)
+            encoded = state_coder.SKETCH.encode(sketch)
             keys = band_keys(sketch, s)
             for key in keys:
-                yield f"{key >> 32}:{key % s.shards_per_band}", BandProbe(key, wire, len(keys))
+                yield str(key), JoinBucket(sketch.uid, sketch.time, len(keys), encoded)
+            yield beam.pvalue.TaggedOutput("sketch", (sketch.uid, StoreSketch(encoded)))
             if not keys:  # no words and no story_id: nothing can match it, nothing to wait for
-                yield beam.pvalue.TaggedOutput("unbanded", (sketch.uid, BandAnswered([], 0, sketch.time, [])))
+                yield beam.pvalue.TaggedOutput("unbanded", (sketch.uid, BucketAnswered(0, [])))
 
         probed = sketched | "ProbeBands" >> beam.FlatMapTuple(probes).with_output_types(_Keyed).with_outputs(
-            "unbanded", main="probes")
-        band_answers = (probed.probes
-                        | "MatchInBandShard" >> beam.ParDo(MatchInBandShard(s)).with_input_types(_Keyed))
-        relations = ((band_answers, probed.unbanded)
-                     | "MergeBandAnswers" >> beam.Flatten().with_output_types(_Keyed)
+            "sketch", "unbanded", main="joins")
+        matched = (probed.joins
+                   | "MatchInBucket" >> beam.ParDo(MatchInBucket(s)).with_input_types(_Keyed)
+                   .with_outputs(MatchInBucket.COMPARE, main="answers"))
+        compared = ((probed.sketch, matched[MatchInBucket.COMPARE])
+                    | "MergeSketchesAndAsks" >> beam.Flatten().with_output_types(_Keyed)
+                    | "RelateAtStory" >> beam.ParDo(RelateAtStory(s)).with_input_types(_Keyed))
+        relations = ((matched.answers, probed.unbanded, compared)
+                     | "MergeBucketAnswers" >> beam.Flatten().with_output_types(_Keyed)
                      | "CollectRelations" >> beam.ParDo(CollectRelations(s)).with_input_types(_Keyed)
                      .with_outputs(CollectRelations.REGISTRY, main="relations"))
         answers = (relations[CollectRelations.REGISTRY]
-                   | "KeyByRegistryShard" >> beam.MapTuple(
-                       lambda uid, message: (_shard(uid, s.registry_shards), message)).with_output_types(_Keyed)
+                   | "KeyByStoryAskedAbout" >> beam.Map(lambda keyed: keyed).with_output_types(_Keyed)
                    | "AnswerRootQuestions" >> beam.ParDo(AnswerRootQuestions(s)).with_input_types(_Keyed))
         keyed_records = sketched | "KeyByStory" >> beam.MapTuple(
             lambda record, sketch: (StorySketch._make(sketch).uid, RecordArrived(record)))
         return ((keyed_records, relations.relations, answers)
                 | "MergeForDecision" >> beam.Flatten().with_output_types(_Keyed)
-                | "DecideCluster" >> beam.ParDo(DecideCluster()).with_input_types(_Keyed))
+                | "DecideCluster" >> beam.ParDo(DecideCluster(s)).with_input_types(_Keyed))

@@ -10,16 +10,17 @@ from wirestream.transforms.dedup.decide import cluster_id_for
 def test_streaming_transform_in_publication_order_matches_batch_without_corrections():
     # Small shard counts so that stories share keys as they would under load.
     in_publication_order = sorted(mixed_records(), key=lambda r: r.published_at)
-    run_beam(in_publication_order, DedupSettings(streaming=True, shards_per_band=2, registry_shards=2),
+    run_beam(in_publication_order, DedupSettings(streaming=True),
               reshuffle=False)
 
 
-def _check_streaming(records, settings, expected, expected_counts) -> int:
-    """Runs the streaming path over ``records`` in that order; checks that every story
+def _check_streaming(records, settings, expected, expected_counts, per_poll=None) -> int:
+    """Runs the streaming path over ``records`` in that order, as a backlog or live
+    (``per_poll`` records per read of the source); checks that every story
     is emitted once at revision 0, that its latest revision is ``expected``, and that
     the run's counts (revision-0 records, moved by the dedup stage when a correction
     flips one) are ``expected_counts``. Returns how many records were written again."""
-    outputs, counters = streaming_run(records, settings)
+    outputs, counters = streaming_run(records, settings, per_poll)
     first = [fields for _, revision, fields in outputs if revision == 0]
     assert len(first) == len(records)
     latest = latest_revisions(outputs)
@@ -41,12 +42,14 @@ def _batch_outcome(records, settings):
 def test_streaming_latest_revisions_equal_batch_in_any_arrival_order():
     records = chain_records()
     # The stories span 3 days: any order of them is within a 4-day lateness.
-    settings = DedupSettings(streaming=True, shards_per_band=2, registry_shards=2, allowed_lateness_days=4)
+    settings = DedupSettings(streaming=True, allowed_lateness_days=4)
     expected, expected_counts = _batch_outcome(records, settings)
     by_time = sorted(records, key=lambda r: r.published_at)
     orders = [by_time[::-1]] + [random.Random(seed).sample(records, len(records)) for seed in range(3)]
-    corrections = [_check_streaming(order, settings, expected, expected_counts) for order in orders]
-    assert corrections[0] > 0  # in reverse order every copy is first decided without its original
+    for per_poll in (None, 1, 3):  # a backlog, and live
+        corrections = [_check_streaming(order, settings, expected, expected_counts, per_poll) for order in orders]
+        if per_poll == 1:  # in reverse order every copy is first decided without its original
+            assert corrections[0] > 0
     orphan = next(r for r in records if r.story_id == "o1")
     assert expected[record_uid(orphan)][1:3] == (False, None)  # the orphan path is the one exercised
 
@@ -54,13 +57,15 @@ def test_streaming_latest_revisions_equal_batch_in_any_arrival_order():
 def test_streaming_equals_batch_on_the_labelled_evaluation_with_agency_delays(shared_data):
     # The 2,020 stories of the labelled evaluation (copies, re-sends, hard negatives,
     # updates) arrive in wire order with each story delayed by 0-12 hours, so that
-    # copies often arrive before the story they copy; default settings.
+    # copies often arrive before the story they copy; default settings. Live, 20
+    # stories per read: copies are decided before their originals come, and corrected.
     from benchmarks.dedup_eval import build
     records = [s.record for s in build().stories]
     arrival = agency_delays(records, hours=12)
     settings = DedupSettings(streaming=True)
     expected, expected_counts = _batch_outcome(records, settings)
-    assert _check_streaming(arrival, settings, expected, expected_counts) > 0
+    assert _check_streaming(arrival, settings, expected, expected_counts, per_poll=20) > 0
+    _check_streaming(arrival, settings, expected, expected_counts)  # the same as a backlog
 
 
 def test_streaming_equals_batch_on_the_labelled_evaluation_in_a_random_order(shared_data):
@@ -70,7 +75,7 @@ def test_streaming_equals_batch_on_the_labelled_evaluation_in_a_random_order(sha
     arrival = random.Random(3).sample(records, len(records))
     settings = DedupSettings(streaming=True, allowed_lateness_days=400)
     expected, expected_counts = _batch_outcome(records, settings)
-    assert _check_streaming(arrival, settings, expected, expected_counts) > 0
+    assert _check_streaming(arrival, settings, expected, expected_counts, per_poll=50) > 0
 
 
 # Worked out by hand from the rules (see transforms/dedup/__init__.py), not by
@@ -100,9 +105,38 @@ def test_batch_and_streaming_give_the_clusters_worked_out_by_hand():
         return cluster, copy_of is not None, copy_of and leader[copy_of], update_of and leader[update_of]
 
     expected = {u: fields(n) for u, n in uid.items()}
-    settings = DedupSettings(streaming=True, shards_per_band=2, registry_shards=2, allowed_lateness_days=4)
+    settings = DedupSettings(streaming=True, allowed_lateness_days=4)
     assert {record_uid(r): cluster_fields(r) for r in cluster_records(copy.deepcopy(records))} == expected
     by_time = sorted(records, key=lambda r: r.published_at)
     for order in (by_time, by_time[::-1], random.Random(5).sample(records, len(records))):
-        outputs, _ = streaming_run(order, settings)
-        assert latest_revisions(outputs) == expected
+        for per_poll in (None, 2):
+            outputs, _ = streaming_run(order, settings, per_poll)
+            assert latest_revisions(outputs) == expected
+
+
+def test_streaming_state_expires_by_the_watermark_and_stays_bounded(shared_data):
+    # 40 Reuters stories arriving a day apart (the feed's watermark follows), with a
+    # 1-day window and lateness: a story's state lives 3 days of arrival time (the
+    # retention, 2 days, and a day more), so about 3 stories' worth is ever held. A
+    # copy arriving a day after its original is found; one arriving 10 days after
+    # finds its original's state gone and leads its own cluster.
+    from benchmarks.bench_dedup import POLLS
+    from benchmarks.dedup_data import reuters_records
+    from benchmarks.state_meter import metered_state
+    from tests.transforms.dedup.stories import STORY, story
+    settings = DedupSettings(streaming=True, window_days=1, allowed_lateness_days=1)
+    original = story("r1", STORY)
+    soon = story("c1", STORY + " Reuter", "1987-03-02T11:00:00Z", source="courier")
+    late = story("c2", STORY + " Ends.", "1987-03-02T12:00:00Z", source="late")
+    others = reuters_records()[:37]
+    records = [original, soon, *others[:8], late, *others[8:]]
+    with metered_state() as meter:
+        outputs, _ = streaming_run(records, settings, per_poll=1, seconds_apart=86_400, meter=meter)
+    latest = latest_revisions(outputs)
+    assert latest[record_uid(soon)][2] == original.event_id
+    assert latest[record_uid(late)][1:3] == (False, None)
+    assert len(latest) == len(records)
+    per_story = sum(meter.written.values()) / len(records)
+    held = [sum(h.values()) for _, _, h in POLLS]
+    assert len(held) >= len(records) and max(held) < 5 * per_story < sum(meter.written.values()) / 4
+    assert meter.keys_held() == 0  # the run's end fired every timer: nothing left
