@@ -47,7 +47,8 @@ from benchmarks.dedup_eval import build as build_dedup_evaluation
 from wirestream.schemas import DeadLetter, EventRecord, Origin, RawRecord, Story
 from wirestream.transforms.dedup import record_uid
 from wirestream.transforms.normalise import NormaliseSettings, normalise_story
-from wirestream.transforms.normalise.dates import ZONE_ABBREVIATIONS, parse_utc_iso, utc_iso
+from wirestream.schemas.times import parse_utc_iso, utc_iso
+from wirestream.transforms.normalise.dates import ZONE_ABBREVIATIONS
 from wirestream.transforms.normalise.text import strip_boilerplate
 from wirestream.transforms.parse import parse_record
 from wirestream.transforms.parse.html_page import MIN_ARTICLE_CHARS

@@ -34,7 +34,8 @@ from benchmarks.datasets import data_dir  # noqa: E402
 from wirestream.schemas import Origin, Story  # noqa: E402
 from wirestream.transforms.normalise import (  # noqa: E402
     NormaliseSettings, normalise_story, reference_time)
-from wirestream.transforms.normalise.dates import normalise_time, parse_time, utc_iso  # noqa: E402
+from wirestream.schemas.times import utc_iso  # noqa: E402
+from wirestream.transforms.normalise.dates import normalise_time, parse_time  # noqa: E402
 from wirestream.transforms.normalise.language import (  # noqa: E402
     _PROFILE_CODES, choose_language, detect_language, normalise_language_tag)
 from wirestream.transforms.normalise.mentions import dates_mentioned  # noqa: E402

@@ -12,7 +12,8 @@ from typing import Optional
 from benchmarks.datasets import data_dir
 from wirestream.schemas import EventRecord, Origin, Story
 from wirestream.transforms.normalise import unnormalised_record
-from wirestream.transforms.normalise.dates import parse_time, utc_iso
+from wirestream.schemas.times import utc_iso
+from wirestream.transforms.normalise.dates import parse_time
 from wirestream.transforms.normalise.text import clean_text
 
 _INGESTED = datetime(2024, 1, 1, tzinfo=timezone.utc)

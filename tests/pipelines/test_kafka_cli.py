@@ -306,7 +306,7 @@ def test_a_backlog_holding_copies_and_originals_ends_with_the_backfill_clusters(
     import psycopg
     from kafka.admin import KafkaAdminClient, NewTopic
     from benchmarks.dedup_data import reuters_date
-    from wirestream.transforms.normalise.dates import parse_utc_iso
+    from wirestream.schemas.times import parse_utc_iso
     with gzip.open(shared_data / "reuters21578" / "reuters21578.jsonl.gz", "rt", encoding="utf-8") as f:
         rows = [row for row in map(json.loads, f) if 10000 <= row["newid"] < 10400]
     rng = random.Random(17)

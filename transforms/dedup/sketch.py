@@ -11,7 +11,7 @@ import numpy as np
 
 from wirestream.schemas import EventRecord
 from wirestream.transforms.normalise import reference_time
-from wirestream.transforms.normalise.dates import parse_utc_iso
+from wirestream.schemas.times import parse_utc_iso
 from wirestream.transforms.dedup import permutations
 from wirestream.transforms.dedup.settings import DedupSettings
 

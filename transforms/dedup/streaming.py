@@ -85,6 +85,16 @@ def story_horizon(settings: DedupSettings) -> Duration:
     return Duration(seconds=settings.retention_seconds + DAY)
 
 
+def story_state(state, new, expiry, timestamp, settings: DedupSettings):
+    """A story-keyed step's state, or ``new()`` when the story is first seen, whose
+    expiry timer is then set once: ``story_horizon`` after its arrival."""
+    value = state.read()
+    if value is None:
+        value = new()
+        expiry.set(timestamp + story_horizon(settings))
+    return value
+
+
 class MatchInBucket(beam.DoFn):
     """Keyed by the full bucket (band, bucket value): names each arrival's candidates."""
 
@@ -219,10 +229,7 @@ class CollectRelations(beam.DoFn):
     def process(self, element, timestamp=beam.DoFn.TimestampParam, state=beam.DoFn.StateParam(STATE),
                 expiry=beam.DoFn.TimerParam(EXPIRY)):
         uid, message = element
-        story = state.read()
-        if story is None:
-            story = StoryRelations()
-            expiry.set(timestamp + story_horizon(self._settings))
+        story = story_state(state, StoryRelations, expiry, timestamp, self._settings)
         if isinstance(message, BucketAnswered):
             story.bucket_answered(message.buckets, message.candidates)
         elif isinstance(message, Compared):
@@ -269,10 +276,7 @@ class AnswerRootQuestions(beam.DoFn):
     def process(self, element, timestamp=beam.DoFn.TimestampParam, state=beam.DoFn.StateParam(FLAG),
                 expiry=beam.DoFn.TimerParam(EXPIRY)):
         uid, message = element
-        flag = state.read()
-        if flag is None:
-            flag = RootFlag()
-            expiry.set(timestamp + story_horizon(self._settings))
+        flag = story_state(state, RootFlag, expiry, timestamp, self._settings)
         if isinstance(message, RegisterRoot):
             for asker in flag.register(message.root, message.seq):
                 yield asker, RootAnswer(uid, message.root, message.seq)
@@ -311,10 +315,7 @@ class DecideCluster(beam.DoFn):
     def process(self, element, timestamp=beam.DoFn.TimestampParam, member_state=beam.DoFn.StateParam(MEMBER),
                 record_state=beam.DoFn.StateParam(RECORD), expiry=beam.DoFn.TimerParam(EXPIRY)):
         _, message = element
-        member = member_state.read()
-        if member is None:
-            member = ClusterMember()
-            expiry.set(timestamp + story_horizon(self._settings))
+        member = story_state(member_state, ClusterMember, expiry, timestamp, self._settings)
         if isinstance(message, RecordArrived):
             if member.event_id is not None:  # the record read again: it has one decision
                 return

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from wirestream.schemas import EventRecord, Story, content_digest, derive_event_id
-from wirestream.transforms.normalise.dates import (
-    normalise_time, parse_utc_iso, record_day_month_order, utc_iso, zone_named)
+from wirestream.schemas.times import parse_utc_iso, utc_iso
+from wirestream.transforms.normalise.dates import normalise_time, record_day_month_order, zone_named
 from wirestream.transforms.normalise.language import (
     UNDETERMINED, choose_language, detect_language, normalise_language_tag)
 from wirestream.transforms.normalise.mentions import dates_mentioned

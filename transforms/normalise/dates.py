@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from dateparser.data import language_order as _DATEPARSER_LANGUAGES
 from dateparser.date import DateDataParser
 
-from wirestream.schemas.times import parse_utc_iso, utc_iso  # noqa: F401 (the stage's callers read them here)
+from wirestream.schemas.times import utc_iso
 
 # Offsets in minutes of the zone abbreviations seen in wire datelines and feeds.
 # Ambiguous ones are read the way news feeds use them most: IST is India

@@ -6,7 +6,8 @@ import pytest
 
 from wirestream.schemas import Origin, Story
 from wirestream.transforms.normalise import normalise_story
-from wirestream.transforms.normalise.dates import normalise_time, parse_time, record_day_month_order, utc_iso
+from wirestream.schemas.times import utc_iso
+from wirestream.transforms.normalise.dates import normalise_time, parse_time, record_day_month_order
 
 REFERENCE = datetime(2024, 6, 24, 9, 0, tzinfo=timezone.utc)  # a Monday
 
