@@ -33,6 +33,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from wirestream.schemas import DeadLetter, RawRecord
+from wirestream.schemas.coders import EventRecordCoder
 from wirestream.transforms.dedup import DedupSettings
 from wirestream.transforms.dedup import sketched as sketched_record
 from wirestream.transforms.normalise import NormaliseSettings, normalise_story, unnormalised_record
@@ -62,12 +63,14 @@ class ChainSettings:
 class ChainResult:
     """What a batch of raw records became: the finished outputs (event records,
     or (record, sketch) pairs for dedup), the dead letters, and per stage how
-    many records passed and which dead letters it made (for the counters)."""
+    many records passed and which dead letters it made (for the counters).
+    Records that leave a worker process travel encoded (``encoded``)."""
 
     outputs: list = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     passed: dict[str, int] = field(default_factory=dict)
     failed: dict[str, list[DeadLetter]] = field(default_factory=dict)
+    encoded: bool = False
 
 
 def _stage_functions(settings: ChainSettings):
@@ -99,6 +102,25 @@ def run_chain(raws: list[RawRecord], settings: ChainSettings) -> ChainResult:
             result.passed[stage] += len(after)
             elements = after
         result.outputs += elements
+    return result
+
+
+_RECORD_CODER = EventRecordCoder()
+
+
+def run_chain_encoded(raws: list[RawRecord], settings: ChainSettings) -> ChainResult:
+    """``run_chain`` with each record encoded by its Beam coder, as a worker returns
+    it: a pickled dataclass costs the command's process several times more to load
+    (field names, one object per value, the collector's passes) than the coder's
+    bytes, and a bounded run with dedup carries them on as bytes to the step
+    that applies the clusters (``BatchClusters``), where they are decoded once."""
+    result = run_chain(raws, settings)
+    encode = _RECORD_CODER.encode
+    if settings.parse_only:
+        result.outputs = [encode(record) for record in result.outputs]
+    else:
+        result.outputs = [(encode(record), sketch) for record, sketch in result.outputs]
+    result.encoded = True
     return result
 
 
@@ -188,7 +210,7 @@ class _StoryChainDoFn(beam.DoFn):
         if _WORKERS is None:
             yield from self._emit(run_chain(batch, self._settings))
             return
-        self._pending.append(_WORKERS.apply_async(run_chain, (batch, self._settings)))
+        self._pending.append(_WORKERS.apply_async(run_chain_encoded, (batch, self._settings)))
         # A few tasks queued per worker keep it busy; more would only hold memory.
         while len(self._pending) > 2 * _WORKER_COUNT or (self._pending and self._pending[0].ready()):
             yield from self._emit(self._pending.popleft())
@@ -204,7 +226,14 @@ class _StoryChainDoFn(beam.DoFn):
                     counters.log_code_error(dead)
         for dead in result.dead_letters:
             yield pvalue.TaggedOutput(DEAD_LETTERS, dead)
-        yield from result.outputs
+        if self._settings.parse_only:
+            yield from map(_RECORD_CODER.decode, result.outputs) if result.encoded else result.outputs
+        elif result.encoded:
+            yield from result.outputs
+        else:  # the pairs' records go on encoded, whichever process ran them
+            encode = _RECORD_CODER.encode
+            for record, sketch in result.outputs:
+                yield encode(record), sketch
 
 
 def _windowed(out):
@@ -216,7 +245,9 @@ def _windowed(out):
 
 class StoryChain(beam.PTransform):
     """RawRecords -> (finished records, dead letters): parse, normalise, tag and
-    sketch (or, parse-only, parse and the unnormalised record) in one step."""
+    sketch (or, parse-only, parse and the unnormalised record) in one step.
+    With dedup, the finished records are (record encoded by EventRecordCoder,
+    sketch) pairs, for ``BatchClusters(..., record_coder=EventRecordCoder())``."""
 
     def __init__(self, settings: ChainSettings, output_type: Any = Any):
         super().__init__()
