@@ -127,6 +127,9 @@ def run_chain_encoded(raws: list[RawRecord], settings: ChainSettings) -> ChainRe
 # The forked workers of this process, if any (``start_local_workers``).
 _WORKERS: Optional[multiprocessing.pool.Pool] = None
 _WORKER_COUNT = 0
+# The collector's thresholds while they run, and before.
+_COLLECTOR_THRESHOLDS = (20_000, 20, 20)
+_THRESHOLDS: Optional[tuple[int, int, int]] = None
 
 
 def default_local_workers() -> int:
@@ -160,6 +163,13 @@ def start_local_workers(count: int, settings: ChainSettings) -> int:
     # Objects that exist now are left alone by the collector: otherwise its
     # passes in the workers would write to (and so copy) the shared pages.
     gc.freeze()
+    # A story makes thousands of short-lived containers: collected every 700
+    # allocations (the default), many survive into older generations only to be
+    # scanned again there. With a larger first generation they die uncollected;
+    # cycles are still collected.
+    global _THRESHOLDS
+    _THRESHOLDS = gc.get_threshold()
+    gc.set_threshold(*_COLLECTOR_THRESHOLDS)
     # Ctrl-C is the command's to handle: it stops the workers itself.
     _WORKERS = multiprocessing.get_context("fork").Pool(
         count, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
@@ -178,6 +188,8 @@ def stop_local_workers(finished: bool = True) -> None:
         _WORKERS.join()
     _WORKERS, _WORKER_COUNT = None, 0
     gc.unfreeze()
+    if _THRESHOLDS is not None:
+        gc.set_threshold(*_THRESHOLDS)
 
 
 class _StoryChainDoFn(beam.DoFn):

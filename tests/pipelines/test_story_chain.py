@@ -1,6 +1,7 @@
 """The bounded graph's fused per-story step: the same records and dead letters
 as the separate stages, in one process or in forked workers."""
 
+import gc
 import json
 
 import pytest
@@ -49,7 +50,9 @@ def test_forked_workers_give_the_records_one_process_gives():
     raws = [raw for archive in list_archive_files(str(SAMPLES)) for raw in read_archive_file(archive)]
     settings = ChainSettings()
     inline = run_chain(raws, settings)
+    before = gc.get_threshold()
     assert start_local_workers(2, settings) == 2
+    assert gc.get_threshold() == story_chain._COLLECTOR_THRESHOLDS != before
     try:
         pool = story_chain._WORKERS
         halves = [pool.apply_async(run_chain, (part, settings)) for part in (raws[:150], raws[150:])]
@@ -57,6 +60,7 @@ def test_forked_workers_give_the_records_one_process_gives():
     finally:
         stop_local_workers()
     assert story_chain._WORKERS is None
+    assert gc.get_threshold() == before  # the collector's settings are the caller's again
     assert [r.to_dict() for r, _ in inline.outputs] == [r.to_dict() for f in forked for r, _ in f.outputs]
     assert [s for _, s in inline.outputs] == [s for f in forked for _, s in f.outputs]
     assert [d.to_dict() for d in inline.dead_letters] == [d.to_dict() for f in forked for d in f.dead_letters]
