@@ -415,7 +415,7 @@ class RollingFileWriter:
         os.makedirs(directory, exist_ok=True)
 
     def add(self, document: dict) -> list[str]:
-        line = json.dumps(document, ensure_ascii=False).encode("utf-8") + b"\n"
+        line = JsonLinesFormat.line(document)  # the journal is JSON lines whatever the format
         with self._lock:
             if self._journal is None:
                 self._open()
