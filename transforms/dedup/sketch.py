@@ -107,8 +107,13 @@ _WORD_HASH_MASK = np.uint64(0xFFFFFFFF)
 
 # Compiled kernels (numba): a Python loop over a story's words, or a (shingles x
 # num_perm) NumPy matrix, costs several times what the whole sketch may. The
-# cache keeps the machine code beside this file, so a process loads, not compiles, it.
-_jit = numba.njit(cache=True, nogil=True)
+# cache keeps the machine code beside this file (or in the user's cache), so a
+# process loads rather than compiles it.
+def _jit(fn):
+    try:
+        return numba.njit(cache=True, nogil=True)(fn)
+    except RuntimeError:  # nowhere writable for the cache: each process compiles
+        return numba.njit(nogil=True)(fn)
 
 # ASCII bytes: 1 for a word character (``\w``), 2 for a separator ``_TOKEN`` lets join two words.
 _CHAR_CLASS = np.zeros(256, dtype=np.uint8)
