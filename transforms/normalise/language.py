@@ -291,13 +291,10 @@ def detect_language(text: str, min_letters: int = 10, max_chars: int = 1000) -> 
         return DetectedLanguage(code, 1.0, ((code, 1.0),), letters)
     table = model.word_table
     letters_of = table.letters.__getitem__
-    ids = list(map(table.row_of.get, words))  # None: not seen yet
     total, pending, leader = start, [], None
     letters = read = 0
     while read < len(words):
-        chunk = ids[read:read + _CHUNK_WORDS]
-        if None in chunk:
-            chunk = table.ids(words[read:read + _CHUNK_WORDS])
+        chunk = table.ids(words[read:read + _CHUNK_WORDS])
         read += len(chunk)
         pending += chunk
         letters += sum(map(letters_of, chunk))
