@@ -38,7 +38,7 @@ _SMOOTHING = Detector.ALPHA_DEFAULT / Detector.BASE_FREQ
 # sentence; dividing the log-likelihoods by 3 spreads it so that the confidence
 # is roughly calibrated on the Lingua sentences (>= 0.9 is right 99% of the time).
 _TEMPERATURE = 3.0
-# Cache of per-word scores (cleared when full).
+# Words a word table holds before later calls start a fresh one.
 _WORD_CACHE_LIMIT = 200_000
 _EXCLUDED = np.float32(-1e9)
 # The characters langdetect's normalisation maps every hangul syllable,
@@ -87,7 +87,8 @@ class _CharClasses(dict):
 
 
 # langdetect's class of each ASCII character is itself ASCII: ASCII text is
-# mapped with bytes.translate, many times cheaper than str.translate's lookups.
+# mapped with bytes.translate, many times cheaper than str.translate's lookups
+# (the upper half of the table is never used).
 _ASCII_CLASSES = bytes(ord(NGram.normalize(chr(i))) for i in range(128)) + bytes(128)
 
 
