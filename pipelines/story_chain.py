@@ -138,8 +138,9 @@ def default_local_workers() -> int:
 
 def warm_up(settings: ChainSettings) -> None:
     """Loads what every story needs and the stages load lazily (gazetteers,
-    rules, language profiles), so forked workers share it instead of each
-    loading it. dateparser, which few stories reach, stays lazy."""
+    rules, language profiles, the sketch's compiled kernels), so forked workers
+    share it instead of each loading it. dateparser, which few stories reach, stays lazy."""
+    from wirestream.transforms.dedup.sketch import load_kernels
     from wirestream.transforms.normalise.language import detect_language
     from wirestream.transforms.tag.gazetteer import load_gazetteer
     from wirestream.transforms.tag.rules import load_rules
@@ -149,6 +150,7 @@ def warm_up(settings: ChainSettings) -> None:
         detect_language("warm up the language profiles")
         load_gazetteer(settings.tag_data_dir)
         load_rules(settings.tag_data_dir)
+        load_kernels(settings.dedup)
     except Exception:  # noqa: BLE001 - e.g. a broken --tag-data-dir file: each story's
         pass  # stage then fails on it and says so in its dead letter
 

@@ -316,6 +316,13 @@ def _words_sketch(text: str, num_perm: int) -> tuple[bytes, int, int, tuple[tupl
     return signature, shingles, len(tokens), _facts(tokens, np.flatnonzero(codes >> _SHIFT).tolist())
 
 
+def load_kernels(settings: DedupSettings = DedupSettings()) -> None:
+    """Loads (or compiles) the compiled kernels now, for both paths: a process
+    that forks workers does it once for all of them."""
+    _words_sketch("warm up the kernels with 3 words", settings.num_perm)
+    _words_sketch("les noyaux sont prêts", settings.num_perm)
+
+
 def sketch_record(record: EventRecord, settings: DedupSettings) -> StorySketch:
     # A headline-only brief (empty body) is compared by its headline: sketching
     # nothing would put every such brief in the same bucket of every band.
