@@ -7,6 +7,8 @@ so the pickled DoFn holds only a reference to this function.
 
 from __future__ import annotations
 
+import functools
+from itertools import compress, count
 from typing import Optional
 
 from wirestream.schemas import EventRecord
@@ -15,7 +17,7 @@ from wirestream.transforms.tag.gazetteer import Entry, Gazetteer, load_gazetteer
 from wirestream.transforms.tag.geo import (Dateline, Mention, country_evidence, country_of_place_label, parse_dateline,
                                 resolve_dateline, salient_countries, usable_in_text)
 from wirestream.transforms.tag.rules import event_types, load_rules, topics
-from wirestream.transforms.tag.text import Tokens, is_shouted
+from wirestream.transforms.tag.text import MEMO_SIZE, Memo, Tokens, is_shouted
 
 __all__ = ["tag_record", "country_of_place_label"]
 
@@ -25,9 +27,9 @@ def _is_currency(tokens: Tokens, end: int, gaz: Gazetteer) -> bool:
     return end < len(tokens) and tokens[end] is not None and tokens[end].lower() in gaz.currency_words
 
 
-def _mentions(tokens: Tokens, gaz: Gazetteer, shouted: bool, in_headline: bool) -> list[Mention]:
+def _mentions(tokens: Tokens, starts: list[int], gaz: Gazetteer, shouted: bool, in_headline: bool) -> list[Mention]:
     found = []
-    for start, length, entries in gaz.names.scan(tokens):
+    for start, length, entries in gaz.names.scan(tokens, starts):
         usable = [e for e in entries if usable_in_text(e, shouted)]
         if usable and usable[0].kind == "country" and _is_currency(tokens, start + length, gaz):
             continue
@@ -36,8 +38,15 @@ def _mentions(tokens: Tokens, gaz: Gazetteer, shouted: bool, in_headline: bool) 
     return found
 
 
-def _lower(tokens: Tokens) -> Tokens:
-    return [t.lower() if t is not None else None for t in tokens]
+@functools.cache
+def _may_start_phrase(data_dir: Optional[str]) -> Memo[Optional[str], bool]:
+    """token -> whether a phrase of any tagger may start at it: gazetteer names, titles
+    and designators as written, keywords and event phrases in lower case. One C-speed
+    pass over a text's tokens with it leaves the few positions every scan looks at."""
+    gaz, rules = load_gazetteer(data_dir), load_rules(data_dir)
+    as_written = {*gaz.names.first_tokens(), *gaz.person_titles.first_tokens(), *gaz.org_designators}
+    lowered = {*rules.topic_keywords.first_tokens(), *rules.event_phrases.first_tokens()}
+    return Memo(lambda t: t is not None and (t in as_written or t.lower() in lowered), MEMO_SIZE)
 
 
 def dateline_and_body(record: EventRecord) -> tuple[Optional[Dateline], str]:
@@ -59,15 +68,19 @@ def tag_record(record: EventRecord, data_dir: Optional[str] = None) -> EventReco
     subject codes and the source's place labels. ``data_dir`` holds edited copies of
     any of the files in transforms/data (bind it with functools.partial for the stage)."""
     gaz, rules = load_gazetteer(data_dir), load_rules(data_dir)
+    may_start = _may_start_phrase(data_dir).__getitem__
     dateline, body = dateline_and_body(record)
     headline_shouted, body_shouted = is_shouted(record.headline), is_shouted(body)
     headline_tokens = tokens_of(record.headline, headline_shouted, gaz)
     body_tokens = tokens_of(body, body_shouted, gaz)
-    segments = [(headline_tokens, _mentions(headline_tokens, gaz, headline_shouted, True), headline_shouted),
-                (body_tokens, _mentions(body_tokens, gaz, body_shouted, False), body_shouted)]
+    headline_starts = list(compress(count(), map(may_start, headline_tokens)))
+    body_starts = list(compress(count(), map(may_start, body_tokens)))
+    segments = [(headline_tokens, headline_starts,
+                 _mentions(headline_tokens, headline_starts, gaz, headline_shouted, True), headline_shouted),
+                (body_tokens, body_starts, _mentions(body_tokens, body_starts, gaz, body_shouted, False), body_shouted)]
 
     people, organisations, titled_spans = people_and_organisations(segments, gaz)
-    mentions = [m for (_, found, _), spans in zip(segments, titled_spans) for m in found
+    mentions = [m for (_, _, found, _), spans in zip(segments, titled_spans) for m in found
                 if m.start not in spans]
     dateline_entry: Optional[Entry] = None
     if dateline:
@@ -77,13 +90,13 @@ def tag_record(record: EventRecord, data_dir: Optional[str] = None) -> EventReco
                                         record.place_labels, gaz)
     countries = salient_countries(evidence, gaz)
 
-    headline_lower, body_lower = _lower(headline_tokens), _lower(body_tokens)
+    headline, body_segment = (headline_tokens, headline_starts), (body_tokens, body_starts)
     record.tags = {
         "countries": countries,
         "places": places,
         "people": people,
         "organisations": organisations,
-        "topics": topics(record.subjects, headline_lower, body_lower, rules),
-        "event_types": event_types((headline_lower, body_lower), rules),
+        "topics": topics(record.subjects, headline, body_segment, rules),
+        "event_types": event_types((headline, body_segment), rules),
     }
     return record

