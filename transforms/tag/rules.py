@@ -9,7 +9,7 @@ from typing import Iterable, Optional
 
 from wirestream.schemas import Subject
 from wirestream.transforms.tag.gazetteer import read_data
-from wirestream.transforms.tag.text import LOWER, PhraseIndex, Tokens, name_key
+from wirestream.transforms.tag.text import LOWER, MEMO_SIZE, Memo, PhraseIndex, Tokens, name_key
 
 # IPTC subject codes and legacy Media Topic codes carry their top level in the first two digits.
 _NUMERIC_CODE = re.compile(r"(?:^|[:/])(?P<top>0[1-9]|1[0-7])\d{6}$")
@@ -24,6 +24,11 @@ class Rules:
     source_prefixes: list[tuple[str, str]] = field(default_factory=list)
     event_types: dict[str, dict[str, str]] = field(default_factory=dict)
     event_phrases: PhraseIndex[str] = field(default_factory=PhraseIndex)
+    # subject code -> topic_of_subject, remembered: codes repeat
+    subject_topics: Memo[str, Optional[str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.subject_topics = Memo(lambda code: topic_of_subject(Subject(code), self), MEMO_SIZE)
 
 
 def _lower_key(phrase: str) -> tuple[str, ...]:
@@ -72,7 +77,7 @@ def topics(subjects: Iterable[Subject], headline: tuple[Tokens, list[int]], body
     in lower case."""
     found: dict[str, None] = {}
     for subject in subjects:
-        topic = topic_of_subject(subject, rules)
+        topic = rules.subject_topics[subject.code]
         if topic:
             found.setdefault(topic)
     if found:

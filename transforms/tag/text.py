@@ -128,8 +128,9 @@ class PhraseIndex(Generic[T]):
 
     def __init__(self) -> None:
         self._phrases: dict[tuple[str, ...], list[T]] = {}
-        # first token -> the lengths of its phrases, longest first
-        self._lengths: dict[str, tuple[int, ...]] = {}
+        # first token -> (values of the one-token phrase or None,
+        #                 (second tokens of longer phrases, their lengths longest first) or None)
+        self._first: dict[str, tuple[Optional[list[T]], Optional[tuple[set[str], tuple[int, ...]]]]] = {}
 
     def add(self, phrase: tuple[str, ...], value: T) -> None:
         if not phrase:
@@ -137,16 +138,21 @@ class PhraseIndex(Generic[T]):
         values = self._phrases.get(phrase)
         if values is None:
             values = self._phrases[phrase] = []
-            lengths = set(self._lengths.get(phrase[0], ()))
-            lengths.add(len(phrase))
-            self._lengths[phrase[0]] = tuple(sorted(lengths, reverse=True))
+            single, longer = self._first.get(phrase[0], (None, None))
+            if len(phrase) == 1:
+                single = values
+            else:
+                seconds, lengths = longer or (set(), ())
+                seconds.add(phrase[1])
+                longer = seconds, tuple(sorted({*lengths, len(phrase)}, reverse=True))
+            self._first[phrase[0]] = single, longer
         values.append(value)
 
     def starts(self, token: Optional[str]) -> bool:
-        return token in self._lengths
+        return token in self._first
 
     def first_tokens(self) -> Iterable[str]:
-        return self._lengths.keys()
+        return self._first.keys()
 
     def get(self, phrase: tuple[str, ...]) -> list[T]:
         return self._phrases.get(phrase, [])
@@ -154,30 +160,36 @@ class PhraseIndex(Generic[T]):
     def scan(self, tokens: Tokens, starts: Optional[Iterable[int]] = None,
              fold: Optional[Callable[[Optional[str]], Optional[str]]] = None) -> list[tuple[int, int, list[T]]]:
         """Every non-overlapping longest match, left to right: (start, length, values).
-        ``starts``: ascending positions that hold every phrase start (others are
-        skipped), when the caller has them; ``fold`` maps each token first (lower case)."""
-        lengths_of, phrases = self._lengths, self._phrases
+        ``starts``: ascending positions that hold every phrase start (others are not
+        looked at), when the caller knows them; ``fold`` maps each token first (to lower case)."""
+        first_of, phrases = self._first, self._phrases
         if starts is None:
             # The C-speed filter (no Python code per token) leaves only the few
             # tokens that can start a phrase.
-            starts = compress(count(), map(lengths_of.__contains__, tokens if fold is None else map(fold, tokens)))
+            starts = compress(count(), map(first_of.__contains__, tokens if fold is None else map(fold, tokens)))
         found = []
         free = 0
+        last = len(tokens) - 1
         for i in starts:
             if i < free:
                 continue
             first = tokens[i] if fold is None else fold(tokens[i])
-            lengths = lengths_of.get(first)
-            if lengths is None:
+            entry = first_of.get(first)
+            if entry is None:
                 continue
-            for n in lengths:
-                if n == 1:
-                    values = phrases[(first,)]
-                else:
+            single, longer = entry
+            match = None
+            # Longer phrases only when the next token can continue one ("the" rarely does).
+            if longer is not None and i < last and (tokens[i + 1] if fold is None else fold(tokens[i + 1])) in longer[0]:
+                for n in longer[1]:
                     span = tokens[i:i + n]
                     values = phrases.get(tuple(span) if fold is None else tuple(map(fold, span)))
-                if values is not None:
-                    found.append((i, n, values))
-                    free = i + n
-                    break
+                    if values is not None:
+                        match = i, n, values
+                        break
+            if match is None and single is not None:
+                match = i, 1, single
+            if match is not None:
+                found.append(match)
+                free = i + match[1]
         return found
