@@ -128,15 +128,22 @@ _ROWS_BY_NUMPY = 32  # runs this long are converted by NumPy; shorter ones (most
 _SIGN = {False: b"\0" * 8, True: b"\xff" * 8}
 
 
+_TIME_LIMIT, _ARRIVAL_LIMIT = 1 << 8 * _TIME_BYTES - 1, 1 << 8 * _ARRIVAL_BYTES - 1
+_TIMES = struct.Struct(">qq")
+
+
 def _in_range(time: int, arrival: int) -> bool:
-    return -(1 << 8 * _TIME_BYTES - 1) <= time < 1 << 8 * _TIME_BYTES - 1 \
-        and -(1 << 8 * _ARRIVAL_BYTES - 1) <= arrival < 1 << 8 * _ARRIVAL_BYTES - 1
+    return -_TIME_LIMIT <= time < _TIME_LIMIT and -_ARRIVAL_LIMIT <= arrival < _ARRIVAL_LIMIT
 
 
 def _bucket_run(rows: bytes) -> bytes:
     """Packed ``MEMBER`` rows -> version 3 rows."""
+    if len(rows) == MEMBER.itemsize:  # most: a member appended to its bucket
+        if not _in_range(*_TIMES.unpack_from(rows, 10)):
+            raise ValueError("a bucket member's time is out of the range of version 3")
+        return rows[:10] + rows[18 - _TIME_BYTES:18] + rows[26 - _ARRIVAL_BYTES:]
     if len(rows) < _ROWS_BY_NUMPY * MEMBER.itemsize:
-        if not all(_in_range(time, arrival) for _, time, arrival in struct.iter_unpack(">10sqq", rows)):
+        if not all(_in_range(*_TIMES.unpack_from(rows, i)) for i in range(10, len(rows), MEMBER.itemsize)):
             raise ValueError("a bucket member's time is out of the range of version 3")
         return b"".join(rows[i:i + 10] + rows[i + 18 - _TIME_BYTES:i + 18] + rows[i + 26 - _ARRIVAL_BYTES:i + 26]
                         for i in range(0, len(rows), MEMBER.itemsize))
@@ -150,10 +157,11 @@ def _bucket_run(rows: bytes) -> bytes:
 def _bucket_run_v3(packed: bytes) -> bytes:
     """Version 3 rows -> packed ``MEMBER`` rows (the times' high bytes are their sign's)."""
     t, a = 10, 10 + _TIME_BYTES
+    if len(packed) == _ROW_V3:  # most: a member appended to its bucket
+        return (packed[:t] + _SIGN[packed[t] > 127][_TIME_BYTES:] + packed[t:a]
+                + _SIGN[packed[a] > 127][_ARRIVAL_BYTES:] + packed[a:])
     if len(packed) < _ROWS_BY_NUMPY * _ROW_V3:
-        return b"".join(packed[i:i + t] + _SIGN[packed[i + t] > 127][_TIME_BYTES:] + packed[i + t:i + a]
-                        + _SIGN[packed[i + a] > 127][_ARRIVAL_BYTES:] + packed[i + a:i + _ROW_V3]
-                        for i in range(0, len(packed), _ROW_V3))
+        return b"".join(_bucket_run_v3(packed[i:i + _ROW_V3]) for i in range(0, len(packed), _ROW_V3))
     rows = np.frombuffer(packed, dtype=np.uint8).reshape(-1, _ROW_V3)
     wide = np.empty((len(rows), MEMBER.itemsize), dtype=np.uint8)
     wide[:, _KEPT] = rows

@@ -23,8 +23,8 @@ Nothing further: the graph below is acyclic.
      └─> KeyByStory ─────────────────────────────────────────────────────────> DecideCluster (story) <─┘
 
 What travels and what is stored: a bucket stores only packed (uid, publication
-time, arrival time) members in an append-only bag, so a story adds 26 bytes to
-each of its buckets and rewrites nothing; its sketch passes through on the way
+time, arrival time) members in an append-only bag, so a story adds 22 bytes to
+each of its buckets (as ``state_coder`` writes them) and rewrites nothing; its sketch passes through on the way
 to the candidates the bucket policy names, and is stored once, by story, where
 those later arrivals are related to it (as the batch path relates candidate
 pairs where one sketch is). Every other state is per story, so a bundle writes

@@ -10,7 +10,7 @@ import pytest
 from tests.transforms.dedup.stories import OTHER_STORY, STORY, story
 from wirestream.transforms.dedup import DedupSettings
 from wirestream.transforms.dedup import state_coder
-from wirestream.transforms.dedup.decide import ClusterDecision
+from wirestream.transforms.dedup.decide import ClusterDecision, cluster_id_for
 from wirestream.transforms.dedup.sketch import record_uid, sketch_record
 from wirestream.transforms.dedup.streaming_state import (BucketMembers, ClusterMember, RootFlag, StoredSketch, StoryRelations,
                                               pack_member, relate_with_stored)
@@ -114,6 +114,19 @@ def test_a_long_bucket_run_is_packed_as_its_members_one_by_one():
     assert state_coder.BUCKET_RUN.decode(encoded) == b"".join(members)
     with pytest.raises(ValueError, match="out of the range"):
         state_coder.BUCKET_RUN.encode(b"".join(members[:-1]) + pack_member("ab" * 10, -(1 << 40), 0))
+
+
+def test_a_decision_keeps_its_cluster_id_only_when_its_story_does_not_give_it():
+    coder, member = states()["cluster member"]
+    given = ClusterDecision(cluster_id_for(member.emitted.duplicate_of), True, member.emitted.duplicate_of, 0.8123)
+    odd = ClusterDecision("c" * 32, True, member.emitted.duplicate_of, 1 / 3)  # not its cluster, nor 4 decimals
+    sizes = []
+    for decision in (given, odd, ClusterDecision(cluster_id_for(member.event_id))):
+        member.emitted = decision
+        encoded = coder.encode(member)
+        assert coder.decode(encoded) == member
+        sizes.append(len(encoded))
+    assert sizes[0] < sizes[1] - 16 and sizes[2] < sizes[0]
 
 
 def test_a_relation_whose_order_does_not_repeat_its_ids_keeps_it():
