@@ -133,11 +133,12 @@ def report_cost(records, settings: DedupSettings) -> None:
     per_sketch = statistics.median(len(pickle.dumps(s)) for s in sketches)
     keys = statistics.mean(len(band_keys(s, settings)) for s in sketches)
     from wirestream.transforms.dedup import state_coder
-    from wirestream.transforms.dedup.streaming_state import MEMBER
+    from wirestream.transforms.dedup.streaming_state import pack_member
     encoded = statistics.median(len(state_coder.SKETCH.encode(s)) for s in sketches)
+    member = len(state_coder.BUCKET_RUN.encode(pack_member(sketches[0].uid, sketches[0].time, 0)))
     print(f"streaming state per story: one sketch pickles to {per_sketch:.0f} B and is stored once, "
           f"{encoded:.0f} B with the state coder; it is in {keys:.1f} band buckets, each of which "
-          f"stores a {MEMBER.itemsize} B member")
+          f"stores a {member} B member")
     coder = FastPrimitivesCoder()
     entries = [packed for i in range(0, len(sketches), BAND_BATCH)
                for packed in band_entries(sketches[i:i + BAND_BATCH], settings, settings.band_partitions)]

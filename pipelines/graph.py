@@ -101,10 +101,10 @@ class StoriesToEventRecords(beam.PTransform):
         if s.parse_only:
             finished, dead = raw_records | "PerStory" >> StoryChain(chain, output_type=EventRecord)
             return finished, [dead]
-        # (record, sketch) pairs: typed, so the record half has its own coder, not pickle.
+        # (encoded record, sketch) pairs: bytes until the clusters are applied.
         pairs, dead = raw_records | "PerStory" >> StoryChain(
-            chain, output_type=beam.typehints.Tuple[EventRecord, beam.typehints.Any])
-        return pairs | "Dedup" >> BatchClusters(s.dedup), [dead]
+            chain, output_type=beam.typehints.Tuple[bytes, beam.typehints.Any])
+        return pairs | "Dedup" >> BatchClusters(s.dedup, record_coder=EventRecordCoder()), [dead]
 
     def _streaming(self, raw_records):
         """One step per stage: their names are what a savepoint or a pipeline

@@ -33,6 +33,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from wirestream.schemas import DeadLetter, RawRecord
+from wirestream.schemas.coders import EventRecordCoder
 from wirestream.transforms.dedup import DedupSettings
 from wirestream.transforms.dedup import sketched as sketched_record
 from wirestream.transforms.normalise import NormaliseSettings, normalise_story, unnormalised_record
@@ -62,12 +63,14 @@ class ChainSettings:
 class ChainResult:
     """What a batch of raw records became: the finished outputs (event records,
     or (record, sketch) pairs for dedup), the dead letters, and per stage how
-    many records passed and which dead letters it made (for the counters)."""
+    many records passed and which dead letters it made (for the counters).
+    Records that leave a worker process travel encoded (``encoded``)."""
 
     outputs: list = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     passed: dict[str, int] = field(default_factory=dict)
     failed: dict[str, list[DeadLetter]] = field(default_factory=dict)
+    encoded: bool = False
 
 
 def _stage_functions(settings: ChainSettings):
@@ -102,9 +105,31 @@ def run_chain(raws: list[RawRecord], settings: ChainSettings) -> ChainResult:
     return result
 
 
+_RECORD_CODER = EventRecordCoder()
+
+
+def run_chain_encoded(raws: list[RawRecord], settings: ChainSettings) -> ChainResult:
+    """``run_chain`` with each record encoded by its Beam coder, as a worker returns
+    it: a pickled dataclass costs the command's process several times more to load
+    (field names, one object per value, the collector's passes) than the coder's
+    bytes, and a bounded run with dedup carries them on as bytes to the step
+    that applies the clusters (``BatchClusters``), where they are decoded once."""
+    result = run_chain(raws, settings)
+    encode = _RECORD_CODER.encode
+    if settings.parse_only:
+        result.outputs = [encode(record) for record in result.outputs]
+    else:
+        result.outputs = [(encode(record), sketch) for record, sketch in result.outputs]
+    result.encoded = True
+    return result
+
+
 # The forked workers of this process, if any (``start_local_workers``).
 _WORKERS: Optional[multiprocessing.pool.Pool] = None
 _WORKER_COUNT = 0
+# The collector's thresholds while they run, and before.
+_COLLECTOR_THRESHOLDS = (20_000, 20, 20)
+_THRESHOLDS: Optional[tuple[int, int, int]] = None
 
 
 def default_local_workers() -> int:
@@ -113,8 +138,9 @@ def default_local_workers() -> int:
 
 def warm_up(settings: ChainSettings) -> None:
     """Loads what every story needs and the stages load lazily (gazetteers,
-    rules, language profiles), so forked workers share it instead of each
-    loading it. dateparser, which few stories reach, stays lazy."""
+    rules, language profiles, the sketch's compiled kernels), so forked workers
+    share it instead of each loading it. dateparser, which few stories reach, stays lazy."""
+    from wirestream.transforms.dedup.sketch import load_kernels
     from wirestream.transforms.normalise.language import detect_language
     from wirestream.transforms.tag.gazetteer import load_gazetteer
     from wirestream.transforms.tag.rules import load_rules
@@ -124,6 +150,7 @@ def warm_up(settings: ChainSettings) -> None:
         detect_language("warm up the language profiles")
         load_gazetteer(settings.tag_data_dir)
         load_rules(settings.tag_data_dir)
+        load_kernels(settings.dedup)
     except Exception:  # noqa: BLE001 - e.g. a broken --tag-data-dir file: each story's
         pass  # stage then fails on it and says so in its dead letter
 
@@ -138,6 +165,13 @@ def start_local_workers(count: int, settings: ChainSettings) -> int:
     # Objects that exist now are left alone by the collector: otherwise its
     # passes in the workers would write to (and so copy) the shared pages.
     gc.freeze()
+    # A story makes thousands of short-lived containers: collected every 700
+    # allocations (the default), many survive into older generations only to be
+    # scanned again there. With a larger first generation they die uncollected;
+    # cycles are still collected.
+    global _THRESHOLDS
+    _THRESHOLDS = gc.get_threshold()
+    gc.set_threshold(*_COLLECTOR_THRESHOLDS)
     # Ctrl-C is the command's to handle: it stops the workers itself.
     _WORKERS = multiprocessing.get_context("fork").Pool(
         count, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
@@ -156,6 +190,8 @@ def stop_local_workers(finished: bool = True) -> None:
         _WORKERS.join()
     _WORKERS, _WORKER_COUNT = None, 0
     gc.unfreeze()
+    if _THRESHOLDS is not None:
+        gc.set_threshold(*_THRESHOLDS)
 
 
 class _StoryChainDoFn(beam.DoFn):
@@ -188,7 +224,7 @@ class _StoryChainDoFn(beam.DoFn):
         if _WORKERS is None:
             yield from self._emit(run_chain(batch, self._settings))
             return
-        self._pending.append(_WORKERS.apply_async(run_chain, (batch, self._settings)))
+        self._pending.append(_WORKERS.apply_async(run_chain_encoded, (batch, self._settings)))
         # A few tasks queued per worker keep it busy; more would only hold memory.
         while len(self._pending) > 2 * _WORKER_COUNT or (self._pending and self._pending[0].ready()):
             yield from self._emit(self._pending.popleft())
@@ -204,7 +240,14 @@ class _StoryChainDoFn(beam.DoFn):
                     counters.log_code_error(dead)
         for dead in result.dead_letters:
             yield pvalue.TaggedOutput(DEAD_LETTERS, dead)
-        yield from result.outputs
+        if self._settings.parse_only:
+            yield from map(_RECORD_CODER.decode, result.outputs) if result.encoded else result.outputs
+        elif result.encoded:
+            yield from result.outputs
+        else:  # the pairs' records go on encoded, whichever process ran them
+            encode = _RECORD_CODER.encode
+            for record, sketch in result.outputs:
+                yield encode(record), sketch
 
 
 def _windowed(out):
@@ -216,7 +259,9 @@ def _windowed(out):
 
 class StoryChain(beam.PTransform):
     """RawRecords -> (finished records, dead letters): parse, normalise, tag and
-    sketch (or, parse-only, parse and the unnormalised record) in one step."""
+    sketch (or, parse-only, parse and the unnormalised record) in one step.
+    With dedup, the finished records are (record encoded by EventRecordCoder,
+    sketch) pairs, for ``BatchClusters(..., record_coder=EventRecordCoder())``."""
 
     def __init__(self, settings: ChainSettings, output_type: Any = Any):
         super().__init__()

@@ -10,11 +10,16 @@ was such a move). Here each value is one version byte, then a tuple of primitive
 not a silent fallback. A release that changes a value's shape adds a reader for
 the new version and keeps every earlier one, so a savepoint taken by one release
 restores in the next; tests decode values written by earlier versions.
+
+A version whose reader is wrapped in ``Packed`` is written as the version byte and
+the bytes ``to_wire`` gives, without the primitives' framing: for values that
+are bytes of a layout of their own (packed rows, compressed text), where that
+framing would be most of a small value.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from apache_beam import coders
 
@@ -33,22 +38,34 @@ class _NoPickle(coders.Coder):
 _PRIMITIVES = coders.FastPrimitivesCoder(fallback_coder=_NoPickle())
 
 
+class Packed(NamedTuple):
+    """A reader of a version written as bytes as they are: ``read(bytes) -> value``."""
+
+    read: Callable[[bytes], Any]
+
+
 class VersionedStateCoder(coders.Coder):
     """``to_wire(value) -> primitives``; ``readers[version](primitives) -> value``.
-    Values are written in the newest version that has a reader."""
+    Values are written in the newest version that has a reader; when that reader
+    is ``Packed``, ``to_wire`` gives bytes, written as they are."""
 
     def __init__(self, name: str, to_wire: Callable[[Any], Any], readers: dict[int, Callable[[Any], Any]]):
         self._name, self._to_wire, self._readers = name, to_wire, readers
         self.version = max(readers)
+        self._packed = isinstance(readers[self.version], Packed)
+        self._prefix = bytes([self.version])
 
     def encode(self, value) -> bytes:
-        return bytes([self.version]) + _PRIMITIVES.encode(self._to_wire(value))
+        wire = self._to_wire(value)
+        return self._prefix + (wire if self._packed else _PRIMITIVES.encode(wire))
 
     def decode(self, encoded: bytes):
         reader = self._readers.get(encoded[0])
         if reader is None:
             raise ValueError(f"{self._name} state of version {encoded[0]}: this release reads "
                              f"versions {sorted(self._readers)}")
+        if isinstance(reader, Packed):
+            return reader.read(bytes(encoded[1:]))
         return reader(_PRIMITIVES.decode(encoded[1:]))
 
     def is_deterministic(self) -> bool:

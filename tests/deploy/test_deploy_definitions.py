@@ -276,7 +276,7 @@ def test_launch_script_batch_mode_and_build(fake_gcloud):
 
 def test_submitter_runs_the_console_entry_point_with_options_the_cli_accepts(submitter):
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["wirestream"] == "wirestream.pipelines.cli:main"
+    assert scripts["wirestream"] == "wirestream.pipelines.cli:command"
     container = submitter["container"]
     assert container["command"] == ["wirestream", "run"]
     options = parse_run_arguments(container["args"])
@@ -387,4 +387,4 @@ def test_the_images_build_context_packages_code_and_data_files(project_wheel):
     assert top_level == {"wirestream"}
     assert "wirestream/__init__.py" not in names  # a namespace: nothing else may own the name's module
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "wirestream = wirestream.pipelines.cli:main" in zipfile.ZipFile(project_wheel).read(entry_points).decode()
+    assert "wirestream = wirestream.pipelines.cli:command" in zipfile.ZipFile(project_wheel).read(entry_points).decode()

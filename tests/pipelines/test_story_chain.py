@@ -1,12 +1,15 @@
 """The bounded graph's fused per-story step: the same records and dead letters
 as the separate stages, in one process or in forked workers."""
 
+import gc
 import json
 
 import pytest
 
 from wirestream.pipelines import story_chain
-from wirestream.pipelines.story_chain import ChainSettings, run_chain, start_local_workers, stop_local_workers
+from wirestream.pipelines.story_chain import (ChainSettings, run_chain, run_chain_encoded, start_local_workers,
+                                              stop_local_workers)
+from wirestream.schemas.coders import EventRecordCoder
 from wirestream.schemas import EventRecord, Origin, RawRecord
 from tests.pipelines.test_cli import SAMPLES, read_jsonl, summary_of, wirestream
 from wirestream.transforms.io.archive import list_archive_files, read_archive_file
@@ -47,7 +50,9 @@ def test_forked_workers_give_the_records_one_process_gives():
     raws = [raw for archive in list_archive_files(str(SAMPLES)) for raw in read_archive_file(archive)]
     settings = ChainSettings()
     inline = run_chain(raws, settings)
+    before = gc.get_threshold()
     assert start_local_workers(2, settings) == 2
+    assert gc.get_threshold() == story_chain._COLLECTOR_THRESHOLDS != before
     try:
         pool = story_chain._WORKERS
         halves = [pool.apply_async(run_chain, (part, settings)) for part in (raws[:150], raws[150:])]
@@ -55,10 +60,28 @@ def test_forked_workers_give_the_records_one_process_gives():
     finally:
         stop_local_workers()
     assert story_chain._WORKERS is None
+    assert gc.get_threshold() == before  # the collector's settings are the caller's again
     assert [r.to_dict() for r, _ in inline.outputs] == [r.to_dict() for f in forked for r, _ in f.outputs]
     assert [s for _, s in inline.outputs] == [s for f in forked for _, s in f.outputs]
     assert [d.to_dict() for d in inline.dead_letters] == [d.to_dict() for f in forked for d in f.dead_letters]
     assert len(inline.outputs) == 305 and len(inline.dead_letters) == 8
+
+
+@pytest.mark.parametrize("parse_only", [False, True])
+def test_records_leave_a_worker_encoded_and_decode_to_the_same_records(parse_only):
+    raws = _raw([_story(1), '{"title": broken', _story(2, source="B")])
+    settings = ChainSettings(parse_only=parse_only)
+    plain, encoded = run_chain(raws, settings), run_chain_encoded(raws, settings)
+    assert encoded.encoded and not plain.encoded
+    coder = EventRecordCoder()
+    if parse_only:
+        assert all(isinstance(out, bytes) for out in encoded.outputs)
+        assert [coder.decode(out).to_dict() for out in encoded.outputs] == [r.to_dict() for r in plain.outputs]
+    else:
+        assert [(coder.decode(r).to_dict(), s) for r, s in encoded.outputs] == \
+            [(r.to_dict(), s) for r, s in plain.outputs]
+    assert len(encoded.outputs) == 2
+    assert [d.to_dict() for d in encoded.dead_letters] == [d.to_dict() for d in plain.dead_letters]
 
 
 def test_one_process_or_two_write_the_same_files(tmp_path):

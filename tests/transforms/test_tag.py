@@ -236,3 +236,75 @@ def test_phrase_scan_finds_a_short_match_after_a_longer_one_fails():
     index = _phrase_index("c c a b", "a", "a c b", "c a b a", "c b c")
     tokens = "d d b c c a d a b d c".split()
     assert [(start, values) for start, _, values in index.scan(tokens)] == [(5, ["a"]), (7, ["a"])]
+
+
+def test_tokens_drop_dots_and_possessives_and_break_at_sentence_ends():
+    from wirestream.transforms.tag.text import tokenize
+    assert tokenize("Russia's army left Kiev. Mr. Putin met U.S. envoys - again.") == [
+        "Russia", "army", "left", "Kiev", None, "Mr", "Putin", "met", "US", "envoys", None, "again", None, None]
+
+
+@pytest.mark.parametrize("text", [
+    "U.S. and O'Neill's AT&T unit, (Reuters) - said: 1.5 pct.\n \n Kiev.", "a - - b\n\n- c -\n\nd",
+    "x\x1c-\x1dy", "Co.uk 2nd Mr. J. Smith's", "\"Quoted\" [and] ;;!?"])
+def test_the_ascii_pattern_matches_as_the_unicode_one(text):
+    from wirestream.transforms.tag.text import _ASCII_WORD_OR_BREAK, _WORD_OR_BREAK
+    assert text.isascii() and _ASCII_WORD_OR_BREAK.findall(text) == _WORD_OR_BREAK.findall(text)
+
+
+@pytest.mark.parametrize("text, shouted", [("BRAZIL COCOA OUTPUT FALLS", True), ("Brazil cocoa output", False),
+                                           ("KYIV ПОД ОБСТРЕЛОМ", True), ("Kyiv под обстрелом", False), ("US", False)])
+def test_shouted_text_is_judged_alike_in_ascii_and_not(text, shouted):
+    from wirestream.transforms.tag.text import is_shouted
+    assert is_shouted(text) is shouted
+
+
+def test_a_memo_computes_once_and_stays_bounded():
+    from wirestream.transforms.tag.text import Memo
+    calls = []
+    memo = Memo(lambda k: calls.append(k) or k.upper(), size=2)
+    assert [memo["a"], memo["a"], memo["b"]] == ["A", "A", "B"] and calls == ["a", "b"]
+    assert memo["c"] == "C" and len(memo) <= 2
+
+
+def _gazetteer_state(gaz) -> dict:
+    from wirestream.transforms.tag.text import PhraseIndex
+    return {k: vars(v) if isinstance(v, PhraseIndex) else v for k, v in gaz.__getstate__().items()}
+
+
+def test_a_cached_gazetteer_equals_a_fresh_build(tmp_path, monkeypatch):
+    from wirestream.transforms.tag import gazetteer
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    built = gazetteer.load_gazetteer.__wrapped__()
+    assert len(list((tmp_path / "wirestream").glob("gazetteer-*.pickle"))) == 1
+    monkeypatch.setattr(gazetteer, "build_gazetteer", lambda data: pytest.fail("built again"))
+    cached = gazetteer.load_gazetteer.__wrapped__()
+    assert cached is not built and _gazetteer_state(cached) == _gazetteer_state(built)
+    assert cached.names.scan(["Explosions", "in", "Kyiv"]) == built.names.scan(["Explosions", "in", "Kyiv"]) != []
+
+
+def test_a_changed_data_file_rebuilds_the_gazetteer(tmp_path, monkeypatch):
+    from wirestream.transforms.tag.gazetteer import load_gazetteer, read_data
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    data = tmp_path / "data"
+    data.mkdir()
+    people = read_data("people.json")
+    (data / "people.json").write_text(json.dumps(people), encoding="utf-8")
+    before = load_gazetteer.__wrapped__(str(data))
+    people["people"].append({"name": "Jane Q. Example", "aliases": [], "country": "NZ"})
+    (data / "people.json").write_text(json.dumps(people), encoding="utf-8")
+    after = load_gazetteer.__wrapped__(str(data))
+    assert before.names.get(("Jane", "Q", "Example")) == [] and after.names.get(("Jane", "Q", "Example"))
+    assert len(list((tmp_path / "cache" / "wirestream").glob("gazetteer-*.pickle"))) == 2
+
+
+def test_an_unreadable_cache_is_built_again(tmp_path, monkeypatch):
+    import pickle
+
+    from wirestream.transforms.tag.gazetteer import Gazetteer, load_gazetteer
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    load_gazetteer.__wrapped__()
+    (path,) = (tmp_path / "wirestream").glob("gazetteer-*.pickle")
+    path.write_bytes(path.read_bytes()[:1000])  # a truncated file
+    assert load_gazetteer.__wrapped__().names.get(("Kyiv",))
+    assert isinstance(pickle.loads(path.read_bytes()), Gazetteer)  # written whole again

@@ -126,9 +126,15 @@ def unique_pairs(packed: Iterable[tuple]) -> list[tuple[str, str]]:
 
 
 class BatchClusters(beam.PTransform):
-    def __init__(self, settings: DedupSettings):
+    """(record, sketch) pairs -> the records with their clusters applied. With a
+    ``record_coder`` the records arrive encoded by it and are decoded only where
+    their cluster is applied: carried as bytes, they cost Beam no coder work
+    where the pairs are materialised (the sketches' side input)."""
+
+    def __init__(self, settings: DedupSettings, record_coder: Optional[beam.coders.Coder] = None):
         super().__init__()
         self._settings = settings
+        self._record_coder = record_coder
 
     def expand(self, sketched):
         """``sketched``: (record, its sketch as a plain tuple) pairs."""
@@ -161,7 +167,9 @@ class BatchClusters(beam.PTransform):
             | "RootFlags" >> beam.FlatMap(_root_flags)
             | "GroupForDecision" >> beam.GroupByKey()
             | "Decide" >> beam.FlatMapTuple(_decide_batch))
-        return sketched | "ApplyDecisions" >> beam.MapTuple(_apply_or_lead, beam.pvalue.AsDict(decisions))
+        decode = self._record_coder.decode if self._record_coder is not None else None
+        return sketched | "ApplyDecisions" >> beam.MapTuple(
+            _apply_or_lead, beam.pvalue.AsDict(decisions), decode).with_output_types(EventRecord)
 
 
 def _decide_batch(uid, parts):
@@ -171,7 +179,9 @@ def _decide_batch(uid, parts):
         yield uid, (incoming, roots)
 
 
-def _apply_or_lead(record: EventRecord, sketch: tuple, decisions: Optional[dict] = None) -> EventRecord:
+def _apply_or_lead(record, sketch: tuple, decisions: Optional[dict] = None, decode=None) -> EventRecord:
+    if decode is not None:
+        record = decode(record)
     found = decisions.get(StorySketch._make(sketch).uid)
     if found is None:
         return apply_decision(record, ClusterDecision(cluster_id_for(record.event_id)))

@@ -21,7 +21,7 @@ class JoinBucket(NamedTuple):
 class StoreSketch(NamedTuple):
     """ProbeBands -> RelateAtStory: the story's own sketch, encoded, stored once."""
 
-    sketch: bytes
+    sketch: bytes  # without its uid (None), which is the key it is sent to
 
 
 class CompareWith(NamedTuple):

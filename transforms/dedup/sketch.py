@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import zlib
 from typing import Iterable, NamedTuple, Optional
 
+import numba
 import numpy as np
 
 from wirestream.schemas import EventRecord
@@ -84,7 +86,8 @@ def record_uid(record: EventRecord) -> str:
 class _WordCodes(dict):
     """word -> crc32 of its utf-8 (stable across processes, unlike hash()), with
     bit 32 set if the word is a figure. Computed once per word: mapping
-    ``__getitem__`` over the tokens stays in C for every word seen before."""
+    ``__getitem__`` over the tokens stays in C for every word seen before.
+    Used for text beyond ASCII (``_ascii_tokens`` codes ASCII text the same way)."""
 
     FIGURE = 1 << 32
 
@@ -102,18 +105,191 @@ class _WordCodes(dict):
 _WORD_CODES = _WordCodes()
 _WORD_HASH_MASK = np.uint64(0xFFFFFFFF)
 
+# Compiled kernels (numba): a Python loop over a story's words, or a (shingles x
+# num_perm) NumPy matrix, costs several times what the whole sketch may. The
+# cache keeps the machine code beside this file (or in the user's cache), so a
+# process loads rather than compiles it.
+def _jit(fn):
+    try:
+        return numba.njit(cache=True, nogil=True)(fn)
+    except RuntimeError:  # nowhere writable for the cache: each process compiles
+        return numba.njit(nogil=True)(fn)
+
+# ASCII bytes: 1 for a word character (``\w``), 2 for a separator ``_TOKEN`` lets join two words.
+_CHAR_CLASS = np.zeros(256, dtype=np.uint8)
+_CHAR_CLASS[np.frombuffer(b"0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", np.uint8)] = 1
+_CHAR_CLASS[np.frombuffer(b".,:/", np.uint8)] = 2
+
+
+def _crc_table_entry(byte: int) -> int:
+    """zlib's CRC-32 table (reflected, polynomial 0xEDB88320)."""
+    for _ in range(8):
+        byte = byte >> 1 ^ (0xEDB88320 if byte & 1 else 0)
+    return byte
+
+
+_CRC_TABLE = np.array([_crc_table_entry(b) for b in range(256)], dtype=np.int64)
+# The number words' crc32s, and their bytes (zero-padded) to rule out a collision.
+_NUMBER_WORD_LIST = sorted(_NUMBER_WORDS)
+_NUMBER_CRCS = np.array([zlib.crc32(w.encode()) for w in _NUMBER_WORD_LIST], dtype=np.int64)
+_NUMBER_BYTES = np.zeros((len(_NUMBER_WORD_LIST), max(map(len, _NUMBER_WORDS)) + 1), dtype=np.uint8)
+for _i, _w in enumerate(_NUMBER_WORD_LIST):
+    _NUMBER_BYTES[_i, :len(_w)] = np.frombuffer(_w.encode(), dtype=np.uint8)
+_NO_BYTE = 256  # ``skip`` of ``_crc_add`` that skips nothing
+_HASH_SPACE = np.frombuffer(b"# ", dtype=np.uint8)  # a figure's missing neighbour, and the gap
+
+
+@_jit
+def _crc_add(crc, text, start, end, skip):
+    """CRC-32 register ``crc`` after text[start:end] (bytes equal to ``skip`` left out);
+    zlib.crc32 of a string is its register from 0xFFFFFFFF, inverted."""
+    for k in range(start, end):
+        c = text[k]
+        if c != skip:
+            crc = _CRC_TABLE[(crc ^ c) & 0xFF] ^ (crc >> 8)
+    return crc
+
+
+@_jit
+def _is_number_word(text, start, end, crc):
+    size = end - start
+    if size >= _NUMBER_BYTES.shape[1]:
+        return False
+    for j in range(_NUMBER_CRCS.shape[0]):
+        if _NUMBER_CRCS[j] == crc and _NUMBER_BYTES[j, size] == 0:
+            same = True
+            for k in range(size):
+                if _NUMBER_BYTES[j, k] != text[start + k]:
+                    same = False
+                    break
+            if same:
+                return True
+    return False
+
+
+@_jit
+def _ascii_tokens(text):
+    """``_TOKEN.findall`` of ASCII ``text`` (bytes) -> (starts, ends, crc32 of each
+    token, whether each is a figure), as ``_WordCodes`` codes them."""
+    n = text.shape[0]
+    starts = np.empty(n // 2 + 1, dtype=np.int64)
+    ends = np.empty(n // 2 + 1, dtype=np.int64)
+    codes = np.empty(n // 2 + 1, dtype=np.uint64)
+    figure = np.empty(n // 2 + 1, dtype=np.bool_)
+    count = 0
+    i = 0
+    while i < n:
+        if _CHAR_CLASS[text[i]] != 1:
+            i += 1
+            continue
+        start = i
+        digit = False
+        alpha = True
+        while True:
+            while i < n and _CHAR_CLASS[text[i]] == 1:
+                c = text[i]
+                digit |= 48 <= c <= 57
+                alpha &= 97 <= c <= 122 or 65 <= c <= 90
+                i += 1
+            if i + 1 < n and _CHAR_CLASS[text[i]] == 2 and _CHAR_CLASS[text[i + 1]] == 1:
+                alpha = False  # a separator between two words: one token
+                i += 1
+            else:
+                break
+        crc = _crc_add(0xFFFFFFFF, text, start, i, _NO_BYTE) ^ 0xFFFFFFFF
+        starts[count] = start
+        ends[count] = i
+        codes[count] = crc
+        figure[count] = digit or alpha and _is_number_word(text, start, i, crc)
+        count += 1
+    return starts[:count], ends[:count], codes[:count], figure[:count]
+
+
+@_jit
+def _distinct(values):
+    """The distinct values, in order of first appearance (a hash set: NumPy's
+    sort is faster than numba's, but a call to it costs more than this)."""
+    bits = 1
+    while (1 << bits) < 2 * values.shape[0]:
+        bits += 1
+    used = np.zeros(1 << bits, dtype=np.bool_)
+    slots = np.empty(1 << bits, dtype=np.uint64)
+    out = np.empty(values.shape[0], dtype=np.uint64)
+    mask = (1 << bits) - 1
+    count = 0
+    for i in range(values.shape[0]):
+        x = values[i]
+        j = np.int64((x * _MIX1) >> np.uint64(64 - bits))
+        while used[j] and slots[j] != x:
+            j = (j + 1) & mask
+        if not used[j]:
+            used[j] = True
+            slots[j] = x
+            out[count] = x
+            count += 1
+    return out[:count]
+
+
+@_jit
+def _min_hashes(word_hashes, perm_a, perm_b):
+    """-> (per permutation the minimum of ``a * shingle + b`` (mod 2**64) over the
+    distinct word 3-shingles (single words if fewer than 3), their number)."""
+    h = word_hashes if word_hashes.shape[0] else np.zeros(1, dtype=np.uint64)  # no words: nothing to compare
+    if h.shape[0] >= 3:
+        shingles = _distinct(h[:-2] * _MIX1 ^ h[1:-1] * _MIX2 ^ h[2:])
+    else:
+        shingles = _distinct(h)
+    lowest = np.full(perm_a.shape[0], np.uint64(0xFFFFFFFFFFFFFFFF))
+    for i in range(shingles.shape[0]):
+        x = shingles[i]
+        for p in range(perm_a.shape[0]):
+            lowest[p] = min(lowest[p], x * perm_a[p] + perm_b[p])
+    return lowest, shingles.shape[0]
+
+
+@_jit
+def _ascii_sketch(text, perm_a, perm_b):
+    """ASCII ``text`` (lower case bytes) -> (``_min_hashes`` of its tokens, their
+    number, its facts as ``_facts`` makes them, an (n x 2) array)."""
+    starts, ends, codes, figure = _ascii_tokens(text)
+    lowest, distinct = _min_hashes(codes, perm_a, perm_b)
+    count = starts.shape[0]
+    facts = np.empty((np.count_nonzero(figure), 2), dtype=np.int64)
+    f = 0
+    for i in range(count):
+        if not figure[i]:
+            continue
+        crc = 0xFFFFFFFF
+        if i and not figure[i - 1]:
+            crc = _crc_add(crc, text, starts[i - 1], ends[i - 1], _NO_BYTE)
+        else:
+            crc = _crc_add(crc, _HASH_SPACE, 0, 1, _NO_BYTE)
+        crc = _crc_add(crc, _HASH_SPACE, 1, 2, _NO_BYTE)
+        if i < count - 1 and not figure[i + 1]:
+            crc = _crc_add(crc, text, starts[i + 1], ends[i + 1], _NO_BYTE)
+        else:
+            crc = _crc_add(crc, _HASH_SPACE, 0, 1, _NO_BYTE)
+        facts[f, 0] = crc ^ 0xFFFFFFFF
+        facts[f, 1] = _crc_add(0xFFFFFFFF, text, starts[i], ends[i], 44) ^ 0xFFFFFFFF  # 44: ","
+        f += 1
+    return lowest, distinct, count, facts
+
+
+@functools.lru_cache(maxsize=None)
+def _permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
+    return _PERM_A[:num_perm].copy(), _PERM_B[:num_perm].copy()
+
+
+def _signature(lowest: np.ndarray) -> bytes:
+    # the minimum is taken before the shift, which is monotone, so it equals
+    # the minimum of the shifted values
+    return (lowest >> _SHIFT).astype("<u4").tobytes()
+
 
 def minhash(word_hashes: np.ndarray, num_perm: int) -> tuple[bytes, int]:
     """MinHash of the word 3-shingles of a story's word hashes (single words if fewer than 3)."""
-    h = word_hashes if len(word_hashes) else np.zeros(1, dtype=np.uint64)  # no words: nothing to compare
-    shingles = np.sort(h[:-2] * _MIX1 ^ h[1:-1] * _MIX2 ^ h[2:] if len(h) >= 3 else h)
-    shingles = shingles[np.concatenate(([True], shingles[1:] != shingles[:-1]))]  # np.unique, 2x faster
-    # One (shingles x num_perm) matrix op; the minimum is taken before the
-    # shift, which is monotone, so it equals the minimum of the shifted values.
-    hashed = np.multiply.outer(shingles, _PERM_A[:num_perm])
-    hashed += _PERM_B[:num_perm]
-    sig = hashed.min(axis=0) >> _SHIFT
-    return sig.astype("<u4").tobytes(), len(shingles) if len(word_hashes) else 0
+    lowest, distinct = _min_hashes(word_hashes, *_permutations(num_perm))
+    return _signature(lowest), distinct if len(word_hashes) else 0
 
 
 def _facts(tokens: list[str], figures: list[int]) -> tuple[tuple[int, int], ...]:
@@ -127,14 +303,32 @@ def _facts(tokens: list[str], figures: list[int]) -> tuple[tuple[int, int], ...]
         for i in figures)
 
 
+def _words_sketch(text: str, num_perm: int) -> tuple[bytes, int, int, tuple[tuple[int, int], ...]]:
+    """-> (signature, distinct shingles (0: no words), number of tokens, facts)."""
+    low = text.lower()
+    if low.isascii():
+        lowest, distinct, count, facts = _ascii_sketch(
+            np.frombuffer(low.encode("ascii"), dtype=np.uint8), *_permutations(num_perm))
+        return _signature(lowest), distinct if count else 0, count, tuple(map(tuple, facts.tolist()))
+    tokens = _TOKEN.findall(low)
+    codes = _WORD_CODES.of(tokens)
+    signature, shingles = minhash(codes & _WORD_HASH_MASK, num_perm)
+    return signature, shingles, len(tokens), _facts(tokens, np.flatnonzero(codes >> _SHIFT).tolist())
+
+
+def load_kernels(settings: DedupSettings = DedupSettings()) -> None:
+    """Loads (or compiles) the compiled kernels now, for both paths: a process
+    that forks workers does it once for all of them."""
+    _words_sketch("warm up the kernels with 3 words", settings.num_perm)
+    _words_sketch("les noyaux sont prêts", settings.num_perm)
+
+
 def sketch_record(record: EventRecord, settings: DedupSettings) -> StorySketch:
     # A headline-only brief (empty body) is compared by its headline: sketching
     # nothing would put every such brief in the same bucket of every band.
     text = record.body if _TOKEN.search(record.body) else record.headline
-    tokens = _TOKEN.findall(text.lower())
-    codes = _WORD_CODES.of(tokens)
-    signature, shingles = minhash(codes & _WORD_HASH_MASK, settings.num_perm)
-    short = len(tokens) < settings.short_body_words
+    signature, shingles, count, facts = _words_sketch(text, settings.num_perm)
+    short = count < settings.short_body_words
     names = tuple(sorted(zlib.crc32(n.encode()) for n in _NAME.findall(text))) if short else ()
     headline = _REISSUE_PREFIX.sub("", record.headline)
     lead = _HEADLINE_WORD.search(headline)
@@ -143,7 +337,7 @@ def sketch_record(record: EventRecord, settings: DedupSettings) -> StorySketch:
         uid=record_uid(record), event_id=record.event_id,
         time=story_time(record),
         signature=signature, shingles=shingles,
-        facts=_facts(tokens, np.flatnonzero(codes >> _SHIFT).tolist()), names=names,
+        facts=facts, names=names,
         tickers=tuple(sorted(set(_TICKER.findall(record.headline)))),
         headline_lead=lead.group(0).lower() if lead else "",
         short=short,

@@ -23,8 +23,8 @@ Nothing further: the graph below is acyclic.
      └─> KeyByStory ─────────────────────────────────────────────────────────> DecideCluster (story) <─┘
 
 What travels and what is stored: a bucket stores only packed (uid, publication
-time, arrival time) members in an append-only bag, so a story adds 26 bytes to
-each of its buckets and rewrites nothing; its sketch passes through on the way
+time, arrival time) members in an append-only bag, so a story adds 22 bytes to
+each of its buckets (as ``state_coder`` writes them) and rewrites nothing; its sketch passes through on the way
 to the candidates the bucket policy names, and is stored once, by story, where
 those later arrivals are related to it (as the batch path relates candidate
 pairs where one sketch is). Every other state is per story, so a bundle writes
@@ -151,6 +151,11 @@ class MatchInBucket(beam.DoFn):
             members.clear()
 
 
+def _stored_story(uid: str, encoded: bytes) -> StorySketch:
+    """A sketch as ``RelateAtStory`` stores it: without its uid, which is the key."""
+    return state_coder.SKETCH.decode(encoded)._replace(uid=uid)
+
+
 class RelateAtStory(beam.DoFn):
     """Keyed by story: stores its sketch once and relates to it the later arrivals
     its buckets name; a comparison that overtook the sketch waits for it."""
@@ -168,14 +173,14 @@ class RelateAtStory(beam.DoFn):
 
     def process(self, element, timestamp=beam.DoFn.TimestampParam, sketch=beam.DoFn.StateParam(SKETCH),
                 pending=beam.DoFn.StateParam(PENDING), expiry=beam.DoFn.TimerParam(EXPIRY)):
-        _, message = element
+        key, message = element
         stored = sketch.read()
         if isinstance(message, StoreSketch):
             if stored is not None:  # the record read again
                 return
             sketch.write(StoredSketch(_seconds(timestamp), message.sketch))
             expiry.set(timestamp + story_horizon(self._settings))
-            own = state_coder.SKETCH.decode(message.sketch)
+            own = _stored_story(key, message.sketch)
             waiting = list(pending.read())
             if waiting:
                 pending.clear()
@@ -187,7 +192,7 @@ class RelateAtStory(beam.DoFn):
                 pending.add(message.sketch)
                 expiry.set(timestamp + story_horizon(self._settings))
                 return
-            yield from self._relate(state_coder.SKETCH.decode(stored.sketch), message.sketch)
+            yield from self._relate(_stored_story(key, stored.sketch), message.sketch)
 
     def _relate(self, own: StorySketch, encoded: bytes):
         asking = state_coder.SKETCH.decode(encoded)
@@ -373,7 +378,9 @@ class StreamingClusters(beam.PTransform):
             keys = band_keys(sketch, s)
             for key in keys:
                 yield str(key), JoinBucket(sketch.uid, sketch.time, len(keys), encoded)
-            yield beam.pvalue.TaggedOutput("sketch", (sketch.uid, StoreSketch(encoded)))
+            # Stored by its key, the uid: stored without it.
+            yield beam.pvalue.TaggedOutput("sketch", (sketch.uid, StoreSketch(
+                state_coder.SKETCH.encode(sketch._replace(uid=None)))))
             if not keys:  # no words and no story_id: nothing can match it, nothing to wait for
                 yield beam.pvalue.TaggedOutput("unbanded", (sketch.uid, BucketAnswered(0, [])))
 

@@ -162,7 +162,8 @@ def compared_later(times: Sequence[int], position: int, settings: DedupSettings)
 
 
 class StoredSketch(NamedTuple):
-    """A story's sketch as stored by its key (encoded, ``state_coder.SKETCH``), and when it arrived."""
+    """A story's sketch as stored by its key, its uid (encoded, ``state_coder.SKETCH``, without
+    the uid), and when it arrived."""
 
     arrival: int
     sketch: bytes

@@ -35,6 +35,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import operator
 import os
 import re
 import threading
@@ -53,18 +54,33 @@ from wirestream.transforms.stage import METRICS_NAMESPACE
 
 # --- formats -------------------------------------------------------------------------------
 
+# A format says what a bounded run carries for each document through its shuffle
+# by shard (``carried``), and writes a shard from those (``write_carried``).
+
+
 class JsonLinesFormat:
     suffix = ".jsonl"
     journal_is_final = True  # a complete journal is already a valid output file
 
     @staticmethod
-    def encode(documents: Iterable[dict]) -> bytes:
-        return b"".join(json.dumps(d, ensure_ascii=False).encode("utf-8") + b"\n"
-                        for d in documents)
+    def line(document: dict) -> bytes:
+        return json.dumps(document, ensure_ascii=False).encode("utf-8") + b"\n"
+
+    @classmethod
+    def encode(cls, documents: Iterable[dict]) -> bytes:
+        return b"".join(map(cls.line, documents))
 
     @classmethod
     def write(cls, handle: IO[bytes], documents: list[dict], kind: RecordKind) -> None:
         handle.write(cls.encode(documents))
+
+    # Lines, encoded before the shuffle: bytes cost Beam nothing to carry, a record
+    # a coder pass each way.
+    carried = line
+
+    @staticmethod
+    def write_carried(handle: IO[bytes], lines: list[bytes], kind: RecordKind) -> None:
+        handle.write(b"".join(lines))
 
 
 class ParquetFormat:
@@ -77,6 +93,12 @@ class ParquetFormat:
     def write(handle: IO[bytes], documents: list[dict], kind: RecordKind) -> None:
         import pyarrow.parquet as pq
         pq.write_table(documents_to_table(documents, kind), handle, compression="zstd")
+
+    @staticmethod
+    def carried(document: dict) -> dict:
+        return document
+
+    write_carried = write
 
 
 # --- Arrow schema from JSON Schema ---------------------------------------------------------
@@ -202,15 +224,22 @@ class _WriteShard(beam.DoFn):
 
     def process(self, shard_records):
         shard, records = shard_records
-        documents = [r.to_dict() for r in sorted(records, key=lambda r: r.record_key)]
+        records = sorted(records, key=operator.itemgetter(0))
+        carried = [document for _, document, _ in records]
         path = shard_name(self._directory, self._kind, shard, self._num_shards, self._format.suffix)
-        write_atomically(path, lambda handle: self._format.write(handle, documents, self._kind))
-        self._written.inc(len(documents))
+        write_atomically(path, lambda handle: self._format.write_carried(handle, carried, self._kind))
+        self._written.inc(len(carried))
         yield path
-        for record in records:
-            ack = Acknowledgement.of_origin(record.origin)
+        for _, _, ack in records:
             if ack is not None:
                 yield pvalue.TaggedOutput(WRITTEN, ack)
+
+
+def _shard_entry(record, num_shards: int, file_format) -> tuple[int, tuple]:
+    """(shard, (sort key, the document as the format carries it, acknowledgement or None))."""
+    key = record.record_key
+    return shard_of(key, num_shards), (key, file_format.carried(record.to_dict()),
+                                       Acknowledgement.of_origin(record.origin))
 
 
 def remove_stale_shards(directory: str, kind: RecordKind, suffix: str, keep: list[str]) -> list[str]:
@@ -239,7 +268,7 @@ class WriteBoundedFiles(beam.PTransform):
         if not FileSystems.exists(directory):
             FileSystems.mkdirs(directory)
         written = (records
-                   | "KeyByShard" >> beam.Map(lambda r: (shard_of(r.record_key, n), r))
+                   | "KeyByShard" >> beam.Map(_shard_entry, n, fmt)
                    | "GroupByShard" >> beam.GroupByKey()
                    | "WriteShards" >> beam.ParDo(_WriteShard(directory, kind, n, fmt)).with_outputs(
                        WRITTEN, main="paths"))
@@ -386,7 +415,7 @@ class RollingFileWriter:
         os.makedirs(directory, exist_ok=True)
 
     def add(self, document: dict) -> list[str]:
-        line = json.dumps(document, ensure_ascii=False).encode("utf-8") + b"\n"
+        line = JsonLinesFormat.line(document)  # the journal is JSON lines whatever the format
         with self._lock:
             if self._journal is None:
                 self._open()

@@ -29,6 +29,16 @@ _MENTION = re.compile(
     rf"|\b(?P<count>\d{{1,2}}|{'|'.join(_NUMBERS)})\s+(?P<unit>day|week|month|year)s?\s+ago\b")
 # Matching lower-cased text is three times faster than re.IGNORECASE.
 _MENTION_ANY_CASE = re.compile(_MENTION.pattern, re.IGNORECASE)
+# Every mention ends in a word holding one of these ("monday", "days ago", ...),
+# once; _MENTION is tried only just around them (_mentions).
+_ANCHORS = ("day", "week", "month", "year", "tomorrow", "tonight")
+# When no whitespace run this long (cleaned text has none) comes near an
+# anchor, a mention starts at most _BACK characters before its anchor
+# ("earlier this" + spaces + "wednes"), and trying _MENTION at a position reads
+# at most _AHEAD characters past it ("three" + spaces + "months" + spaces +
+# "ago" and the word boundary after).
+_LONG_SPACE = re.compile(r"\s\s{19}")
+_BACK, _AHEAD = 40, 64
 # A future marker earlier in the same clause turns a bare weekday forward.
 _FUTURE = re.compile(r"\b(?:will|shall|won't|'ll|is due|are due|due to|is scheduled|are scheduled|"
                      r"scheduled|is expected to|are expected to|plans? to|set to|to be held)\b")
@@ -77,6 +87,33 @@ def _ago(count: str, unit: str, today: date) -> date:
     return date(today.year - n, 1, 1)
 
 
+def _mentions(lowered: str) -> list[re.Match]:
+    """list(_MENTION.finditer(lowered)), searching only near the anchors: the
+    regex tried at every character of a story costs more than all the rest."""
+    anchors = []
+    for word in _ANCHORS:
+        at = lowered.find(word)
+        while at >= 0:
+            anchors.append(at)
+            at = lowered.find(word, at + 1)
+    anchors.sort()
+    found: list[re.Match] = []
+    done = 0  # where finditer would search on from
+    for at in anchors:
+        if at < done:
+            continue
+        if _LONG_SPACE.search(lowered, max(0, at - _BACK - 19), at + _AHEAD + 20):
+            return list(_MENTION.finditer(lowered))  # the bounds below do not hold
+        # No match starts between `done` and the window, for it would hold an
+        # earlier anchor; within the window, the end bound changes no attempt
+        # that starts at or before the anchor, and only such a match is taken.
+        m = _MENTION.search(lowered, max(done, at - _BACK), at + _AHEAD)
+        if m is not None and m.start() <= at:
+            found.append(m)
+            done = m.end()
+    return found
+
+
 def dates_mentioned(text: str, today: date) -> list[dict[str, str]]:
     """Relative date references in `text` -> [{text, date, granularity}] in
     order of first appearance, one entry per distinct (text, date)."""
@@ -84,7 +121,7 @@ def dates_mentioned(text: str, today: date) -> list[dict[str, str]]:
     seen: set[tuple[str, str]] = set()
     lowered = text.lower()
     # A few characters change length in lower case (e.g. "İ"); positions must match.
-    matches = (_MENTION.finditer(lowered) if len(lowered) == len(text)
+    matches = (_mentions(lowered) if len(lowered) == len(text)
                else (m for m in _MENTION_ANY_CASE.finditer(text)))
     for m in matches:
         groups = {name: value.lower() for name, value in m.groupdict().items() if value}

@@ -81,6 +81,9 @@ _INVISIBLE = re.compile(r"[\u00ad\u200b\u2060\ufeff\x00-\x08\x0b\x0c\x0e-\x1f\x7
 _CARET_M = re.compile(r"\^M(?=\s|$)")
 _SPACES = re.compile(r"[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 _PARA_BREAK = re.compile(r"\n\s*\n+")
+_LINE_BREAK = re.compile(r"\s*\n\s*")
+# The ASCII characters _INVISIBLE removes, but for "\t" and "\r" (checked apart).
+_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def repair_mojibake(text: str) -> str:
@@ -94,15 +97,32 @@ def repair_mojibake(text: str) -> str:
     return ftfy.fixes.fix_c1_controls(ftfy.fix_encoding(text))
 
 
+def _is_clean_ascii(text: str) -> bool:
+    """Whether ASCII `text` is already in clean_text's output form (single
+    spaces, paragraphs split by exactly one blank line, nothing to remove), so
+    that clean_text would return it unchanged: parse hands normalise clean text."""
+    return (text == text.strip() and "  " not in text and "\t" not in text and "\r" not in text
+            and "\n " not in text and " \n" not in text and "\n\n\n" not in text
+            and "^M" not in text and text.count("\n") == 2 * text.count("\n\n")
+            and not _ASCII_CONTROL.search(text))
+
+
 def clean_text(text: str) -> str:
     """NFC, repaired mojibake, ASCII quotes, collapsed spaces; paragraphs kept
     as blank-line breaks."""
-    text = repair_mojibake(text).replace("\r\n", "\n").replace("\r", "\n")
-    text = _CARET_M.sub("", _INVISIBLE.sub("", unicodedata.normalize("NFC", text))).translate(_QUOTES)
-    paragraphs = [
-        " ".join(_SPACES.sub(" ", line).strip() for line in block.split("\n") if line.strip())
-        for block in _PARA_BREAK.split(text)
-    ]
+    if text.isascii():
+        if _is_clean_ascii(text):
+            return text
+        # ASCII needs no mojibake repair, NFC nor quote mapping.
+        text = _CARET_M.sub("", _INVISIBLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n")))
+    else:
+        text = repair_mojibake(text).replace("\r\n", "\n").replace("\r", "\n")
+        text = _CARET_M.sub("", _INVISIBLE.sub("", unicodedata.normalize("NFC", text))).translate(_QUOTES)
+    # Spaces collapsed over the whole text at once (they never include "\n"); a
+    # paragraph's lines are then joined by one space, whitespace around each
+    # line break dropped (a paragraph holds no blank line, so no empty line).
+    paragraphs = (_LINE_BREAK.sub(" ", block).strip()
+                  for block in _PARA_BREAK.split(_SPACES.sub(" ", text)))
     return "\n\n".join(p for p in paragraphs if p)
 
 

@@ -13,23 +13,30 @@ _ATTR = re.compile(r'(\w+)="([^"]*)"')
 _OPEN = re.compile(r"<REUTERS\b([^>]*)>", re.S)
 _CONTROL_ENTITY = re.compile(r"&#(?:[0-9]|[12][0-9]|3[01]|127);")
 _D = re.compile(r"<D>(.*?)</D>", re.S)
-_TEXT = re.compile(r"<TEXT\b([^>]*)>(.*?)</TEXT>", re.S)
+_TEXT_OPEN = re.compile(r"<TEXT\b([^>]*)>")
 # Wire copy marks a new paragraph by indenting its first line.
 _PARAGRAPH_INDENT = re.compile(r"\n[ \t]{2,}(?=\S)")
 
 
-_ELEMENTS = {tag: re.compile(rf"<{tag}>(.*?)</{tag}>", re.S)
-             for tag in ("TITLE", "DATELINE", "BODY", "TOPICS", "PLACES", "DATE")}
+def _between(block: str, start: int, close: str) -> str | None:
+    """block[start:] up to the first ``close``, as a lazy ``(.*?)close`` matches it
+    (str.find: the regex tries ``close`` at every character of a long body)."""
+    end = block.find(close, start)
+    return block[start:end] if end >= 0 else None
 
 
 def _element(block: str, tag: str) -> str | None:
-    m = _ELEMENTS[tag].search(block)
-    return m.group(1) if m else None
+    """The text of the first <tag>...</tag>: after the first <tag>, or none (a
+    later <tag> has no </tag> after it either)."""
+    start = block.find(f"<{tag}>")
+    return None if start < 0 else _between(block, start + len(tag) + 2, f"</{tag}>")
 
 
 def _decode(sgml_text: str) -> str:
     # The corpus escapes <, > and & and sprinkles control-character entities
     # (&#2; &#3; &#5; ...) from the wire protocol; drop those, decode the rest.
+    if "&" not in sgml_text:
+        return sgml_text
     return html.unescape(_CONTROL_ENTITY.sub("", sgml_text))
 
 
@@ -60,11 +67,11 @@ def parse_reuters_sgml(payload: bytes, origin: Origin) -> Story:
     attrs = dict(_ATTR.findall(opening.group(1)))
     if "NEWID" not in attrs:
         raise ParseError("Reuters-21578 element without NEWID")
-    text_match = _TEXT.search(block)
-    if not text_match:
+    text_open = _TEXT_OPEN.search(block)
+    inner = _between(block, text_open.end(), "</TEXT>") if text_open else None
+    if inner is None:
         raise ParseError("Reuters-21578 element without <TEXT>")
-    text_type = dict(_ATTR.findall(text_match.group(1))).get("TYPE", "NORM")
-    inner = text_match.group(2)
+    text_type = dict(_ATTR.findall(text_open.group(1))).get("TYPE", "NORM")
     title = _element(inner, "TITLE") or ""
     dateline = _element(inner, "DATELINE") or ""
     if text_type == "UNPROC":

@@ -7,15 +7,18 @@ so the pickled DoFn holds only a reference to this function.
 
 from __future__ import annotations
 
+import functools
+from itertools import compress, count, repeat
+from operator import and_
 from typing import Optional
 
 from wirestream.schemas import EventRecord
 from wirestream.transforms.tag.entities import people_and_organisations
-from wirestream.transforms.tag.gazetteer import Entry, Gazetteer, load_gazetteer, tokens_of
-from wirestream.transforms.tag.geo import (Dateline, Mention, country_evidence, country_of_place_label, parse_dateline,
-                                resolve_dateline, salient_countries, usable_in_text)
+from wirestream.transforms.tag.gazetteer import Entry, Gazetteer, country_of_place_label, load_gazetteer, tokens_of
+from wirestream.transforms.tag.geo import (DATELINE_FIELDS, Dateline, Mention, country_evidence, parse_dateline,
+                                           resolve_dateline, salient_countries)
 from wirestream.transforms.tag.rules import event_types, load_rules, topics
-from wirestream.transforms.tag.text import Tokens, is_shouted
+from wirestream.transforms.tag.text import MEMO_SIZE, Memo, Tokens, is_shouted
 
 __all__ = ["tag_record", "country_of_place_label"]
 
@@ -25,19 +28,51 @@ def _is_currency(tokens: Tokens, end: int, gaz: Gazetteer) -> bool:
     return end < len(tokens) and tokens[end] is not None and tokens[end].lower() in gaz.currency_words
 
 
-def _mentions(tokens: Tokens, gaz: Gazetteer, shouted: bool, in_headline: bool) -> list[Mention]:
+def _mentions(tokens: Tokens, starts: list[int], gaz: Gazetteer, shouted: bool, in_headline: bool) -> list[Mention]:
     found = []
-    for start, length, entries in gaz.names.scan(tokens):
-        usable = [e for e in entries if usable_in_text(e, shouted)]
-        if usable and usable[0].kind == "country" and _is_currency(tokens, start + length, gaz):
+    for start, length, entries in gaz.names.scan(tokens, starts):
+        usable = gaz.usable(entries, shouted)
+        if not usable or usable[0].kind == "country" and _is_currency(tokens, start + length, gaz):
             continue
-        if usable:
-            found.append(Mention(" ".join(tokens[start:start + length]), start, length, usable, in_headline))
+        text = tokens[start] if length == 1 else " ".join(tokens[start:start + length])
+        found.append(Mention(text, start, length, usable, in_headline))
     return found
 
 
-def _lower(tokens: Tokens) -> Tokens:
-    return [t.lower() if t is not None else None for t in tokens]
+# What may start at a token, one bit per kind of phrase: gazetteer names, person titles
+# and organisation designators as written, topic keywords and event phrases in lower case.
+_NAME, _TITLE, _DESIGNATOR, _KEYWORD, _EVENT = 1, 2, 4, 8, 16
+
+
+@functools.cache
+def _phrase_kinds(data_dir: Optional[str]) -> Memo[Optional[str], int]:
+    """token -> the bits of the kinds of phrase that may start at it."""
+    gaz, rules = load_gazetteer(data_dir), load_rules(data_dir)
+    names, titles = set(gaz.names.first_tokens()), set(gaz.person_titles.first_tokens())
+    keywords, events = set(rules.topic_keywords.first_tokens()), set(rules.event_phrases.first_tokens())
+
+    def kinds(token: Optional[str]) -> int:
+        if token is None:
+            return 0
+        lower = token.lower()
+        return ((token in names) * _NAME | (token in titles) * _TITLE | (token in gaz.org_designators) * _DESIGNATOR
+                | (lower in keywords) * _KEYWORD | (lower in events) * _EVENT)
+    return Memo(kinds, MEMO_SIZE)
+
+
+class _Segment:
+    """A text's tokens and, per kind of phrase, the positions where one may start: one
+    C-speed pass over the tokens, so that each tagger looks only at those few."""
+
+    __slots__ = ("tokens", "shouted", "names", "titles", "designators", "keywords", "events")
+
+    def __init__(self, text: str, shouted: bool, gaz: Gazetteer, phrase_kinds: Memo[Optional[str], int]) -> None:
+        self.tokens = tokens = tokens_of(text, shouted, gaz)
+        self.shouted = shouted
+        starts = list(compress(count(), map(phrase_kinds.__getitem__, tokens)))
+        kinds = list(map(phrase_kinds.__getitem__, map(tokens.__getitem__, starts)))
+        self.names, self.titles, self.designators, self.keywords, self.events = (
+            list(compress(starts, map(and_, kinds, repeat(kind)))) for kind in (_NAME, _TITLE, _DESIGNATOR, _KEYWORD, _EVENT))
 
 
 def dateline_and_body(record: EventRecord) -> tuple[Optional[Dateline], str]:
@@ -47,7 +82,7 @@ def dateline_and_body(record: EventRecord) -> tuple[Optional[Dateline], str]:
     at the first dash ("LONDON, March 16 - State-owned <BAA PLC> -"), and a field that
     does not read as a dateline ("Caracas, feb 26 -") still names places."""
     if record.dateline:
-        dateline = parse_dateline(record.dateline)
+        dateline = DATELINE_FIELDS[record.dateline]
         rest = record.dateline[dateline.end:] if dateline else record.dateline
         return dateline, f"{rest} {record.body}" if rest else record.body
     dateline = parse_dateline(record.body)
@@ -59,15 +94,16 @@ def tag_record(record: EventRecord, data_dir: Optional[str] = None) -> EventReco
     subject codes and the source's place labels. ``data_dir`` holds edited copies of
     any of the files in transforms/data (bind it with functools.partial for the stage)."""
     gaz, rules = load_gazetteer(data_dir), load_rules(data_dir)
+    phrase_kinds = _phrase_kinds(data_dir)
     dateline, body = dateline_and_body(record)
-    headline_shouted, body_shouted = is_shouted(record.headline), is_shouted(body)
-    headline_tokens = tokens_of(record.headline, headline_shouted, gaz)
-    body_tokens = tokens_of(body, body_shouted, gaz)
-    segments = [(headline_tokens, _mentions(headline_tokens, gaz, headline_shouted, True), headline_shouted),
-                (body_tokens, _mentions(body_tokens, gaz, body_shouted, False), body_shouted)]
+    headline = _Segment(record.headline, is_shouted(record.headline), gaz, phrase_kinds)
+    text = _Segment(body, is_shouted(body), gaz, phrase_kinds)
+    segments = [(headline, _mentions(headline.tokens, headline.names, gaz, headline.shouted, True)),
+                (text, _mentions(text.tokens, text.names, gaz, text.shouted, False))]
 
-    people, organisations, titled_spans = people_and_organisations(segments, gaz)
-    mentions = [m for (_, found, _), spans in zip(segments, titled_spans) for m in found
+    people, organisations, titled_spans = people_and_organisations(
+        [(s.tokens, s.titles, s.designators, found, s.shouted) for s, found in segments], gaz)
+    mentions = [m for (_, found), spans in zip(segments, titled_spans) for m in found
                 if m.start not in spans]
     dateline_entry: Optional[Entry] = None
     if dateline:
@@ -77,13 +113,12 @@ def tag_record(record: EventRecord, data_dir: Optional[str] = None) -> EventReco
                                         record.place_labels, gaz)
     countries = salient_countries(evidence, gaz)
 
-    headline_lower, body_lower = _lower(headline_tokens), _lower(body_tokens)
     record.tags = {
         "countries": countries,
         "places": places,
         "people": people,
         "organisations": organisations,
-        "topics": topics(record.subjects, headline_lower, body_lower, rules),
-        "event_types": event_types((headline_lower, body_lower), rules),
+        "topics": topics(record.subjects, (headline.tokens, headline.keywords), (text.tokens, text.keywords), rules),
+        "event_types": event_types(((headline.tokens, headline.events), (text.tokens, text.events)), rules),
     }
     return record

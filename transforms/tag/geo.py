@@ -6,11 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-import pycountry
-
-from wirestream.transforms.tag.gazetteer import (MIN_TOWN_POPULATION_IN_TEXT, Entry, Gazetteer, load_gazetteer,
-                                      tokens_of)
-from wirestream.transforms.tag.text import is_shouted, name_key
+from wirestream.transforms.tag.gazetteer import Entry, Gazetteer
+from wirestream.transforms.tag.text import Memo, is_shouted
 
 # "PORTLAND, Ore., March 3 - ", "KYIV, Ukraine (Reuters) - ", "New York, March 5 - ".
 # Words are single-space separated capitalised tokens, which keeps matching linear.
@@ -39,6 +36,10 @@ def parse_dateline(text: str) -> Optional[Dateline]:
     return Dateline(m.group("place").strip(), m.group("region"), m.end())
 
 
+# A format's dateline field -> parse_dateline of it: fields repeat ("LONDON, March 3 -").
+DATELINE_FIELDS: Memo[str, Optional[Dateline]] = Memo(parse_dateline, 1 << 14)
+
+
 @dataclass
 class Mention:
     """A name found in the text with everything it may refer to."""
@@ -50,31 +51,20 @@ class Mention:
     in_headline: bool = False
 
 
-def usable_in_text(entry: Entry, shouted: bool) -> bool:
-    """Small towns and names that are usually common words count only in datelines."""
-    if entry.common_word or 0 < entry.population < MIN_TOWN_POPULATION_IN_TEXT:
-        return False
-    return entry.major or not shouted
-
-
 # A smaller namesake in a country the story names wins over the best-known town only
 # when it is at least this big relative to it (London, Ontario never beats London).
 DATELINE_NAMESAKE_RATIO = 0.25
-
-
-def _key(text: str, gaz: Gazetteer) -> tuple[str, ...]:
-    return tuple(t for t in tokens_of(text, is_shouted(text), gaz) if t)
 
 
 def resolve_dateline(dateline: Dateline, gaz: Gazetteer, countries_named: set[str]) -> Optional[Entry]:
     """The dateline's place. Every town in the gazetteer is a candidate; the region
     ("Ore.", "West Germany") decides first, then a country the story names, then size.
     A town missing from the gazetteer still gives its region's country."""
-    key = _key(dateline.place, gaz)
+    key = gaz.text_keys[dateline.place]
     name = " ".join(key)
     candidates = [e for e in gaz.names.get(key) if e.kind in ("place", "country")]
     if dateline.region:
-        region_key = _key(dateline.region, gaz)
+        region_key = gaz.text_keys[dateline.region]
         region_country = gaz.dateline_regions.get(region_key) or next(
             (e.country for e in gaz.names.get(region_key) if e.kind in ("country", "place")), None)
         if region_country:
@@ -94,7 +84,7 @@ def _existed(entry: Entry, published_at: Optional[str], gaz: Gazetteer) -> bool:
     """Georgia in 1987 was no country (it was in the Soviet Union): read it as the US state."""
     if entry.kind != "country" or not published_at:
         return True
-    return not any(entry.country in s.successors and published_at[:10] < s.dissolved for s in gaz.historic)
+    return not any(published_at[:10] < s.dissolved for s in gaz.states_of.get(entry.country, ()))
 
 
 def choose(mention: Mention, context: set[str], published_at: Optional[str], gaz: Gazetteer) -> Entry:
@@ -113,28 +103,10 @@ def historic_code(country: str, published_at: Optional[str], gaz: Gazetteer) -> 
     """Kiev in 1987 was in the Soviet Union: before a state dissolved, its
     successors' codes are reported as the historic state's ISO 3166-3 code."""
     if published_at:
-        for state in gaz.historic:
-            if country in state.successors and published_at[:10] < state.dissolved:
+        for state in gaz.states_of.get(country, ()):
+            if published_at[:10] < state.dissolved:
                 return state.code
     return country
-
-
-def country_of_place_label(label: str, gaz: Optional[Gazetteer] = None) -> Optional[str]:
-    """A source's structured place label ('el-salvador', 'usa', 'Paris') -> ISO alpha-2."""
-    gaz = gaz or load_gazetteer()
-    code = gaz.place_labels.get(label.strip().lower())
-    if code:
-        return code
-    words = label.replace("-", " ").replace("_", " ").strip()
-    if not words:
-        return None
-    try:
-        return pycountry.countries.lookup(words).alpha_2
-    except LookupError:
-        pass
-    key = name_key(words.title() if words.islower() or words.isupper() else words)
-    entries = [e for e in gaz.names.get(key) if e.kind in ("country", "place") and e.country]
-    return entries[0].country if entries else None
 
 
 @dataclass
@@ -154,7 +126,7 @@ def country_evidence(mentions: Iterable[Mention], dateline_entry: Optional[Entry
                      gaz: Gazetteer) -> tuple[dict[str, CountryEvidence], list[dict]]:
     """Evidence per ISO code in order of first evidence, and the named places (countries excluded)."""
     mentions = list(mentions)
-    label_codes = [c for c in (country_of_place_label(label, gaz) for label in place_labels) if c]
+    label_codes = [c for c in map(gaz.label_codes.__getitem__, place_labels) if c]
     named = {m.candidates[0].country for m in mentions
              if len({e.country for e in m.candidates}) == 1 and m.candidates[0].country}
     context = named | set(label_codes) | ({dateline_entry.country} if dateline_entry else set())
@@ -167,7 +139,10 @@ def country_evidence(mentions: Iterable[Mention], dateline_entry: Optional[Entry
         if not entry.country:
             return None
         code = historic_code(entry.country, published_at, gaz)
-        return evidence.setdefault(code, CountryEvidence(code))
+        ev = evidence.get(code)
+        if ev is None:
+            ev = evidence[code] = CountryEvidence(code)
+        return ev
 
     for code in label_codes:
         code = historic_code(code, published_at, gaz)

@@ -9,7 +9,7 @@ from typing import Iterable, Optional
 
 from wirestream.schemas import Subject
 from wirestream.transforms.tag.gazetteer import read_data
-from wirestream.transforms.tag.text import PhraseIndex, Tokens, name_key
+from wirestream.transforms.tag.text import LOWER, MEMO_SIZE, Memo, PhraseIndex, Tokens, name_key
 
 # IPTC subject codes and legacy Media Topic codes carry their top level in the first two digits.
 _NUMERIC_CODE = re.compile(r"(?:^|[:/])(?P<top>0[1-9]|1[0-7])\d{6}$")
@@ -24,6 +24,11 @@ class Rules:
     source_prefixes: list[tuple[str, str]] = field(default_factory=list)
     event_types: dict[str, dict[str, str]] = field(default_factory=dict)
     event_phrases: PhraseIndex[str] = field(default_factory=PhraseIndex)
+    # subject code -> topic_of_subject, remembered: codes repeat
+    subject_topics: Memo[str, Optional[str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.subject_topics = Memo(lambda code: topic_of_subject(Subject(code), self), MEMO_SIZE)
 
 
 def _lower_key(phrase: str) -> tuple[str, ...]:
@@ -65,31 +70,38 @@ def topic_of_subject(subject: Subject, rules: Rules) -> Optional[str]:
     return f"medtop:{m.group('top')}000000" if m else None
 
 
-def topics(subjects: Iterable[Subject], headline: Tokens, body: Tokens, rules: Rules) -> list[dict]:
-    """From the source's subjects when any maps to a Media Topic, else from keywords."""
+def topics(subjects: Iterable[Subject], headline: tuple[Tokens, list[int]], body: tuple[Tokens, list[int]],
+           rules: Rules) -> list[dict]:
+    """From the source's subjects when any maps to a Media Topic, else from keywords.
+    headline, body: (tokens, the positions where a phrase may start); keywords match
+    in lower case."""
     found: dict[str, None] = {}
     for subject in subjects:
-        topic = topic_of_subject(subject, rules)
+        topic = rules.subject_topics[subject.code]
         if topic:
             found.setdefault(topic)
     if found:
         return [{"code": c, "label": rules.topic_labels[c], "source": "subject"} for c in found]
-    in_headline = {code for _, _, codes in rules.topic_keywords.scan(headline) for code in codes}
+    fold = LOWER.__getitem__
+    in_headline = {code for _, _, codes in rules.topic_keywords.scan(*headline, fold) for code in codes}
     body_keywords: dict[str, set[tuple]] = {}
-    for start, length, codes in rules.topic_keywords.scan(body):
+    tokens = body[0]
+    for start, length, codes in rules.topic_keywords.scan(*body, fold):
         for code in codes:
-            body_keywords.setdefault(code, set()).add(tuple(body[start:start + length]))
+            body_keywords.setdefault(code, set()).add(tuple(map(fold, tokens[start:start + length])))
     chosen = sorted(in_headline | {c for c, words in body_keywords.items() if len(words) >= rules.min_topic_hits},
                     key=lambda c: (-len(body_keywords.get(c, ())), c))
     return [{"code": c, "label": rules.topic_labels[c], "source": "keywords"} for c in chosen]
 
 
-def event_types(segments: Iterable[Tokens], rules: Rules) -> list[dict]:
-    """Each event type once, with the first phrase that evidenced it, in the data file's order."""
+def event_types(segments: Iterable[tuple[Tokens, list[int]]], rules: Rules) -> list[dict]:
+    """Each event type once, with the first phrase (in lower case) that evidenced it, in
+    the data file's order. segments: (tokens, the positions where a phrase may start)."""
     evidence: dict[str, str] = {}
-    for tokens in segments:
-        for start, length, names in rules.event_phrases.scan(tokens):
+    fold = LOWER.__getitem__
+    for tokens, starts in segments:
+        for start, length, names in rules.event_phrases.scan(tokens, starts, fold):
             for name in names:
-                evidence.setdefault(name, " ".join(tokens[start:start + length]))
+                evidence.setdefault(name, " ".join(map(fold, tokens[start:start + length])))
     return [{"type": name, "cameo": spec["code"], "label": spec["label"], "evidence": evidence[name]}
             for name, spec in rules.event_types.items() if name in evidence]

@@ -5,6 +5,7 @@ import numpy as np
 from tests.transforms.dedup.stories import STORY, story
 from wirestream.transforms.dedup import DedupSettings, cluster_records
 from wirestream.transforms.dedup.relate import same_facts
+from wirestream.transforms.dedup import sketch
 from wirestream.transforms.dedup.sketch import band_keys, sketch_record
 
 
@@ -35,3 +36,37 @@ def test_signatures_and_bucket_keys_are_pinned_across_releases():
     assert signature[:4].tolist() == [30531466, 2866671, 7207506, 32435744]
     assert hashlib.sha256(sketch.signature).hexdigest()[:16] == "47abeed103c9f2c3"
     assert band_keys(sketch, DedupSettings())[:2] == [1538653824, 5205789013]
+
+
+def _by_regex(text, num_perm=128):
+    """What ``_words_sketch`` gives, by the token regex and word codes (its path beyond ASCII)."""
+    tokens = sketch._TOKEN.findall(text.lower())
+    codes = sketch._WORD_CODES.of(tokens)
+    signature, shingles = sketch.minhash(codes & sketch._WORD_HASH_MASK, num_perm)
+    return signature, shingles, len(tokens), sketch._facts(tokens, np.flatnonzero(codes >> 32).tolist())
+
+
+def test_ascii_words_are_tokenised_and_coded_as_the_token_regex_does():
+    texts = [
+        "", "one", "Two words", "a..b ,c, d: e/f/g 1,234.5 6/8 pct :x x: ..y",
+        "U.S. and U.K. rates 7-1/2 pct, 10:30 a.m. http://x.example/a/b.html",
+        "seventy-five  TEN tens tenth ten_ ten1 hundred_thousand half-year quarter",
+        "snake_case __init__ _ __ 3_000 x" + "9" * 80 + " " + "a" * 80,
+        "\tNet\n\nrose 12 pct to 5.1 mln dlrs vs 4.2 mln, up from one billion...",
+        STORY, STORY.upper(), "1 2 3 4 5", "x 1", "1 x", "1",
+    ]
+    for text in texts:
+        for num_perm in (128, 16):
+            assert sketch._words_sketch(text, num_perm) == _by_regex(text, num_perm), text
+
+
+def test_text_beyond_ascii_keeps_unicode_words():
+    # "Zürich" is one word for the token regex, not "z" and "rich".
+    signature, shingles, count, facts = sketch._words_sketch("Banks in Zürich sold 5 mln francs", 128)
+    assert count == 7 and (signature, shingles, count, facts) == _by_regex("Banks in Zürich sold 5 mln francs")
+
+
+def test_repeated_shingles_count_once():
+    assert sketch._words_sketch("a b c a b c a b c", 128)[1] == 3
+    assert sketch._words_sketch("x y", 128)[1] == 2 and sketch._words_sketch("x x", 128)[1] == 1
+    assert sketch._words_sketch("", 128)[1] == 0

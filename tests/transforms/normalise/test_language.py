@@ -116,7 +116,7 @@ def test_a_script_only_one_language_uses_decides_without_statistics(text, expect
     from wirestream.transforms.normalise import language
     model = language._profile_model()
     monkeypatch.setattr(model, "log_prob", None)  # any n-gram scoring would fail
-    monkeypatch.setattr(model, "word_scores", language._WordScores(model))
+    monkeypatch.setattr(model, "word_table", language._WordTable(model))
     detected = detect_language(text)
     assert (detected.code, detected.confidence, detected.probabilities) == (expected, 1.0, ((expected, 1.0),))
 
@@ -126,3 +126,38 @@ def test_a_shared_script_is_still_scored():
     assert detect_language("Уряд оголосив у вівторок нові заходи для економіки країни.").code == "uk"
     # Greek words in a Latin text do not make it Greek.
     assert detect_language("The word δημοκρατία means rule by the people in Greek.").code == "en"
+
+
+def test_word_scores_are_summed_in_reading_order():
+    import numpy as np
+
+    from wirestream.transforms.normalise import language
+    model = language._profile_model()
+    table = language._WordTable(model)
+    table.rows = table.rows[:2]  # force the rows to grow while words are added
+    words = "The central bank raised rates on Monday Die Zentralbank hob die Zinsen BANK".split()
+    ids = table.ids(words)
+    assert ids[-1] == 0 and table.letters[0] == 0  # capitals score nothing
+    expected = np.zeros(len(model.codes), dtype=np.float32)
+    expected[0] = np.float32(-1e9)
+    start = expected.copy()
+    for word, row in zip(words, ids):
+        grams = model.word_rows(word)
+        score = model.log_prob[grams].sum(axis=0) if grams else np.zeros_like(expected)
+        assert table.rows[row].tobytes() == score.tobytes()
+        expected = expected + score  # one word after the other
+    assert language._add_rows(start, table.rows, ids).tobytes() == expected.tobytes()
+
+
+def test_a_decisive_lead_gives_the_full_posterior(monkeypatch):
+    from wirestream.transforms.normalise import language
+    text = ("The central bank raised its key interest rate on Monday for the third time this year, "
+            "saying that inflation was still far too high and that it would act again if needed. ") * 4
+    shortcut = detect_language(text)
+    model = language._profile_model()
+    monkeypatch.setattr(model, "sole_profile", [False] * len(model.codes))  # always the full posterior
+    full = detect_language(text)
+    assert (shortcut.code, shortcut.confidence, shortcut.probabilities, shortcut.letters) == (
+        full.code, full.confidence, full.probabilities, full.letters) == ("en", 1.0, (("en", 1.0),),
+                                                                          shortcut.letters)
+    assert shortcut.letters < len(text)  # it stopped early

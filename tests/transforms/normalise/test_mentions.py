@@ -48,3 +48,16 @@ def test_month_and_year_boundaries():
 
 def test_repeated_mentions_are_listed_once():
     assert resolved("On Monday he spoke. On Monday she replied.") == [("On Monday", "2024-06-24")]
+
+
+@pytest.mark.parametrize("text", [
+    "Talks ended on Sunday and resume next week; prices fell three days ago.",
+    "on" + " " * 30 + "monday",  # a whitespace run too long for the search window
+    "three" + " " * 10 + "months" + " " * 19 + "ago, and then on" + "\n" * 25 + "friday",
+    "holiday yearly weekend mondays todays daylight 12 days ago",
+    "earlier this\n\nmonth and late on\twednesday, yesterday, tonight",
+])
+def test_mentions_found_near_anchors_are_the_full_scan(text):
+    from wirestream.transforms.normalise.mentions import _MENTION, _mentions
+    lowered = text.lower()
+    assert [m.span() for m in _mentions(lowered)] == [m.span() for m in _MENTION.finditer(lowered)]

@@ -76,3 +76,27 @@ def test_strip_boilerplate_keeps_a_related_paragraph_followed_by_story_text():
     long_paragraph = "The minister said " + "the talks would continue " * 10 + "."
     body = f"Related: this is not a list.\n\n{long_paragraph}"
     assert strip_boilerplate(body) == (body, [])
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Cocoa rose.\n\nTraders said so.", "Cocoa rose.\n\nTraders said so."),  # already clean
+    ("Cocoa rose.\nTraders said so.", "Cocoa rose. Traders said so."),
+    ("Cocoa  rose.", "Cocoa rose."),
+    ("Cocoa\trose.", "Cocoa rose."),
+    ("Cocoa rose.\n\n\nTraders", "Cocoa rose.\n\nTraders"),
+    ("Cocoa rose.\n\n Traders", "Cocoa rose.\n\nTraders"),
+    ("Cocoa rose. \n\nTraders", "Cocoa rose.\n\nTraders"),
+    (" Cocoa rose.", "Cocoa rose."),
+    ("Cocoa rose.\n", "Cocoa rose."),
+    ("Cocoa\x0b rose\x7f.", "Cocoa rose."),
+    ("Cocoa rose.^M\n\nTraders", "Cocoa rose.\n\nTraders"),
+    ("Cocoa rose.\r\n\r\nTraders", "Cocoa rose.\n\nTraders"),
+    ("a \n \n b\n  \nc", "a\n\nb\n\nc"),
+])
+def test_ascii_text_is_returned_as_is_only_when_clean(text, expected):
+    # ASCII text already in clean form is returned without the clean-up passes.
+    assert clean_text(text) == expected
+
+
+def test_line_breaks_inside_a_paragraph_take_their_surrounding_whitespace():
+    assert clean_text("one \u2028\n\u3000two\nthree \n\u00a0four") == "one two three four"

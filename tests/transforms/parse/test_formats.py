@@ -185,6 +185,20 @@ def test_reuters_brief_is_a_headline_only_story():
     assert story.body == ""
 
 
+def test_reuters_elements_read_as_the_first_open_tag_to_the_first_close_after_it():
+    from wirestream.transforms.parse.reuters import _element
+    assert _element("<T>a</T> <T>b</T>", "T") == "a"
+    assert _element("x</T><T>a<T>b</T>", "T") == "a<T>b"  # a close before the open does not count
+    assert _element("<T></T>", "T") == "" and _element("<T>a", "T") is None and _element("a</T>", "T") is None
+    assert _element("<TX>a</TX>", "T") is None
+    # <TEXT ...> with attributes, its content up to the first </TEXT>
+    story = one_story(b'<REUTERS NEWID="3"><TEXTS/><TEXT TYPE="UNPROC">&#2;Loose copy\n 1 &amp; 2\n</TEXT>'
+                      b"</TEXT></REUTERS>", "sgm")
+    assert story.body == "Loose copy 1 & 2" and story.headline == ""
+    dead = list(parse_record(RawRecord(b'<REUTERS NEWID="4"><TEXT>no close</REUTERS>', ORIGIN, "sgm")))
+    assert dead[0].error == "Reuters-21578 element without <TEXT>"
+
+
 def test_reuters_latin1_byte_is_not_a_dead_letter():
     story = one_story(REUTERS.replace(b"more", b"m\xfcre"), "sgm")
     assert "müre" in story.body

@@ -156,7 +156,6 @@ def client_config(pairs: Optional[Iterable[str]] = None,
     environment variable NAME, so a file can name a secret without holding it."""
     import javaproperties
     environ = os.environ if environ is None else environ
-    known = _known_settings()
     entries: list[tuple[str, str, str]] = []
     if properties_file:
         try:
@@ -172,6 +171,9 @@ def client_config(pairs: Optional[Iterable[str]] = None,
             raise KafkaSpecError("--kafka-config: expected KEY=VALUE, got a value without '='")
         entries.append(("--kafka-config", key, value))
     config, jaas = ClientConfig(), None
+    # kafka-python is imported only when there is something to check: a run that
+    # neither reads nor writes Kafka starts without it.
+    known = _known_settings() if entries else {}
     for where, raw_key, value in entries:
         key = raw_key.strip().replace(".", "_").replace("-", "_")
         if key.startswith("config_providers"):
