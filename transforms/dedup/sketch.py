@@ -5,10 +5,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import threading
 import zlib
 from typing import Iterable, NamedTuple, Optional
 
-import numba
 import numpy as np
 
 from wirestream.schemas import EventRecord
@@ -108,12 +108,34 @@ _WORD_HASH_MASK = np.uint64(0xFFFFFFFF)
 # Compiled kernels (numba): a Python loop over a story's words, or a (shingles x
 # num_perm) NumPy matrix, costs several times what the whole sketch may. The
 # cache keeps the machine code beside this file (or in the user's cache), so a
-# process loads rather than compiles it.
+# process loads rather than compiles it. numba itself is imported, and the
+# kernels bound to their compiled versions, on the first sketch
+# (``_compile_kernels``): a process that never sketches (the command of a
+# bounded run, whose workers sketch) does not pay its import.
+_KERNELS: list = []  # the kernel functions, in the order they are defined
+_COMPILED = False
+
+
 def _jit(fn):
-    try:
-        return numba.njit(cache=True, nogil=True)(fn)
-    except RuntimeError:  # nowhere writable for the cache: each process compiles
-        return numba.njit(nogil=True)(fn)
+    _KERNELS.append(fn)
+    return fn
+
+
+_COMPILE_LOCK = threading.Lock()
+
+
+def _compile_kernels() -> None:
+    global _COMPILED
+    import numba
+    with _COMPILE_LOCK:
+        if _COMPILED:
+            return
+        for fn in _KERNELS:  # kernels find each other as globals when they are compiled
+            try:
+                globals()[fn.__name__] = numba.njit(cache=True, nogil=True)(fn)
+            except RuntimeError:  # nowhere writable for the cache: each process compiles
+                globals()[fn.__name__] = numba.njit(nogil=True)(fn)
+        _COMPILED = True
 
 # ASCII bytes: 1 for a word character (``\w``), 2 for a separator ``_TOKEN`` lets join two words.
 _CHAR_CLASS = np.zeros(256, dtype=np.uint8)
@@ -288,6 +310,8 @@ def _signature(lowest: np.ndarray) -> bytes:
 
 def minhash(word_hashes: np.ndarray, num_perm: int) -> tuple[bytes, int]:
     """MinHash of the word 3-shingles of a story's word hashes (single words if fewer than 3)."""
+    if not _COMPILED:
+        _compile_kernels()
     lowest, distinct = _min_hashes(word_hashes, *_permutations(num_perm))
     return _signature(lowest), distinct if len(word_hashes) else 0
 
@@ -306,6 +330,8 @@ def _facts(tokens: list[str], figures: list[int]) -> tuple[tuple[int, int], ...]
 def _words_sketch(text: str, num_perm: int) -> tuple[bytes, int, int, tuple[tuple[int, int], ...]]:
     """-> (signature, distinct shingles (0: no words), number of tokens, facts)."""
     low = text.lower()
+    if not _COMPILED:
+        _compile_kernels()
     if low.isascii():
         lowest, distinct, count, facts = _ascii_sketch(
             np.frombuffer(low.encode("ascii"), dtype=np.uint8), *_permutations(num_perm))
