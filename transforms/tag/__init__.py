@@ -64,21 +64,24 @@ _HAS_KIND = {kind: bytes(bool(kinds & kind) for kinds in range(256)) for kind in
 
 
 class _Segment:
-    """A text's tokens and the kinds of phrase that may start at each (one C-speed pass
-    over the tokens, as bytes), so that each tagger looks only at its few positions."""
+    """A text's tokens, the positions where some phrase may start and the kinds of phrase
+    that may start at each (C-speed passes over the tokens, kinds as bytes), so that each
+    tagger looks only at its few positions."""
 
-    __slots__ = ("tokens", "shouted", "_kinds")
+    __slots__ = ("tokens", "shouted", "_starts", "_kinds")
 
     def __init__(self, text: str, shouted: bool, gaz: Gazetteer, phrase_kinds: Memo[Optional[str], int]) -> None:
         self.tokens = tokens = tokens_of(text, shouted, gaz)
         self.shouted = shouted
-        self._kinds = bytes(map(phrase_kinds.__getitem__, tokens))
+        kinds = bytes(map(phrase_kinds.__getitem__, tokens))
+        self._starts = list(compress(count(), kinds))
+        self._kinds = bytes(compress(kinds, kinds))
 
     def starts(self, kind: int) -> list[int]:
         """The positions where a phrase of this kind may start. Asked only by the
         taggers that run (titles and designators not in all-capitals text, keywords
         not when the subjects give the topics)."""
-        return list(compress(count(), self._kinds.translate(_HAS_KIND[kind])))
+        return list(compress(self._starts, self._kinds.translate(_HAS_KIND[kind])))
 
 
 def dateline_and_body(record: EventRecord) -> tuple[Optional[Dateline], str]:
