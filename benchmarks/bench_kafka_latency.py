@@ -218,8 +218,9 @@ def main() -> int:
             warmup = bench.step(run, stories, 2, 10.0, grace=args.startup)
             print(f"warm-up (the run starting): {warmup.line()}", flush=True)
             if len(warmup.latencies) < warmup.produced:
-                print(f"the run did not start within {args.startup:.0f} s"
-                      + (f" (it exited {run.returncode})" if run.poll() is not None else ""))
+                print(f"the run exited {run.returncode} before its first stories arrived"
+                      if run.poll() is not None else
+                      f"the run did not start within {args.startup:.0f} s")
                 return 1
             results = []
             for rate in (int(r) for r in args.rates.split(",")):
@@ -237,8 +238,9 @@ def main() -> int:
                 err = run.stderr.read().strip().splitlines()
                 print(f"SIGINT: the run exited {run.returncode} after "
                       f"{time.monotonic() - stopping:.1f} s; {err[-1:]}")
-                if run.returncode:  # why it failed: the end of its log
-                    print("\n".join(err[-15:]))
+                if run.returncode:  # why it failed: its own error lines, the end of its log
+                    print("\n".join([line for line in err[:-10] if line.startswith("wirestream:")]
+                                    + err[-10:]))
             except subprocess.TimeoutExpired:
                 run.kill()
                 print("SIGINT: the run did not stop within 60 s (killed)")
