@@ -14,23 +14,9 @@ import time
 import pytest
 
 from wirestream.pipelines import engines
-from tests.kafka_broker import require_engine
 from tests.pipelines.test_cli import summary_of, wirestream
 
 pytestmark = [pytest.mark.flink, pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture
-def flink_job_server():
-    if engines.java_binary() is None:
-        require_engine("Flink needs Java, which is not installed")
-    jar = engines.flink_job_server_jar()
-    if jar is None:
-        reason = engines.unavailable_reason(engines.FLINK_JOB_SERVER)
-        if reason:  # make engines tried: the registry does not serve it
-            pytest.skip(reason)
-        require_engine(engines.missing_reason(engines.FLINK_JOB_SERVER))
-    return jar
 
 
 def test_the_assembled_job_server_starts_with_java_jar(flink_job_server):
