@@ -118,7 +118,9 @@ class _ProfileModel:
         prob = np.zeros((len(index), len(names)), dtype=np.float64)
         rows, columns, values = zip(*cells)
         prob[np.array(rows), np.array(columns)] = values
-        self.log_prob = np.log(prob + _SMOOTHING).astype(np.float32)
+        # One more row, of zeros, past the n-grams' rows: padding for _word_scores.
+        self.log_prob = np.vstack([np.log(prob + _SMOOTHING).astype(np.float32),
+                                   np.zeros((1, len(names)), dtype=np.float32)])
         self.index = index
         self.char_classes = _CharClasses()
         self.word_table = _WordTable(self)
@@ -152,15 +154,18 @@ class _ProfileModel:
     def word_rows(self, word: str) -> list[int]:
         """Rows of the word's known 1-3-grams, padded with spaces as langdetect
         does (" ab", "ab ", ...); none for a word in capitals (langdetect
-        ignores acronyms and tickers). Its score is their summed log-probabilities."""
+        ignores acronyms and tickers). Its score is their summed log-probabilities,
+        in this order: 1-grams, 2-grams, 3-grams, each from the left."""
         if len(word) > 1 and word.isupper():
             return []
         padded = f" {word} "
-        index = self.index
-        return [index[gram]
-                for n in (1, 2, 3)
-                for start in range(len(padded) - n + 1)
-                if (gram := padded[start:start + n]) != " " and gram in index]
+        get = self.index.get
+        end = len(padded)
+        # The 1-grams leave out the padding (" " is no gram).
+        rows = [get(padded[i:i + 1]) for i in range(1, end - 1)]
+        rows += [get(padded[i:i + 2]) for i in range(end - 1)]
+        rows += [get(padded[i:i + 3]) for i in range(end - 2)]
+        return [row for row in rows if row is not None]
 
 
 class _WordTable:
@@ -188,9 +193,7 @@ class _WordTable:
         model = self._model
         grams = {word: model.word_rows(word) for word in words}
         scored = [word for word, rows in grams.items() if rows]
-        # Summed word by word: np.add.reduceat over all of them would add in another order.
-        log_prob = model.log_prob
-        sums = [log_prob[grams[word]].sum(axis=0) for word in scored]
+        sums = _word_scores(model.log_prob, [grams[word] for word in scored])
         with self._lock:
             first = len(self.letters)
             end = first + len(scored)
@@ -205,6 +208,23 @@ class _WordTable:
             self.row_of.update((word, 0) for word, rows in grams.items() if not rows)
             if len(self.row_of) >= _WORD_CACHE_LIMIT and model.word_table is self:
                 model.word_table = _WordTable(model)
+
+
+def _word_scores(log_prob: np.ndarray, word_grams: list[list[int]]) -> np.ndarray:
+    """Per word, log_prob[its grams].sum(axis=0), bit for bit, for all the words
+    at once: the words' grams side by side, padded with a row of zeros (x + 0
+    is x, and no score is -0.0), added column after column, so each word's
+    grams are added one after the other in its order, as that sum does
+    (np.add.reduceat or a sum over axis 1 may add in another order)."""
+    if not word_grams:
+        return np.zeros((0, log_prob.shape[1]), dtype=np.float32)
+    width = max(map(len, word_grams))
+    pad = len(log_prob) - 1  # the row of zeros (_ProfileModel.log_prob)
+    index = np.array([grams + [pad] * (width - len(grams)) for grams in word_grams], dtype=np.intp)
+    sums = log_prob[index[:, 0]]
+    for column in range(1, width):
+        sums += log_prob[index[:, column]]
+    return sums
 
 
 def _add_rows(total: np.ndarray, rows: np.ndarray, ids: list[int]) -> np.ndarray:
