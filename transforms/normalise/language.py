@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import itertools
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Optional
 
+import numba
 import numpy as np
 import pycountry
 from langdetect.detector import Detector
@@ -118,9 +120,7 @@ class _ProfileModel:
         prob = np.zeros((len(index), len(names)), dtype=np.float64)
         rows, columns, values = zip(*cells)
         prob[np.array(rows), np.array(columns)] = values
-        # One more row, of zeros, past the n-grams' rows: padding for _word_scores.
-        self.log_prob = np.vstack([np.log(prob + _SMOOTHING).astype(np.float32),
-                                   np.zeros((1, len(names)), dtype=np.float32)])
+        self.log_prob = np.log(prob + _SMOOTHING).astype(np.float32)
         self.index = index
         self.char_classes = _CharClasses()
         self.word_table = _WordTable(self)
@@ -210,29 +210,51 @@ class _WordTable:
                 model.word_table = _WordTable(model)
 
 
+def _jit(fn):
+    # The machine code is cached beside this file (or in the user's cache), so a
+    # process loads rather than compiles it; nowhere writable: each process compiles.
+    try:
+        return numba.njit(cache=True, nogil=True)(fn)
+    except RuntimeError:
+        return numba.njit(nogil=True)(fn)
+
+
+@_jit
+def _sum_grams(log_prob, grams, starts, out):
+    # Word w's score: the rows grams[starts[w]:starts[w + 1]] added one after
+    # the other in float32, as log_prob[rows].sum(axis=0) adds them.
+    for w in range(out.shape[0]):
+        out[w, :] = log_prob[grams[starts[w]]]
+        for g in range(starts[w] + 1, starts[w + 1]):
+            out[w, :] += log_prob[grams[g]]
+
+
 def _word_scores(log_prob: np.ndarray, word_grams: list[list[int]]) -> np.ndarray:
-    """Per word, log_prob[its grams].sum(axis=0), bit for bit, for all the words
-    at once: the words' grams side by side, padded with a row of zeros (x + 0
-    is x, and no score is -0.0), added column after column, so each word's
-    grams are added one after the other in its order, as that sum does
-    (np.add.reduceat or a sum over axis 1 may add in another order)."""
-    if not word_grams:
-        return np.zeros((0, log_prob.shape[1]), dtype=np.float32)
-    width = max(map(len, word_grams))
-    pad = len(log_prob) - 1  # the row of zeros (_ProfileModel.log_prob)
-    index = np.array([grams + [pad] * (width - len(grams)) for grams in word_grams], dtype=np.intp)
-    sums = log_prob[index[:, 0]]
-    for column in range(1, width):
-        sums += log_prob[index[:, column]]
-    return sums
+    """Per word (each with one gram or more), log_prob[its grams].sum(axis=0),
+    bit for bit, for all the words in one compiled call (a NumPy call per word
+    cost more than the rest of first sight)."""
+    out = np.empty((len(word_grams), log_prob.shape[1]), dtype=np.float32)
+    if word_grams:
+        starts = np.zeros(len(word_grams) + 1, dtype=np.intp)
+        np.cumsum(list(map(len, word_grams)), out=starts[1:])
+        grams = np.fromiter(itertools.chain.from_iterable(word_grams), dtype=np.intp,
+                            count=int(starts[-1]))
+        _sum_grams(log_prob, grams, starts, out)
+    return out
+
+
+@_jit
+def _add_rows_kernel(total, rows, ids):
+    out = total.copy()
+    for i in ids:
+        out += rows[i]
+    return out
 
 
 def _add_rows(total: np.ndarray, rows: np.ndarray, ids: list[int]) -> np.ndarray:
     """total + rows[ids[0]] + rows[ids[1]] + ..., added in that order (float32
     addition is not associative: the order fixes the result)."""
-    block = rows[ids]
-    block[0] += total
-    return block.sum(axis=0)  # along axis 0 numpy adds row after row
+    return _add_rows_kernel(total, rows, np.array(ids, dtype=np.intp))
 
 
 _model: Optional[_ProfileModel] = None
