@@ -311,9 +311,12 @@ def detect_language(text: str, min_letters: int = 10, max_chars: int = 1000) -> 
     Reading stops early once one language leads decisively (see _DECISIVE_GAP),
     and text wholly in a script of one language needs no statistics."""
     model = _profile_model()
-    text = Detector.URL_RE.sub(" ", text[:max_chars])
-    # Both substitutions change nothing without an "@" or a combining mark, and cost
-    # more than the rest of the preparation: skipped then.
+    text = text[:max_chars]
+    # The substitutions change nothing without a "://" (URL_RE's is literal), an
+    # "@" or a combining mark, and cost more than the rest of the preparation:
+    # skipped then.
+    if "://" in text:
+        text = Detector.URL_RE.sub(" ", text)
     if "@" in text:
         text = Detector.MAIL_RE.sub(" ", text)
     if text.isascii():

@@ -178,6 +178,9 @@ _TRAILING_SIGN_OFF = re.compile(
 _RELATED = re.compile(
     r"(?:related(?: stories| coverage| articles| news)?|read more|see also|more on this)\s*:\s*(.*)",
     re.IGNORECASE)
+# What _RELATED can start with: "r", "s", "m" in any case, under re.IGNORECASE's
+# Unicode folding ("\u017f", long s, matches "s"); other paragraphs skip the regex.
+_RELATED_FIRST = frozenset("rRsSmM\u017f")
 _RELATED_SEPARATOR = re.compile(r"[;|\u2022\n]")
 _BULLETS = " -*\u2022\u25aa"
 _MAX_RELATED_LINE = 200  # longer lines are story text, not a list of links
@@ -189,7 +192,7 @@ def strip_boilerplate(body: str) -> tuple[str, list[str]]:
     paragraphs = body.split("\n\n")
     related: list[str] = []
     for i, paragraph in enumerate(paragraphs):
-        m = _RELATED.match(paragraph)
+        m = _RELATED.match(paragraph) if paragraph[:1] in _RELATED_FIRST else None
         tail = paragraphs[i + 1:]
         if m and all(len(p) <= _MAX_RELATED_LINE for p in tail):
             items = [m.group(1)] if m.group(1) else []
@@ -200,6 +203,8 @@ def strip_boilerplate(body: str) -> tuple[str, list[str]]:
             break
     while paragraphs and _SIGN_OFF.fullmatch(paragraphs[-1]):
         paragraphs.pop()
-    if paragraphs:
+    # The sign-off regex tried at every space of the paragraph costs more than
+    # this test of the words it needs.
+    if paragraphs and ("euter" in paragraphs[-1] or "EUTER" in paragraphs[-1]):
         paragraphs[-1] = _TRAILING_SIGN_OFF.sub("", paragraphs[-1])
     return "\n\n".join(paragraphs), related
