@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import itertools
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -154,18 +153,15 @@ class _ProfileModel:
     def word_rows(self, word: str) -> list[int]:
         """Rows of the word's known 1-3-grams, padded with spaces as langdetect
         does (" ab", "ab ", ...); none for a word in capitals (langdetect
-        ignores acronyms and tickers). Its score is their summed log-probabilities,
-        in this order: 1-grams, 2-grams, 3-grams, each from the left."""
+        ignores acronyms and tickers). Its score is their summed log-probabilities."""
         if len(word) > 1 and word.isupper():
             return []
         padded = f" {word} "
-        get = self.index.get
-        end = len(padded)
-        # The 1-grams leave out the padding (" " is no gram).
-        rows = [get(padded[i:i + 1]) for i in range(1, end - 1)]
-        rows += [get(padded[i:i + 2]) for i in range(end - 1)]
-        rows += [get(padded[i:i + 3]) for i in range(end - 2)]
-        return [row for row in rows if row is not None]
+        index = self.index
+        return [index[gram]
+                for n in (1, 2, 3)
+                for start in range(len(padded) - n + 1)
+                if (gram := padded[start:start + n]) != " " and gram in index]
 
 
 class _WordTable:
@@ -193,7 +189,9 @@ class _WordTable:
         model = self._model
         grams = {word: model.word_rows(word) for word in words}
         scored = [word for word, rows in grams.items() if rows]
-        sums = _word_scores(model.log_prob, [grams[word] for word in scored])
+        # Summed word by word: np.add.reduceat over all of them would add in another order.
+        log_prob = model.log_prob
+        sums = [log_prob[grams[word]].sum(axis=0) for word in scored]
         with self._lock:
             first = len(self.letters)
             end = first + len(scored)
@@ -220,30 +218,6 @@ def _jit(fn):
 
 
 @_jit
-def _sum_grams(log_prob, grams, starts, out):
-    # Word w's score: the rows grams[starts[w]:starts[w + 1]] added one after
-    # the other in float32, as log_prob[rows].sum(axis=0) adds them.
-    for w in range(out.shape[0]):
-        out[w, :] = log_prob[grams[starts[w]]]
-        for g in range(starts[w] + 1, starts[w + 1]):
-            out[w, :] += log_prob[grams[g]]
-
-
-def _word_scores(log_prob: np.ndarray, word_grams: list[list[int]]) -> np.ndarray:
-    """Per word (each with one gram or more), log_prob[its grams].sum(axis=0),
-    bit for bit, for all the words in one compiled call (a NumPy call per word
-    cost more than the rest of first sight)."""
-    out = np.empty((len(word_grams), log_prob.shape[1]), dtype=np.float32)
-    if word_grams:
-        starts = np.zeros(len(word_grams) + 1, dtype=np.intp)
-        np.cumsum(list(map(len, word_grams)), out=starts[1:])
-        grams = np.fromiter(itertools.chain.from_iterable(word_grams), dtype=np.intp,
-                            count=int(starts[-1]))
-        _sum_grams(log_prob, grams, starts, out)
-    return out
-
-
-@_jit
 def _add_rows_kernel(total, rows, ids):
     out = total.copy()
     for i in ids:
@@ -253,7 +227,8 @@ def _add_rows_kernel(total, rows, ids):
 
 def _add_rows(total: np.ndarray, rows: np.ndarray, ids: list[int]) -> np.ndarray:
     """total + rows[ids[0]] + rows[ids[1]] + ..., added in that order (float32
-    addition is not associative: the order fixes the result)."""
+    addition is not associative: the order fixes the result), compiled: NumPy's
+    gather of the rows and its sum cost several times more."""
     return _add_rows_kernel(total, rows, np.array(ids, dtype=np.intp))
 
 
