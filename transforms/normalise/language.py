@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Optional
 
-import numba
 import numpy as np
 import pycountry
 from langdetect.detector import Detector
 from langdetect.detector_factory import PROFILES_DIRECTORY
 from langdetect.utils.ngram import NGram
+
+from wirestream.transforms.compiled import CompiledKernels
 
 UNDETERMINED = "und"
 
@@ -208,16 +209,10 @@ class _WordTable:
                 model.word_table = _WordTable(model)
 
 
-def _jit(fn):
-    # The machine code is cached beside this file (or in the user's cache), so a
-    # process loads rather than compiles it; nowhere writable: each process compiles.
-    try:
-        return numba.njit(cache=True, nogil=True)(fn)
-    except RuntimeError:
-        return numba.njit(nogil=True)(fn)
+_KERNELS = CompiledKernels(globals())
 
 
-@_jit
+@_KERNELS.kernel
 def _add_rows_kernel(total, rows, ids):
     out = total.copy()
     for i in ids:
@@ -229,6 +224,8 @@ def _add_rows(total: np.ndarray, rows: np.ndarray, ids: list[int]) -> np.ndarray
     """total + rows[ids[0]] + rows[ids[1]] + ..., added in that order (float32
     addition is not associative: the order fixes the result), compiled: NumPy's
     gather of the rows and its sum cost several times more."""
+    if not _KERNELS.compiled:
+        _KERNELS.compile()
     return _add_rows_kernel(total, rows, np.array(ids, dtype=np.intp))
 
 
