@@ -22,7 +22,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
 
-# Apache Kafka, Beam's Flink job server and IO expansion service (Maven, pinned) and
+# Apache Kafka, Beam's Flink job server (assembled from its Maven parts) and IO expansion service (Maven, pinned) and
 # Prism (go install), into one cache directory outside the repository. Idempotent.
 engines:
 	$(PYTHON) pipelines/engines.py fetch

@@ -2,16 +2,17 @@
 `wirestream run` reads it (stop=never) -> its record on the sink topic.
 
     python benchmarks/bench_kafka_latency.py [--rates 100,500,2000] [--seconds 25]
-        [--sustain 60] [--partitions 4] [-- RUN OPTIONS]
+        [--sustain 60] [--partitions 4] [--startup 180] [-- RUN OPTIONS]
 
 Starts its own broker (Apache Kafka after `make engines`, else Tansu) on a free port with an input
 topic of PARTITIONS partitions, starts the run (the CLI's streaming local
-runner unless RUN OPTIONS name a --runner), waits until a first story comes
-through, then produces real Reuters-21578 stories (cycled) at each steady
+runner unless RUN OPTIONS name a --runner), waits (up to STARTUP seconds) until
+the warm-up stories come through, then produces real Reuters-21578 stories (cycled) at each steady
 rate for SECONDS and prints, per rate: median and p99 latency (the time the
 record was seen on the output topic or its dead-letter topic - its Kafka
 timestamp, set when it was produced), how many arrived, whether lag grew
-(median of the last fifth against the first fifth), the run's CPU use, and
+(median of the last fifth against the first fifth), the run's CPU use (its
+process and the processes it started, such as a job server), and
 the consumer group's committed offsets while running. The highest rate whose
 median stayed under 2 s without growing lag is then held for SUSTAIN
 seconds. Finally the run is stopped with SIGINT and the time to exit printed.
@@ -61,9 +62,16 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU of a process and its live descendants (Linux /proc): a job
+    runner (Prism, Flink's job server) does the work in a child process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                    for c in (task / "children").read_text().split()]
+    except (FileNotFoundError, ProcessLookupError):  # exited meanwhile
+        return 0.0
+    return ((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            + sum(cpu_seconds(child) for child in children))
 
 
 @dataclass
@@ -159,13 +167,15 @@ class Bench:
             self.collect()
         return futures
 
-    def step(self, run: subprocess.Popen, payloads, rate: int, seconds: float) -> StepResult:
+    def step(self, run: subprocess.Popen, payloads, rate: int, seconds: float,
+             grace: float = GRACE_S) -> StepResult:
         cpu_before = cpu_seconds(run.pid)
         futures = self.produce(payloads, rate, seconds)
         cpu = cpu_seconds(run.pid) - cpu_before
         keys = [(m.partition, m.offset) for m in (f.get(timeout=30) for f in futures)]
-        deadline = time.monotonic() + GRACE_S
-        while time.monotonic() < deadline and not all(k in self.arrived for k in keys):
+        deadline = time.monotonic() + grace
+        while (time.monotonic() < deadline and run.poll() is None
+               and not all(k in self.arrived for k in keys)):
             self.collect()
         self.collect(timeout_ms=1000)  # the commit follows the write by a bundle
         committed = self.committed()
@@ -181,6 +191,9 @@ def main() -> int:
     parser.add_argument("--sustain", type=float, default=60.0,
                         help="hold the highest rate that met the target this long (0: skip)")
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--startup", type=float, default=180.0,
+                        help="how long the warm-up stories may take to arrive (a Flink job "
+                             "server and its job start in about 45 s)")
     parser.add_argument("run_options", nargs="*", help="extra options for wirestream run")
     args = parser.parse_args()
     run_options = list(args.run_options)
@@ -200,8 +213,15 @@ def main() -> int:
              f"{kafka}/{INPUT}?group={GROUP}&start=earliest", "--sink", f"{kafka}/{OUTPUT}",
              *run_options], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
-            warmup = bench.step(run, stories, 2, 10.0)  # start-up: Beam, DoFn set-up, clients
-            print(f"warm-up (the run starting): {warmup.line()}")
+            # Start-up (Beam, a job server, DoFn set-up, clients): the rates are measured
+            # only once every warm-up story has come through.
+            warmup = bench.step(run, stories, 2, 10.0, grace=args.startup)
+            print(f"warm-up (the run starting): {warmup.line()}", flush=True)
+            if len(warmup.latencies) < warmup.produced:
+                print(f"the run exited {run.returncode} before its first stories arrived"
+                      if run.poll() is not None else
+                      f"the run did not start within {args.startup:.0f} s")
+                return 1
             results = []
             for rate in (int(r) for r in args.rates.split(",")):
                 results.append(bench.step(run, stories, rate, args.seconds))
@@ -215,8 +235,12 @@ def main() -> int:
             run.send_signal(signal.SIGINT)
             try:
                 run.wait(timeout=60)
+                err = run.stderr.read().strip().splitlines()
                 print(f"SIGINT: the run exited {run.returncode} after "
-                      f"{time.monotonic() - stopping:.1f} s; {run.stderr.read().strip().splitlines()[-1:]}")
+                      f"{time.monotonic() - stopping:.1f} s; {err[-1:]}")
+                if run.returncode:  # why it failed: its own error lines, the end of its log
+                    print("\n".join([line for line in err[:-10] if line.startswith("wirestream:")]
+                                    + err[-10:]))
             except subprocess.TimeoutExpired:
                 run.kill()
                 print("SIGINT: the run did not stop within 60 s (killed)")

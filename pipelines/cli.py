@@ -192,36 +192,39 @@ def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings]:
         for warning in inline_secret_warnings(argv, standard.runner):
             print(f"wirestream: warning: {warning}", file=sys.stderr)
     settings = pipeline_settings(options, kafka_config, streaming=not bounded)
+    launch = options.view_as(LaunchOptions)
+    # Forked first: they load what the stages need while the graph is built and started.
+    workers = (_start_local_workers(options, settings)
+               if bounded and not launch.describe_only and not standard.no_wait_until_finish else 0)
+    finished = False
     try:
-        pipeline = beam.Pipeline(options=options)  # validates the options for the runner
-    except ValueError as exc:
-        raise UsageError(f"invalid pipeline options: {' '.join(str(exc).split())}") from None
-    try:
-        build_pipeline(pipeline, source, settings)
-    except (SinkError, SourceError) as exc:  # a sink or source that cannot be used
-        raise UsageError(str(exc)) from None
-    if options.view_as(LaunchOptions).describe_only:
-        describe_without_running(pipeline, options)
-        return None, settings
-    if options.view_as(StandardOptions).no_wait_until_finish:
-        # Submit and return (Flink/Dataflow launchers): the job runs on without us.
-        result = pipeline.run()
-        job_id = getattr(result, "job_id", None)
-        print(f"submitted job {job_id() if callable(job_id) else ''}".rstrip())
-        return None, settings
-    if bounded:
-        workers = _start_local_workers(options, settings)
-        finished = False
         try:
+            pipeline = beam.Pipeline(options=options)  # validates the options for the runner
+        except ValueError as exc:
+            raise UsageError(f"invalid pipeline options: {' '.join(str(exc).split())}") from None
+        try:
+            build_pipeline(pipeline, source, settings)
+        except (SinkError, SourceError) as exc:  # a sink or source that cannot be used
+            raise UsageError(str(exc)) from None
+        if launch.describe_only:
+            describe_without_running(pipeline, options)
+            return None, settings
+        if standard.no_wait_until_finish:
+            # Submit and return (Flink/Dataflow launchers): the job runs on without us.
+            result = pipeline.run()
+            job_id = getattr(result, "job_id", None)
+            print(f"submitted job {job_id() if callable(job_id) else ''}".rstrip())
+            return None, settings
+        if bounded:
             result = pipeline.run()
             result.wait_until_finish()
             finished = True
-        finally:
-            if workers:
-                stop_local_workers(finished)
-    else:
-        from wirestream.pipelines.streaming import run_until_interrupted
-        result = run_until_interrupted(pipeline)
+        else:
+            from wirestream.pipelines.streaming import run_until_interrupted
+            result = run_until_interrupted(pipeline)
+    finally:
+        if workers:
+            stop_local_workers(finished)
     return summary_from_metrics(result), settings
 
 

@@ -8,7 +8,10 @@ Everything lives in one cache directory outside the repository:
 ``$WIRESTREAM_ENGINES``, else ``${XDG_CACHE_HOME:-~/.cache}/wirestream/engines``.
 Apache Kafka (the broker's jars and their runtime dependencies) and Beam's Java
 artifacts come from Maven, pinned exactly; Prism is built from Beam's Go module
-with ``go install``. An engine the registry does not serve leaves a note
+with ``go install``. Beam's Flink job server is assembled from Maven artifacts
+(``_flink_job_server_pom``): Beam publishes it as one shaded jar, which the registry
+here does not serve for any release, so its parts are fetched instead and a small
+launcher jar names them in its manifest. An engine the registry does not serve leaves a note
 (``<engine>.unavailable``) with the reason, so tests can say why they skip.
 
 Stdlib only, and run as a script: ``make engines`` runs before the project is installed.
@@ -21,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -29,15 +33,23 @@ KAFKA_VERSION = "4.1.1"
 KAFKA_SCALA = "2.13"
 LOG4J_VERSION = "2.24.3"  # what Kafka 4.1.1 itself is built against
 FLINK_VERSION = "1.19"  # one that Beam 2.77 supports (1.19, 1.20, 2.0, 2.1, 2.2)
+# The Flink job server, assembled (see _flink_job_server_pom). The newest Flink runner
+# library served is 2.70.0 (Flink 1.19.0 with it); the one artifact it needs that is not
+# served at 2.70.0, beam-runners-java-job-service (JobServerDriver, JobInvoker,
+# PortablePipelineRunner: package org.apache.beam.runners.jobsubmission), is taken at
+# 2.65.0, whose classes and signatures the 2.70 runner uses are the same.
+FLINK_RUNNER_BEAM_VERSION = "2.70.0"
+JOB_SERVICE_BEAM_VERSION = "2.65.0"
+SLF4J_VERSION = "2.0.16"  # the slf4j-api the runner library depends on; slf4j-simple logs to stderr
+FLINK_JOB_SERVER_MAIN = "org.apache.beam.runners.flink.FlinkJobServerDriver"
 
 KAFKA = "kafka"
 PRISM = "prism"
 FLINK_JOB_SERVER = "flink-job-server"
 EXPANSION_SERVICE = "io-expansion-service"
 
-# Maven coordinates of the single jars (the job server and expansion service are shaded).
+# Maven coordinates of the single jars (the expansion service is shaded).
 _BEAM_JARS = {
-    FLINK_JOB_SERVER: f"org.apache.beam:beam-runners-flink-{FLINK_VERSION}-job-server:{BEAM_VERSION}",
     EXPANSION_SERVICE: f"org.apache.beam:beam-sdks-java-io-expansion-service:{BEAM_VERSION}",
 }
 _PRISM_MODULE = "github.com/apache/beam/sdks/v2/go/cmd/prism"
@@ -57,6 +69,16 @@ def _kafka_libs() -> Path:
 
 def _prism_path() -> Path:
     return engines_dir() / f"prism-v{BEAM_VERSION}" / "prism"
+
+
+def _flink_job_server_dir() -> Path:
+    return engines_dir() / f"flink-{FLINK_VERSION}-job-server-{FLINK_RUNNER_BEAM_VERSION}"
+
+
+def _flink_job_server_path() -> Path:
+    """The launcher jar; its manifest's Class-Path names every jar in ``libs/`` beside it."""
+    return _flink_job_server_dir() / (
+        f"beam-runners-flink-{FLINK_VERSION}-job-server-{FLINK_RUNNER_BEAM_VERSION}.jar")
 
 
 def _jar_path(engine: str) -> Path:
@@ -81,8 +103,9 @@ def prism_binary() -> Optional[Path]:
 
 
 def flink_job_server_jar() -> Optional[Path]:
-    path = _jar_path(FLINK_JOB_SERVER)
-    return path if path.is_file() else None
+    """The job server to run as ``java -jar``, or None when not (completely) assembled."""
+    path = _flink_job_server_path()
+    return path if path.is_file() and _done_marker(path.parent).is_file() else None
 
 
 def expansion_service_jar() -> Optional[Path]:
@@ -140,6 +163,56 @@ def _kafka_pom() -> str:
             + "</dependencies></project>")
 
 
+def _flink_job_server_pom() -> str:
+    """The job server's parts: the Flink runner library with its runtime dependencies
+    (Flink, Beam's model, core, fn-execution, vendored gRPC and Guava), except the job
+    service at the runner's version, which is not served; that one at
+    JOB_SERVICE_BEAM_VERSION, without its own dependencies (the runner's win), and the
+    expansion service it starts, at the runner's version. slf4j-simple gives the logs."""
+    def dependency(group: str, artifact: str, version: str, exclusions: str = "") -> str:
+        return (f"<dependency><groupId>{group}</groupId><artifactId>{artifact}</artifactId>"
+                f"<version>{version}</version>"
+                + (f"<exclusions>{exclusions}</exclusions>" if exclusions else "")
+                + "</dependency>")
+    def exclusion(group: str, artifact: str) -> str:
+        return f"<exclusion><groupId>{group}</groupId><artifactId>{artifact}</artifactId></exclusion>"
+    beam = "org.apache.beam"
+    return ("<project xmlns=\"http://maven.apache.org/POM/4.0.0\"><modelVersion>4.0.0</modelVersion>"
+            "<groupId>wirestream.engines</groupId><artifactId>flink-job-server</artifactId>"
+            "<version>0</version><packaging>pom</packaging><dependencies>"
+            + dependency(beam, f"beam-runners-flink-{FLINK_VERSION}", FLINK_RUNNER_BEAM_VERSION,
+                         exclusion(beam, "beam-runners-java-job-service"))
+            + dependency(beam, "beam-runners-java-job-service", JOB_SERVICE_BEAM_VERSION,
+                         exclusion("*", "*"))
+            + dependency(beam, "beam-sdks-java-expansion-service", FLINK_RUNNER_BEAM_VERSION)
+            + dependency("org.slf4j", "slf4j-simple", SLF4J_VERSION)
+            + "</dependencies></project>")
+
+
+def _manifest(main_class: str, class_path: list[str]) -> bytes:
+    """A jar manifest: lines of at most 72 bytes, continued by a leading space."""
+    def wrap(line: str) -> bytes:
+        data = line.encode()
+        pieces = [data[:72]]
+        data = data[72:]
+        while data:
+            pieces.append(b" " + data[:71])
+            data = data[71:]
+        return b"\r\n".join(pieces)
+    lines = ["Manifest-Version: 1.0", f"Main-Class: {main_class}",
+             "Class-Path: " + " ".join(class_path)]
+    return b"\r\n".join(wrap(line) for line in lines) + b"\r\n\r\n"
+
+
+def _write_launcher_jar(path: Path, main_class: str, libs: Path) -> None:
+    """A jar holding only a manifest: its Main-Class, and a Class-Path of the jars
+    in LIBS relative to the jar (so ``java -jar`` works from anywhere)."""
+    relative = os.path.relpath(libs, path.parent).replace(os.sep, "/")
+    class_path = [f"{relative}/{jar.name}" for jar in sorted(libs.glob("*.jar"))]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("META-INF/MANIFEST.MF", _manifest(main_class, class_path))
+
+
 def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           **kwargs)
@@ -188,6 +261,33 @@ def _fetch_prism() -> str:
     return f"built: {path}"
 
 
+def _fetch_flink_job_server() -> str:
+    directory = _flink_job_server_dir()
+    if flink_job_server_jar() is not None:
+        return f"present: {_flink_job_server_path()}"
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=directory.parent) as work:
+        pom = Path(work) / "pom.xml"
+        pom.write_text(_flink_job_server_pom())
+        staging = Path(work) / directory.name
+        result = _run(["mvn", "-q", "-B", "-Dstyle.color=never", "-f", str(pom),
+                       "dependency:copy-dependencies", f"-DoutputDirectory={staging / 'libs'}",
+                       "-DincludeScope=runtime"])
+        if result.returncode != 0:
+            raise EngineFetchError(
+                f"Maven could not fetch the Flink job server's parts (beam-runners-flink-"
+                f"{FLINK_VERSION} {FLINK_RUNNER_BEAM_VERSION}, beam-runners-java-job-service "
+                f"{JOB_SERVICE_BEAM_VERSION}): " + _failure(result))
+        _write_launcher_jar(staging / _flink_job_server_path().name, FLINK_JOB_SERVER_MAIN,
+                            staging / "libs")
+        shutil.rmtree(directory, ignore_errors=True)
+        shutil.move(str(staging), directory)
+    _done_marker(directory).write_text(
+        f"org.apache.beam:beam-runners-flink-{FLINK_VERSION}:{FLINK_RUNNER_BEAM_VERSION}\n"
+        f"org.apache.beam:beam-runners-java-job-service:{JOB_SERVICE_BEAM_VERSION}\n")
+    return f"assembled: {_flink_job_server_path()}"
+
+
 def _fetch_jar(engine: str) -> str:
     path = _jar_path(engine)
     if path.is_file():
@@ -213,7 +313,7 @@ def fetch() -> int:
     every registry: one that cannot be had is noted with the reason
     (``unavailable_reason``) and its tests skip saying so."""
     steps = [(KAFKA, _fetch_kafka, "mvn", True), (PRISM, _fetch_prism, "go", True),
-             (FLINK_JOB_SERVER, lambda: _fetch_jar(FLINK_JOB_SERVER), "mvn", False),
+             (FLINK_JOB_SERVER, _fetch_flink_job_server, "mvn", False),
              (EXPANSION_SERVICE, lambda: _fetch_jar(EXPANSION_SERVICE), "mvn", False)]
     engines_dir().mkdir(parents=True, exist_ok=True)
     status = 0

@@ -7,9 +7,11 @@ the same dead letters (stage names, raw payloads) and the same counters.
 
 On the local runner a bounded run also spreads that work over worker processes
 (``--local-workers``, default: the cores this process may use). They are forked
-by the command before the pipeline starts, once gazetteers, rules and language
-profiles are loaded, so those pages are shared rather than loaded again per
-worker (Beam's multi_processing mode spawns fresh interpreters). Clustering
+by the command before the pipeline starts, with Beam and the stages already
+imported (Beam's multi_processing mode spawns fresh interpreters that import
+everything again), and each loads gazetteers, rules and language profiles as
+it starts, while the command starts the pipeline: loaded before the fork, they
+would be shared, but the run would wait for them on one core. Clustering
 needs every story and stays in the one pipeline: workers only map stories to
 records. The stage functions are deterministic, so the output is the same
 whichever process ran a story.
@@ -138,8 +140,8 @@ def default_local_workers() -> int:
 
 def warm_up(settings: ChainSettings) -> None:
     """Loads what every story needs and the stages load lazily (gazetteers,
-    rules, language profiles, the sketch's compiled kernels), so forked workers
-    share it instead of each loading it. dateparser, which few stories reach, stays lazy."""
+    rules, language profiles, the sketch's compiled kernels) before the first
+    story. dateparser, which few stories reach, stays lazy."""
     from wirestream.transforms.dedup.sketch import load_kernels
     from wirestream.transforms.normalise.language import detect_language
     from wirestream.transforms.tag.gazetteer import load_gazetteer
@@ -155,13 +157,19 @@ def warm_up(settings: ChainSettings) -> None:
         pass  # stage then fails on it and says so in its dead letter
 
 
+def _start_worker(settings: ChainSettings) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the command's to handle: it stops the workers
+    warm_up(settings)
+    # What the stages loaded lives as long as the worker: the collector need not scan it again.
+    gc.freeze()
+
+
 def start_local_workers(count: int, settings: ChainSettings) -> int:
     """Forks ``count`` worker processes for StoryChain in this process (none
     for a count below 2: the chain then runs inline). Returns how many run."""
     global _WORKERS, _WORKER_COUNT
     if count < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return 0
-    warm_up(settings)
     # Objects that exist now are left alone by the collector: otherwise its
     # passes in the workers would write to (and so copy) the shared pages.
     gc.freeze()
@@ -172,9 +180,7 @@ def start_local_workers(count: int, settings: ChainSettings) -> int:
     global _THRESHOLDS
     _THRESHOLDS = gc.get_threshold()
     gc.set_threshold(*_COLLECTOR_THRESHOLDS)
-    # Ctrl-C is the command's to handle: it stops the workers itself.
-    _WORKERS = multiprocessing.get_context("fork").Pool(
-        count, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
+    _WORKERS = multiprocessing.get_context("fork").Pool(count, initializer=_start_worker, initargs=(settings,))
     _WORKER_COUNT = count
     return count
 

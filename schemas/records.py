@@ -116,7 +116,19 @@ def derive_event_id(source: Optional[str], story_id: Optional[str], version: Opt
     so replays upsert instead of duplicating."""
     key = "|".join([source or "", story_id or "", "" if version is None else str(version),
                     content_digest(headline, body)])
-    return str(uuid.uuid5(EVENT_NAMESPACE, key))
+    return _uuid5_text(key)
+
+
+_NAMESPACE_BYTES = EVENT_NAMESPACE.bytes
+
+
+def _uuid5_text(name: str) -> str:
+    """str(uuid.uuid5(EVENT_NAMESPACE, name)) without building a UUID object
+    (a third of the id's cost): SHA-1's first 16 bytes, version 5, RFC 4122 variant."""
+    digest = hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8")).digest()
+    h = digest[:16].hex()
+    variant = (digest[8] & 0x3F) | 0x80
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant:02x}{h[18:20]}-{h[20:32]}"
 
 
 @dataclass

@@ -7,7 +7,10 @@ from datetime import datetime, timezone
 
 def utc_iso(instant: datetime) -> str:
     """An aware instant as "YYYY-MM-DDTHH:MM:SSZ", the records' date-time form."""
-    return instant.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    u = instant.astimezone(timezone.utc)
+    # As strftime("%Y-%m-%dT%H:%M:%SZ") writes it (glibc's %Y is not zero-padded), at a
+    # third of the cost.
+    return f"{u.year}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}Z"
 
 
 def utc_iso_of_epoch(seconds: float) -> str:

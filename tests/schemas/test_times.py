@@ -24,3 +24,14 @@ def test_our_timestamps_read_back_as_aware_utc_instants():
     assert parse_utc_iso("2024-06-24T10:30:15Z") == datetime(2024, 6, 24, 10, 30, 15, tzinfo=timezone.utc)
     assert parse_utc_iso("2024-06-24T10:30:15") == datetime(2024, 6, 24, 10, 30, 15, tzinfo=timezone.utc)
     assert parse_utc_iso(utc_iso_ms(1_719_225_000_001)).microsecond == 1000
+
+
+def test_utc_iso_writes_what_strftime_writes():
+    import random
+    rng = random.Random(3)
+    for _ in range(20_000):
+        zone = timezone(timedelta(minutes=rng.randint(-1439, 1439)))
+        instant = datetime(rng.randint(2, 9998), rng.randint(1, 12), rng.randint(1, 28), rng.randint(0, 23),
+                           rng.randint(0, 59), rng.randint(0, 59), rng.randint(0, 999_999), tzinfo=zone)
+        assert utc_iso(instant) == instant.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert utc_iso(datetime(987, 1, 2, 3, 4, 5, tzinfo=timezone.utc)) == "987-01-02T03:04:05Z"

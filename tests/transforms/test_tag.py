@@ -308,3 +308,15 @@ def test_an_unreadable_cache_is_built_again(tmp_path, monkeypatch):
     path.write_bytes(path.read_bytes()[:1000])  # a truncated file
     assert load_gazetteer.__wrapped__().names.get(("Kyiv",))
     assert isinstance(pickle.loads(path.read_bytes()), Gazetteer)  # written whole again
+
+
+def test_segment_starts_are_where_each_kind_of_phrase_may_start():
+    from wirestream.transforms.tag import _DESIGNATOR, _EVENT, _KEYWORD, _NAME, _TITLE, _Segment, _phrase_kinds
+    from wirestream.transforms.tag.gazetteer import load_gazetteer
+    kinds_of = _phrase_kinds(None)
+    text = ("Treasury Secretary James Baker said the Bank of Japan cut interest rates, and Standard Oil Co "
+            "workers went on strike in Kiev. OPEC oil output fell after the earthquake.")
+    segment = _Segment(text, False, load_gazetteer(), kinds_of)
+    for kind in (_NAME, _TITLE, _DESIGNATOR, _KEYWORD, _EVENT):
+        expected = [i for i, token in enumerate(segment.tokens) if kinds_of[token] & kind]
+        assert expected and segment.starts(kind) == expected

@@ -19,6 +19,7 @@ from wirestream.transforms.dedup.sketch import StorySketch, band_entries, sketch
 from wirestream.transforms.stage import METRICS_NAMESPACE
 
 BAND_BATCH = 1_024  # stories whose bucket keys travel together, packed as bytes
+_UID = StorySketch._fields.index("uid")  # sketches travel as plain tuples
 
 
 def cluster_records(records: list[EventRecord], settings: DedupSettings = DedupSettings()) -> list[EventRecord]:
@@ -168,7 +169,12 @@ class BatchClusters(beam.PTransform):
             | "GroupForDecision" >> beam.GroupByKey()
             | "Decide" >> beam.FlatMapTuple(_decide_batch))
         decode = self._record_coder.decode if self._record_coder is not None else None
-        return sketched | "ApplyDecisions" >> beam.MapTuple(
+        # Where the records wait for the decisions only their uids go with them:
+        # the sketches' other fields would be decoded there for nothing.
+        records_by_story = beam.MapTuple(lambda record, sketch: (sketch[_UID], record))
+        if decode is not None:
+            records_by_story = records_by_story.with_output_types(beam.typehints.Tuple[str, bytes])
+        return sketched | "RecordsByStory" >> records_by_story | "ApplyDecisions" >> beam.MapTuple(
             _apply_or_lead, beam.pvalue.AsDict(decisions), decode).with_output_types(EventRecord)
 
 
@@ -179,10 +185,10 @@ def _decide_batch(uid, parts):
         yield uid, (incoming, roots)
 
 
-def _apply_or_lead(record, sketch: tuple, decisions: Optional[dict] = None, decode=None) -> EventRecord:
+def _apply_or_lead(uid: str, record, decisions: Optional[dict] = None, decode=None) -> EventRecord:
     if decode is not None:
         record = decode(record)
-    found = decisions.get(StorySketch._make(sketch).uid)
+    found = decisions.get(uid)
     if found is None:
         return apply_decision(record, ClusterDecision(cluster_id_for(record.event_id)))
     incoming, roots = found

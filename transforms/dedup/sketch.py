@@ -8,10 +8,10 @@ import re
 import zlib
 from typing import Iterable, NamedTuple, Optional
 
-import numba
 import numpy as np
 
 from wirestream.schemas import EventRecord
+from wirestream.transforms.compiled import CompiledKernels
 from wirestream.transforms.normalise import reference_time
 from wirestream.schemas.times import parse_utc_iso
 from wirestream.transforms.dedup import permutations
@@ -106,14 +106,9 @@ _WORD_CODES = _WordCodes()
 _WORD_HASH_MASK = np.uint64(0xFFFFFFFF)
 
 # Compiled kernels (numba): a Python loop over a story's words, or a (shingles x
-# num_perm) NumPy matrix, costs several times what the whole sketch may. The
-# cache keeps the machine code beside this file (or in the user's cache), so a
-# process loads rather than compiles it.
-def _jit(fn):
-    try:
-        return numba.njit(cache=True, nogil=True)(fn)
-    except RuntimeError:  # nowhere writable for the cache: each process compiles
-        return numba.njit(nogil=True)(fn)
+# num_perm) NumPy matrix, costs several times what the whole sketch may.
+_KERNELS = CompiledKernels(globals())
+_jit = _KERNELS.kernel
 
 # ASCII bytes: 1 for a word character (``\w``), 2 for a separator ``_TOKEN`` lets join two words.
 _CHAR_CLASS = np.zeros(256, dtype=np.uint8)
@@ -288,6 +283,8 @@ def _signature(lowest: np.ndarray) -> bytes:
 
 def minhash(word_hashes: np.ndarray, num_perm: int) -> tuple[bytes, int]:
     """MinHash of the word 3-shingles of a story's word hashes (single words if fewer than 3)."""
+    if not _KERNELS.compiled:
+        _KERNELS.compile()
     lowest, distinct = _min_hashes(word_hashes, *_permutations(num_perm))
     return _signature(lowest), distinct if len(word_hashes) else 0
 
@@ -306,6 +303,8 @@ def _facts(tokens: list[str], figures: list[int]) -> tuple[tuple[int, int], ...]
 def _words_sketch(text: str, num_perm: int) -> tuple[bytes, int, int, tuple[tuple[int, int], ...]]:
     """-> (signature, distinct shingles (0: no words), number of tokens, facts)."""
     low = text.lower()
+    if not _KERNELS.compiled:
+        _KERNELS.compile()
     if low.isascii():
         lowest, distinct, count, facts = _ascii_sketch(
             np.frombuffer(low.encode("ascii"), dtype=np.uint8), *_permutations(num_perm))

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import IO, Callable, Iterable, Optional
 
 import apache_beam as beam
+import orjson
 from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
 
@@ -64,7 +65,13 @@ class JsonLinesFormat:
 
     @staticmethod
     def line(document: dict) -> bytes:
-        return json.dumps(document, ensure_ascii=False).encode("utf-8") + b"\n"
+        """One compact line (no spaces after separators), UTF-8 as is. orjson
+        writes it in a fifth of json's time; a value it refuses (an integer
+        beyond 64 bits) is written by json in the same style."""
+        try:
+            return orjson.dumps(document, option=orjson.OPT_APPEND_NEWLINE)
+        except TypeError:
+            return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
 
     @classmethod
     def encode(cls, documents: Iterable[dict]) -> bytes:

@@ -99,10 +99,12 @@ def _mentions(lowered: str) -> list[re.Match]:
     anchors.sort()
     found: list[re.Match] = []
     done = 0  # where finditer would search on from
+    # One search of the whole text instead of one per anchor: cleaned text has no long space.
+    long_space = anchors and _LONG_SPACE.search(lowered) is not None
     for at in anchors:
         if at < done:
             continue
-        if _LONG_SPACE.search(lowered, max(0, at - _BACK - 19), at + _AHEAD + 20):
+        if long_space and _LONG_SPACE.search(lowered, max(0, at - _BACK - 19), at + _AHEAD + 20):
             return list(_MENTION.finditer(lowered))  # the bounds below do not hold
         # No match starts between `done` and the window, for it would hold an
         # earlier anchor; within the window, the end bound changes no attempt

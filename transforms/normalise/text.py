@@ -107,23 +107,62 @@ def _is_clean_ascii(text: str) -> bool:
             and not _ASCII_CONTROL.search(text))
 
 
+# Outputs of clean_text that clean_text returns unchanged (ASCII, no "^M"; see
+# _remember), by identity: normalise re-cleans the text parse just cleaned.
+_CLEANED: dict[int, str] = {}
+_CLEANED_LIMIT = 256
+
+
+def _remember(cleaned: str) -> str:
+    # An ASCII output without "^M" passes _is_clean_ascii, so cleaning it again
+    # returns it as is ("^M^M " -> "^M" -> "" is why "^M" is excluded). The dict
+    # holds the string, so its id cannot be reused while it is in there.
+    if cleaned.isascii() and "^M" not in cleaned:
+        if len(_CLEANED) >= _CLEANED_LIMIT:
+            _CLEANED.clear()
+        _CLEANED[id(cleaned)] = cleaned
+    return cleaned
+
+
+def _ascii_layout(text: str) -> str:
+    """The paragraph layout below for ASCII text whose only whitespace is " ",
+    "\t" and "\n": a line's words joined by one space, the lines of a paragraph
+    too, paragraphs (split by blank lines) by one blank line. One pass over the
+    lines instead of four regex passes over the text."""
+    paragraphs: list[str] = []
+    words: list[str] = []
+    for line in text.split("\n"):
+        if line_words := line.split():
+            words += line_words
+        elif words:
+            paragraphs.append(" ".join(words))
+            words = []
+    if words:
+        paragraphs.append(" ".join(words))
+    return "\n\n".join(paragraphs)
+
+
 def clean_text(text: str) -> str:
     """NFC, repaired mojibake, ASCII quotes, collapsed spaces; paragraphs kept
     as blank-line breaks."""
+    if _CLEANED.get(id(text)) is text:
+        return text
     if text.isascii():
         if _is_clean_ascii(text):
-            return text
-        # ASCII needs no mojibake repair, NFC nor quote mapping.
+            return _remember(text)
+        # ASCII needs no mojibake repair, NFC nor quote mapping. Once "\r" and
+        # the controls (with \x0b, \x0c, \x1c-\x1f) are gone, " \t\n" are its
+        # only whitespace (\s and str.split agree on them): _ascii_layout applies.
         text = _CARET_M.sub("", _INVISIBLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n")))
-    else:
-        text = repair_mojibake(text).replace("\r\n", "\n").replace("\r", "\n")
-        text = _CARET_M.sub("", _INVISIBLE.sub("", unicodedata.normalize("NFC", text))).translate(_QUOTES)
+        return _remember(_ascii_layout(text))
+    text = repair_mojibake(text).replace("\r\n", "\n").replace("\r", "\n")
+    text = _CARET_M.sub("", _INVISIBLE.sub("", unicodedata.normalize("NFC", text))).translate(_QUOTES)
     # Spaces collapsed over the whole text at once (they never include "\n"); a
     # paragraph's lines are then joined by one space, whitespace around each
     # line break dropped (a paragraph holds no blank line, so no empty line).
     paragraphs = (_LINE_BREAK.sub(" ", block).strip()
                   for block in _PARA_BREAK.split(_SPACES.sub(" ", text)))
-    return "\n\n".join(p for p in paragraphs if p)
+    return _remember("\n\n".join(p for p in paragraphs if p))
 
 
 # Agency sign-offs and end-of-copy marks that close a wire story.
@@ -139,6 +178,9 @@ _TRAILING_SIGN_OFF = re.compile(
 _RELATED = re.compile(
     r"(?:related(?: stories| coverage| articles| news)?|read more|see also|more on this)\s*:\s*(.*)",
     re.IGNORECASE)
+# What _RELATED can start with: "r", "s", "m" in any case, under re.IGNORECASE's
+# Unicode folding ("\u017f", long s, matches "s"); other paragraphs skip the regex.
+_RELATED_FIRST = frozenset("rRsSmM\u017f")
 _RELATED_SEPARATOR = re.compile(r"[;|\u2022\n]")
 _BULLETS = " -*\u2022\u25aa"
 _MAX_RELATED_LINE = 200  # longer lines are story text, not a list of links
@@ -150,7 +192,7 @@ def strip_boilerplate(body: str) -> tuple[str, list[str]]:
     paragraphs = body.split("\n\n")
     related: list[str] = []
     for i, paragraph in enumerate(paragraphs):
-        m = _RELATED.match(paragraph)
+        m = _RELATED.match(paragraph) if paragraph[:1] in _RELATED_FIRST else None
         tail = paragraphs[i + 1:]
         if m and all(len(p) <= _MAX_RELATED_LINE for p in tail):
             items = [m.group(1)] if m.group(1) else []
@@ -161,6 +203,8 @@ def strip_boilerplate(body: str) -> tuple[str, list[str]]:
             break
     while paragraphs and _SIGN_OFF.fullmatch(paragraphs[-1]):
         paragraphs.pop()
-    if paragraphs:
+    # The sign-off regex tried at every space of the paragraph costs more than
+    # this test of the words it needs.
+    if paragraphs and ("euter" in paragraphs[-1] or "EUTER" in paragraphs[-1]):
         paragraphs[-1] = _TRAILING_SIGN_OFF.sub("", paragraphs[-1])
     return "\n\n".join(paragraphs), related

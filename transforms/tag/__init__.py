@@ -8,8 +8,7 @@ so the pickled DoFn holds only a reference to this function.
 from __future__ import annotations
 
 import functools
-from itertools import compress, count, repeat
-from operator import and_
+from itertools import compress, count
 from typing import Optional
 
 from wirestream.schemas import EventRecord
@@ -17,7 +16,7 @@ from wirestream.transforms.tag.entities import people_and_organisations
 from wirestream.transforms.tag.gazetteer import Entry, Gazetteer, country_of_place_label, load_gazetteer, tokens_of
 from wirestream.transforms.tag.geo import (DATELINE_FIELDS, Dateline, Mention, country_evidence, parse_dateline,
                                            resolve_dateline, salient_countries)
-from wirestream.transforms.tag.rules import event_types, load_rules, topics
+from wirestream.transforms.tag.rules import event_types, load_rules, topics_from_keywords, topics_from_subjects
 from wirestream.transforms.tag.text import MEMO_SIZE, Memo, Tokens, is_shouted
 
 __all__ = ["tag_record", "country_of_place_label"]
@@ -60,19 +59,29 @@ def _phrase_kinds(data_dir: Optional[str]) -> Memo[Optional[str], int]:
     return Memo(kinds, MEMO_SIZE)
 
 
-class _Segment:
-    """A text's tokens and, per kind of phrase, the positions where one may start: one
-    C-speed pass over the tokens, so that each tagger looks only at those few."""
+# kinds -> 1 where the kind's bit is set, else 0, for bytes.translate: one per kind.
+_HAS_KIND = {kind: bytes(bool(kinds & kind) for kinds in range(256)) for kind in (_NAME, _TITLE, _DESIGNATOR, _KEYWORD, _EVENT)}
 
-    __slots__ = ("tokens", "shouted", "names", "titles", "designators", "keywords", "events")
+
+class _Segment:
+    """A text's tokens, the positions where some phrase may start and the kinds of phrase
+    that may start at each (C-speed passes over the tokens, kinds as bytes), so that each
+    tagger looks only at its few positions."""
+
+    __slots__ = ("tokens", "shouted", "_starts", "_kinds")
 
     def __init__(self, text: str, shouted: bool, gaz: Gazetteer, phrase_kinds: Memo[Optional[str], int]) -> None:
         self.tokens = tokens = tokens_of(text, shouted, gaz)
         self.shouted = shouted
-        starts = list(compress(count(), map(phrase_kinds.__getitem__, tokens)))
-        kinds = list(map(phrase_kinds.__getitem__, map(tokens.__getitem__, starts)))
-        self.names, self.titles, self.designators, self.keywords, self.events = (
-            list(compress(starts, map(and_, kinds, repeat(kind)))) for kind in (_NAME, _TITLE, _DESIGNATOR, _KEYWORD, _EVENT))
+        kinds = bytes(map(phrase_kinds.__getitem__, tokens))
+        self._starts = list(compress(count(), kinds))
+        self._kinds = bytes(compress(kinds, kinds))
+
+    def starts(self, kind: int) -> list[int]:
+        """The positions where a phrase of this kind may start. Asked only by the
+        taggers that run (titles and designators not in all-capitals text, keywords
+        not when the subjects give the topics)."""
+        return list(compress(self._starts, self._kinds.translate(_HAS_KIND[kind])))
 
 
 def dateline_and_body(record: EventRecord) -> tuple[Optional[Dateline], str]:
@@ -98,11 +107,12 @@ def tag_record(record: EventRecord, data_dir: Optional[str] = None) -> EventReco
     dateline, body = dateline_and_body(record)
     headline = _Segment(record.headline, is_shouted(record.headline), gaz, phrase_kinds)
     text = _Segment(body, is_shouted(body), gaz, phrase_kinds)
-    segments = [(headline, _mentions(headline.tokens, headline.names, gaz, headline.shouted, True)),
-                (text, _mentions(text.tokens, text.names, gaz, text.shouted, False))]
+    segments = [(headline, _mentions(headline.tokens, headline.starts(_NAME), gaz, headline.shouted, True)),
+                (text, _mentions(text.tokens, text.starts(_NAME), gaz, text.shouted, False))]
 
     people, organisations, titled_spans = people_and_organisations(
-        [(s.tokens, s.titles, s.designators, found, s.shouted) for s, found in segments], gaz)
+        [(s.tokens, s.starts(_TITLE) if not s.shouted else [], s.starts(_DESIGNATOR) if not s.shouted else [], found,
+          s.shouted) for s, found in segments], gaz)
     mentions = [m for (_, found), spans in zip(segments, titled_spans) for m in found
                 if m.start not in spans]
     dateline_entry: Optional[Entry] = None
@@ -118,7 +128,8 @@ def tag_record(record: EventRecord, data_dir: Optional[str] = None) -> EventReco
         "places": places,
         "people": people,
         "organisations": organisations,
-        "topics": topics(record.subjects, (headline.tokens, headline.keywords), (text.tokens, text.keywords), rules),
-        "event_types": event_types(((headline.tokens, headline.events), (text.tokens, text.events)), rules),
+        "topics": topics_from_subjects(record.subjects, rules) or topics_from_keywords(
+            (headline.tokens, headline.starts(_KEYWORD)), (text.tokens, text.starts(_KEYWORD)), rules),
+        "event_types": event_types(((headline.tokens, headline.starts(_EVENT)), (text.tokens, text.starts(_EVENT))), rules),
     }
     return record

@@ -70,18 +70,20 @@ def topic_of_subject(subject: Subject, rules: Rules) -> Optional[str]:
     return f"medtop:{m.group('top')}000000" if m else None
 
 
-def topics(subjects: Iterable[Subject], headline: tuple[Tokens, list[int]], body: tuple[Tokens, list[int]],
-           rules: Rules) -> list[dict]:
-    """From the source's subjects when any maps to a Media Topic, else from keywords.
-    headline, body: (tokens, the positions where a phrase may start); keywords match
-    in lower case."""
+def topics_from_subjects(subjects: Iterable[Subject], rules: Rules) -> list[dict]:
+    """The Media Topics the source's subjects map to: when there are any, the story's topics."""
     found: dict[str, None] = {}
     for subject in subjects:
         topic = rules.subject_topics[subject.code]
         if topic:
             found.setdefault(topic)
-    if found:
-        return [{"code": c, "label": rules.topic_labels[c], "source": "subject"} for c in found]
+    return [{"code": c, "label": rules.topic_labels[c], "source": "subject"} for c in found]
+
+
+def topics_from_keywords(headline: tuple[Tokens, list[int]], body: tuple[Tokens, list[int]], rules: Rules) -> list[dict]:
+    """The topics from keywords, for a story whose subjects give none.
+    headline, body: (tokens, the positions where a phrase may start); keywords match
+    in lower case."""
     fold = LOWER.__getitem__
     in_headline = {code for _, _, codes in rules.topic_keywords.scan(*headline, fold) for code in codes}
     body_keywords: dict[str, set[tuple]] = {}

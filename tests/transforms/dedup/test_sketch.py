@@ -70,3 +70,18 @@ def test_repeated_shingles_count_once():
     assert sketch._words_sketch("a b c a b c a b c", 128)[1] == 3
     assert sketch._words_sketch("x y", 128)[1] == 2 and sketch._words_sketch("x x", 128)[1] == 1
     assert sketch._words_sketch("", 128)[1] == 0
+
+
+def test_numba_is_imported_by_the_first_sketch_not_by_the_command():
+    import subprocess
+    import sys
+    code = ("import sys, wirestream.pipelines.cli\n"
+            "from wirestream.transforms.dedup import DedupSettings\n"
+            "from wirestream.transforms.dedup.sketch import sketch_record\n"
+            "from tests.transforms.dedup.stories import story\n"
+            "before = 'numba' in sys.modules\n"
+            "first = sketch_record(story('s', 'Net rose 12 pct to 5.1 mln dlrs'), DedupSettings())\n"
+            "print(before, 'numba' in sys.modules, first.signature.hex()[:16])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    expected = sketch_record(story("s", "Net rose 12 pct to 5.1 mln dlrs"), DedupSettings()).signature.hex()[:16]
+    assert out == ["False", "True", expected]

@@ -395,3 +395,20 @@ def test_streaming_files_acknowledge_only_after_the_bundle_is_durable(events, tm
     finally:
         fn.teardown()
     assert len(read_jsonl(tmp_path)) == 3
+
+
+def test_a_json_line_is_compact_utf8_and_reads_back_as_the_record(events):
+    for record in events[:50]:
+        document = record.to_dict()
+        line = JsonLinesFormat.line(document)
+        assert line.endswith(b"\n") and line.count(b"\n") == 1
+        assert json.loads(line) == document
+        assert line == json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+    accented = {"headline": "Zürich: 北京 \u2028 \"quoted\"\ttab", "n": 3, "x": 0.25, "none": None}
+    assert json.loads(JsonLinesFormat.line(accented)) == accented
+    assert "Zürich".encode() in JsonLinesFormat.line(accented)  # not \u-escaped
+
+
+def test_a_value_orjson_refuses_is_written_in_the_same_style():
+    document = {"count": 2 ** 70, "name": "é"}
+    assert JsonLinesFormat.line(document) == '{"count":1180591620717411303424,"name":"é"}\n'.encode()

@@ -161,3 +161,28 @@ def test_a_decisive_lead_gives_the_full_posterior(monkeypatch):
         full.code, full.confidence, full.probabilities, full.letters) == ("en", 1.0, (("en", 1.0),),
                                                                           shortcut.letters)
     assert shortcut.letters < len(text)  # it stopped early
+
+
+def test_many_new_words_at_once_score_as_one_word_at_a_time():
+    import random
+
+    import numpy as np
+
+    from wirestream.transforms.normalise import language
+    model = language._profile_model()
+    table = language._WordTable(model)
+    rng = random.Random(5)
+    # Long and short, Latin, kana and han words, and capitals (no grams), all new in one call.
+    words = ["".join(rng.choice("abcdeéßñひカ中x") for _ in range(rng.randint(1, 40))) for _ in range(500)]
+    words += ["NATO", "a", "Zentralbank"]
+    ids = table.ids(words)
+    for word, row in zip(words, ids):
+        grams = model.word_rows(word)
+        score = model.log_prob[grams].sum(axis=0) if grams else np.zeros(len(model.codes), np.float32)
+        assert table.rows[row].tobytes() == score.tobytes(), word
+
+
+def test_a_url_is_not_read_as_words():
+    text = "The central bank raised its rates on Monday, saying inflation was too high."
+    with_url = detect_language(text + " https://www.example.com/abcdefghijklmnopqrstuvwxyz")
+    assert with_url.letters == detect_language(text).letters

@@ -56,6 +56,7 @@ def test_repeated_mentions_are_listed_once():
     "three" + " " * 10 + "months" + " " * 19 + "ago, and then on" + "\n" * 25 + "friday",
     "holiday yearly weekend mondays todays daylight 12 days ago",
     "earlier this\n\nmonth and late on\twednesday, yesterday, tonight",
+    " " * 25 + "filler " * 30 + "on monday, and two  weeks ago",  # a long run far from every anchor
 ])
 def test_mentions_found_near_anchors_are_the_full_scan(text):
     from wirestream.transforms.normalise.mentions import _MENTION, _mentions

@@ -100,3 +100,45 @@ def test_ascii_text_is_returned_as_is_only_when_clean(text, expected):
 
 def test_line_breaks_inside_a_paragraph_take_their_surrounding_whitespace():
     assert clean_text("one \u2028\n\u3000two\nthree \n\u00a0four") == "one two three four"
+
+
+def _regex_layout(text: str) -> str:
+    # clean_text's layout as the non-ASCII path computes it, for ASCII text.
+    from wirestream.transforms.normalise import text as module
+    text = module._CARET_M.sub("", module._INVISIBLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n")))
+    paragraphs = (module._LINE_BREAK.sub(" ", block).strip()
+                  for block in module._PARA_BREAK.split(module._SPACES.sub(" ", text)))
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def test_the_ascii_line_pass_lays_out_text_as_the_regexes_do():
+    import random
+    rng = random.Random(7)
+    # Every ASCII whitespace and control character, carets and letters, in short runs.
+    alphabet = list(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x00\x08\x7f^Mab.")
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16))) for _ in range(50_000)]
+    texts += ["Shr 45 cts\n    Net 1.2 mln\n \n  Reuter\n\x03", " a\x1cb \x0b\n\x0c\nc ", "x ^M\ny^M"]
+    for text in texts:
+        assert clean_text(text) == _regex_layout(text), repr(text)
+
+
+@pytest.mark.parametrize("text", ["^M^M ", "a\n\n^M^M", "Net ^M^M\nReuter", "Plain  text\n\n\nhere"])
+def test_cleaning_again_what_was_just_cleaned_gives_what_a_fresh_cleaning_gives(text):
+    from wirestream.transforms.normalise import text as module
+    once = clean_text(text)
+    again = clean_text(once)  # may be answered from clean_text's record of its outputs
+    module._CLEANED.clear()
+    assert again == clean_text(once)
+    assert clean_text("^M^M ") == "^M" and clean_text(clean_text("^M^M ")) == ""  # not idempotent
+
+
+def test_strip_boilerplate_skips_its_regexes_only_where_they_cannot_match():
+    import sys
+
+    from wirestream.transforms.normalise import text as module
+    first = {chr(c) for c in range(sys.maxunicode + 1) if module._RELATED.match(chr(c) + "elated: x")
+             or module._RELATED.match(chr(c) + "ee also: x") or module._RELATED.match(chr(c) + "ore on this: x")
+             or module._RELATED.match(chr(c) + "ead more: x")}
+    assert first == module._RELATED_FIRST
+    assert strip_boilerplate("Story.\n\n\u017fee also: One; Two") == ("Story.", ["One", "Two"])
+    assert strip_boilerplate("Profit rose. REUTER...") == ("Profit rose.", [])
