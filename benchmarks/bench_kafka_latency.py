@@ -211,7 +211,8 @@ def main() -> int:
         run = subprocess.Popen(
             [sys.executable, "-m", "wirestream.pipelines.cli", "run", "--source",
              f"{kafka}/{INPUT}?group={GROUP}&start=earliest", "--sink", f"{kafka}/{OUTPUT}",
-             *run_options], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             *run_options], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True)  # its own process group: a job server it started goes with it
         try:
             # Start-up (Beam, a job server, DoFn set-up, clients): the rates are measured
             # only once every warm-up story has come through.
@@ -242,8 +243,10 @@ def main() -> int:
                     print("\n".join([line for line in err[:-10] if line.startswith("wirestream:")]
                                     + err[-10:]))
             except subprocess.TimeoutExpired:
-                run.kill()
-                print("SIGINT: the run did not stop within 60 s (killed)")
+                # The whole group: killed alone, the run would leave a job server (Flink's JVM) running.
+                os.killpg(run.pid, signal.SIGKILL)
+                run.wait()
+                print("SIGINT: the run did not stop within 60 s (killed, with what it started)")
     return 0
 
 
