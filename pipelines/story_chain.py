@@ -38,6 +38,7 @@ from wirestream.schemas import DeadLetter, RawRecord
 from wirestream.schemas.coders import EventRecordCoder
 from wirestream.transforms.dedup import DedupSettings
 from wirestream.transforms.dedup import sketched as sketched_record
+from wirestream.transforms.dedup.batch import sketched_batch
 from wirestream.transforms.normalise import NormaliseSettings, normalise_story, unnormalised_record
 from wirestream.transforms.parse import ParseSettings, parse_record
 from wirestream.transforms.stage import DEAD_LETTERS, StageCounters, run_stage
@@ -66,7 +67,8 @@ class ChainResult:
     """What a batch of raw records became: the finished outputs (event records,
     or (record, sketch) pairs for dedup), the dead letters, and per stage how
     many records passed and which dead letters it made (for the counters).
-    Records that leave a worker process travel encoded (``encoded``)."""
+    Encoded (``encoded``, as records leave a worker process), the outputs are
+    the records encoded by their coder, or for dedup one ``SketchedBatch``."""
 
     outputs: list = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
@@ -114,14 +116,15 @@ def run_chain_encoded(raws: list[RawRecord], settings: ChainSettings) -> ChainRe
     """``run_chain`` with each record encoded by its Beam coder, as a worker returns
     it: a pickled dataclass costs the command's process several times more to load
     (field names, one object per value, the collector's passes) than the coder's
-    bytes, and a bounded run with dedup carries them on as bytes to the step
-    that applies the clusters (``BatchClusters``), where they are decoded once."""
+    bytes. With dedup, the batch's records, sketches and bucket keys are one
+    ``SketchedBatch``, which the bounded run carries on as one element to the step
+    that applies the clusters (``BatchClusters``), where its records are decoded once."""
     result = run_chain(raws, settings)
     encode = _RECORD_CODER.encode
     if settings.parse_only:
         result.outputs = [encode(record) for record in result.outputs]
-    else:
-        result.outputs = [(encode(record), sketch) for record, sketch in result.outputs]
+    elif result.outputs:
+        result.outputs = [sketched_batch(result.outputs, settings.dedup, encode)]
     result.encoded = True
     return result
 
@@ -228,7 +231,8 @@ class _StoryChainDoFn(beam.DoFn):
         if not batch:
             return
         if _WORKERS is None:
-            yield from self._emit(run_chain(batch, self._settings))
+            run = run_chain if self._settings.parse_only else run_chain_encoded
+            yield from self._emit(run(batch, self._settings))
             return
         self._pending.append(_WORKERS.apply_async(run_chain_encoded, (batch, self._settings)))
         # A few tasks queued per worker keep it busy; more would only hold memory.
@@ -246,14 +250,10 @@ class _StoryChainDoFn(beam.DoFn):
                     counters.log_code_error(dead)
         for dead in result.dead_letters:
             yield pvalue.TaggedOutput(DEAD_LETTERS, dead)
-        if self._settings.parse_only:
-            yield from map(_RECORD_CODER.decode, result.outputs) if result.encoded else result.outputs
-        elif result.encoded:
+        if self._settings.parse_only and result.encoded:
+            yield from map(_RECORD_CODER.decode, result.outputs)
+        else:
             yield from result.outputs
-        else:  # the pairs' records go on encoded, whichever process ran them
-            encode = _RECORD_CODER.encode
-            for record, sketch in result.outputs:
-                yield encode(record), sketch
 
 
 def _windowed(out):
@@ -266,8 +266,8 @@ def _windowed(out):
 class StoryChain(beam.PTransform):
     """RawRecords -> (finished records, dead letters): parse, normalise, tag and
     sketch (or, parse-only, parse and the unnormalised record) in one step.
-    With dedup, the finished records are (record encoded by EventRecordCoder,
-    sketch) pairs, for ``BatchClusters(..., record_coder=EventRecordCoder())``."""
+    With dedup, the finished outputs are ``SketchedBatch`` tuples of records
+    encoded by EventRecordCoder, for ``BatchClusters(..., record_coder=EventRecordCoder())``."""
 
     def __init__(self, settings: ChainSettings, output_type: Any = Any):
         super().__init__()
