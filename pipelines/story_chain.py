@@ -6,12 +6,12 @@ bookkeeping, and the stories' own work is the same plain stage functions, with
 the same dead letters (stage names, raw payloads) and the same counters.
 
 On the local runner a bounded run also spreads that work over worker processes
-(``--local-workers``, default: the cores this process may use). They are forked
-by the command before the pipeline starts, with Beam and the stages already
-imported (Beam's multi_processing mode spawns fresh interpreters that import
-everything again), and each loads gazetteers, rules and language profiles as
-it starts, while the command starts the pipeline: loaded before the fork, they
-would be shared, but the run would wait for them on one core. Clustering
+(``--local-workers``, default: the cores this process may use). As soon as its
+options are read, the command forks one process with Beam and the stages
+already imported (Beam's multi_processing mode spawns fresh interpreters that
+import everything again), which loads gazetteers, rules, language profiles and
+compiled kernels while the command builds and starts the pipeline, then forks
+the workers, which share all of it (``local_workers.WarmWorkers``). Clustering
 needs every story and stays in the one pipeline: workers only map stories to
 records. The stage functions are deterministic, so the output is the same
 whichever process ran a story.
@@ -23,7 +23,6 @@ import functools
 import gc
 import multiprocessing
 import os
-import signal
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -34,6 +33,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
+from wirestream.pipelines.local_workers import WarmWorkers
 from wirestream.schemas import DeadLetter, RawRecord
 from wirestream.schemas.coders import EventRecordCoder
 from wirestream.transforms.dedup import DedupSettings
@@ -130,7 +130,7 @@ def run_chain_encoded(raws: list[RawRecord], settings: ChainSettings) -> ChainRe
 
 
 # The forked workers of this process, if any (``start_local_workers``).
-_WORKERS: Optional[multiprocessing.pool.Pool] = None
+_WORKERS: Optional[WarmWorkers] = None
 _WORKER_COUNT = 0
 # The collector's thresholds while they run, and before.
 _COLLECTOR_THRESHOLDS = (20_000, 20, 20)
@@ -161,7 +161,7 @@ def warm_up(settings: ChainSettings) -> None:
 
 
 def _start_worker(settings: ChainSettings) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the command's to handle: it stops the workers
+    """Runs once, in the process the workers are forked from."""
     warm_up(settings)
     # What the stages loaded lives as long as the worker: the collector need not scan it again.
     gc.freeze()
@@ -183,7 +183,7 @@ def start_local_workers(count: int, settings: ChainSettings) -> int:
     global _THRESHOLDS
     _THRESHOLDS = gc.get_threshold()
     gc.set_threshold(*_COLLECTOR_THRESHOLDS)
-    _WORKERS = multiprocessing.get_context("fork").Pool(count, initializer=_start_worker, initargs=(settings,))
+    _WORKERS = WarmWorkers(count, functools.partial(_start_worker, settings))
     _WORKER_COUNT = count
     return count
 

@@ -57,7 +57,7 @@ def test_forked_workers_give_the_records_one_process_gives():
     try:
         pool = story_chain._WORKERS
         halves = [pool.apply_async(run_chain, (part, settings)) for part in (raws[:150], raws[150:])]
-        forked = [half.get(timeout=300) for half in halves]
+        forked = [half.get() for half in halves]
     finally:
         stop_local_workers()
     assert story_chain._WORKERS is None
