@@ -56,16 +56,23 @@ def chain_settings(settings: PipelineSettings) -> ChainSettings:
 
 
 class _CountOutcome(beam.DoFn):
-    """Counts each event record as unique or duplicate; the run summary reads these."""
+    """Counts each event record as unique or duplicate; the run summary reads these.
+    ``batched``: each element is a list of records."""
 
-    def __init__(self):
+    def __init__(self, batched: bool = False):
+        self._batched = batched
         self._unique = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "unique")
         self._duplicates = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "duplicates")
 
-    def process(self, record: EventRecord):
-        if record.cluster_revision == 0:  # a re-emitted record moves its count in the dedup stage
-            (self._duplicates if record.is_duplicate else self._unique).inc()
-        yield record
+    def process(self, element):
+        # A re-emitted record (cluster_revision > 0) moves its count in the dedup stage.
+        first = [r for r in (element if self._batched else [element]) if r.cluster_revision == 0]
+        duplicates = sum(r.is_duplicate for r in first)
+        if duplicates:
+            self._duplicates.inc(duplicates)
+        if len(first) > duplicates:
+            self._unique.inc(len(first) - duplicates)
+        yield element
 
 
 class _CountDeadLetters(beam.DoFn):
@@ -78,16 +85,23 @@ class _CountDeadLetters(beam.DoFn):
 
 
 class StoriesToEventRecords(beam.PTransform):
-    """RawRecords -> (event records, dead letters): every stage but read and write."""
+    """RawRecords -> (event records, dead letters): every stage but read and write.
+    Asked for ``batches``, a bounded run with dedup, which clusters batches of
+    stories (``BatchClusters``), gives its event records in lists as they were
+    batched, so that a sink taking lists pays Beam's per-element work per batch
+    (``batched`` says whether they come so)."""
 
-    def __init__(self, settings: PipelineSettings):
+    def __init__(self, settings: PipelineSettings, batches: bool = False):
         super().__init__()
         self._settings = settings
+        self.batched = batches and not settings.dedup.streaming and not settings.parse_only
 
     def expand(self, raw_records):
         finished, dead = (self._streaming(raw_records) if self._settings.dedup.streaming
                           else self._bounded(raw_records))
-        counted = finished | "CountOutcomes" >> beam.ParDo(_CountOutcome()).with_output_types(EventRecord)
+        batched = self.batched
+        counted = finished | "CountOutcomes" >> beam.ParDo(_CountOutcome(batched)).with_output_types(
+            beam.typehints.List[EventRecord] if batched else EventRecord)
         dead_letters = (dead
                         | "AllDeadLetters" >> beam.Flatten()
                         | "CountDeadLetters" >> beam.ParDo(_CountDeadLetters()))
@@ -101,10 +115,9 @@ class StoriesToEventRecords(beam.PTransform):
         if s.parse_only:
             finished, dead = raw_records | "PerStory" >> StoryChain(chain, output_type=EventRecord)
             return finished, [dead]
-        # (encoded record, sketch) pairs: bytes until the clusters are applied.
-        pairs, dead = raw_records | "PerStory" >> StoryChain(
-            chain, output_type=beam.typehints.Tuple[bytes, beam.typehints.Any])
-        return pairs | "Dedup" >> BatchClusters(s.dedup, record_coder=EventRecordCoder()), [dead]
+        # Batches of stories (records as bytes until the clusters are applied).
+        batches, dead = raw_records | "PerStory" >> StoryChain(chain, output_type=beam.typehints.Any)
+        return batches | "Dedup" >> BatchClusters(s.dedup, record_coder=EventRecordCoder(), batched=self.batched), [dead]
 
     def _streaming(self, raw_records):
         """One step per stage: their names are what a savepoint or a pipeline
@@ -137,7 +150,9 @@ def dropped_as_duplicate(record: EventRecord) -> bool:
 def build_pipeline(pipeline: beam.Pipeline, source: Source, settings: PipelineSettings) -> None:
     read = pipeline | "Read" >> source.read
     raw_records, done = (read[RECORDS], [read[PROGRESS]]) if source.commit is not None else (read, [])
-    events, dead_letters = raw_records | "Process" >> StoriesToEventRecords(settings)
+    process = StoriesToEventRecords(settings, batches=not settings.drop_duplicates)
+    events, dead_letters = raw_records | "Process" >> process
+    batched = process.batched
     # Every sink returns what it has durably written; a source that commits
     # (Kafka) commits only that, so a restart never skips a record.
     if settings.drop_duplicates:
@@ -146,7 +161,7 @@ def build_pipeline(pipeline: beam.Pipeline, source: Source, settings: PipelineSe
         events = kept
         done.append(dropped)  # counted and done with: nothing more to write
     done.append(events | "WriteEvents" >> write_records(
-        settings.sink, RecordKind.EVENTS, settings.sink_settings))
+        settings.sink, RecordKind.EVENTS, settings.sink_settings, batched=batched))
     done.append(dead_letters | "WriteDeadLetters" >> write_records(
         settings.dead_letter, RecordKind.DEAD_LETTERS, settings.sink_settings))
     if source.commit is not None:

@@ -8,7 +8,7 @@ is one entry below.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Optional
 
 import apache_beam as beam
 
@@ -30,13 +30,18 @@ class SinkSettings:
 class SinkType:
     write: Callable[[SinkSpec, RecordKind, SinkSettings], beam.PTransform]
     default_dead_letter: Callable[[SinkSpec], str]
+    # The same sink for a PCollection of lists of records, where it takes them so;
+    # otherwise the lists are taken apart for ``write``.
+    write_batches: Optional[Callable[[SinkSpec, RecordKind, SinkSettings], beam.PTransform]] = None
 
 
 SINKS: dict[str, SinkType] = {
     "jsonl": SinkType(lambda spec, kind, s: files.write_jsonl(spec, kind, s.files),
-                      files.dead_letter_dir),
+                      files.dead_letter_dir,
+                      lambda spec, kind, s: files.write_jsonl(spec, kind, s.files, batched=True)),
     "parquet": SinkType(lambda spec, kind, s: files.write_parquet(spec, kind, s.files),
-                        files.dead_letter_dir),
+                        files.dead_letter_dir,
+                        lambda spec, kind, s: files.write_parquet(spec, kind, s.files, batched=True)),
     "kafka": SinkType(lambda spec, kind, s: kafka_sink.write_kafka(spec, kind, s.kafka),
                       kafka_sink.dead_letter_topic),
     "postgresql": SinkType(lambda spec, kind, s: postgres.write_postgres(spec, kind),
@@ -56,9 +61,25 @@ def sink_spec(text: str) -> SinkSpec:
     return spec
 
 
-def write_records(spec_text: str, kind: RecordKind, settings: SinkSettings) -> beam.PTransform:
+def write_records(spec_text: str, kind: RecordKind, settings: SinkSettings,
+                  batched: bool = False) -> beam.PTransform:
+    """The sink for records, or with ``batched`` for lists of records."""
     spec = sink_spec(spec_text)
-    return SINKS[spec.scheme].write(spec, kind, settings)
+    sink = SINKS[spec.scheme]
+    if not batched:
+        return sink.write(spec, kind, settings)
+    if sink.write_batches is not None:
+        return sink.write_batches(spec, kind, settings)
+    return _Unbatched(sink.write(spec, kind, settings))
+
+
+class _Unbatched(beam.PTransform):
+    def __init__(self, write: beam.PTransform):
+        super().__init__()
+        self._write = write
+
+    def expand(self, batches):
+        return batches | "Unbatch" >> beam.FlatMap(lambda batch: batch) | self._write
 
 
 def default_dead_letter_spec(spec_text: str) -> str:

@@ -6,12 +6,12 @@ bookkeeping, and the stories' own work is the same plain stage functions, with
 the same dead letters (stage names, raw payloads) and the same counters.
 
 On the local runner a bounded run also spreads that work over worker processes
-(``--local-workers``, default: the cores this process may use). They are forked
-by the command before the pipeline starts, with Beam and the stages already
-imported (Beam's multi_processing mode spawns fresh interpreters that import
-everything again), and each loads gazetteers, rules and language profiles as
-it starts, while the command starts the pipeline: loaded before the fork, they
-would be shared, but the run would wait for them on one core. Clustering
+(``--local-workers``, default: the cores this process may use). As soon as its
+options are read, the command forks one process with Beam and the stages
+already imported (Beam's multi_processing mode spawns fresh interpreters that
+import everything again), which loads gazetteers, rules, language profiles and
+compiled kernels while the command builds and starts the pipeline, then forks
+the workers, which share all of it (``local_workers.WarmWorkers``). Clustering
 needs every story and stays in the one pipeline: workers only map stories to
 records. The stage functions are deterministic, so the output is the same
 whichever process ran a story.
@@ -23,7 +23,6 @@ import functools
 import gc
 import multiprocessing
 import os
-import signal
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -34,10 +33,12 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
+from wirestream.pipelines.local_workers import WarmWorkers
 from wirestream.schemas import DeadLetter, RawRecord
 from wirestream.schemas.coders import EventRecordCoder
 from wirestream.transforms.dedup import DedupSettings
 from wirestream.transforms.dedup import sketched as sketched_record
+from wirestream.transforms.dedup.batch import sketched_batch
 from wirestream.transforms.normalise import NormaliseSettings, normalise_story, unnormalised_record
 from wirestream.transforms.parse import ParseSettings, parse_record
 from wirestream.transforms.stage import DEAD_LETTERS, StageCounters, run_stage
@@ -66,7 +67,8 @@ class ChainResult:
     """What a batch of raw records became: the finished outputs (event records,
     or (record, sketch) pairs for dedup), the dead letters, and per stage how
     many records passed and which dead letters it made (for the counters).
-    Records that leave a worker process travel encoded (``encoded``)."""
+    Encoded (``encoded``, as records leave a worker process), the outputs are
+    the records encoded by their coder, or for dedup one ``SketchedBatch``."""
 
     outputs: list = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
@@ -114,20 +116,21 @@ def run_chain_encoded(raws: list[RawRecord], settings: ChainSettings) -> ChainRe
     """``run_chain`` with each record encoded by its Beam coder, as a worker returns
     it: a pickled dataclass costs the command's process several times more to load
     (field names, one object per value, the collector's passes) than the coder's
-    bytes, and a bounded run with dedup carries them on as bytes to the step
-    that applies the clusters (``BatchClusters``), where they are decoded once."""
+    bytes. With dedup, the batch's records, sketches and bucket keys are one
+    ``SketchedBatch``, which the bounded run carries on as one element to the step
+    that applies the clusters (``BatchClusters``), where its records are decoded once."""
     result = run_chain(raws, settings)
     encode = _RECORD_CODER.encode
     if settings.parse_only:
         result.outputs = [encode(record) for record in result.outputs]
-    else:
-        result.outputs = [(encode(record), sketch) for record, sketch in result.outputs]
+    elif result.outputs:
+        result.outputs = [sketched_batch(result.outputs, settings.dedup, encode)]
     result.encoded = True
     return result
 
 
 # The forked workers of this process, if any (``start_local_workers``).
-_WORKERS: Optional[multiprocessing.pool.Pool] = None
+_WORKERS: Optional[WarmWorkers] = None
 _WORKER_COUNT = 0
 # The collector's thresholds while they run, and before.
 _COLLECTOR_THRESHOLDS = (20_000, 20, 20)
@@ -158,7 +161,7 @@ def warm_up(settings: ChainSettings) -> None:
 
 
 def _start_worker(settings: ChainSettings) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the command's to handle: it stops the workers
+    """Runs once, in the process the workers are forked from."""
     warm_up(settings)
     # What the stages loaded lives as long as the worker: the collector need not scan it again.
     gc.freeze()
@@ -180,7 +183,7 @@ def start_local_workers(count: int, settings: ChainSettings) -> int:
     global _THRESHOLDS
     _THRESHOLDS = gc.get_threshold()
     gc.set_threshold(*_COLLECTOR_THRESHOLDS)
-    _WORKERS = multiprocessing.get_context("fork").Pool(count, initializer=_start_worker, initargs=(settings,))
+    _WORKERS = WarmWorkers(count, functools.partial(_start_worker, settings))
     _WORKER_COUNT = count
     return count
 
@@ -228,7 +231,8 @@ class _StoryChainDoFn(beam.DoFn):
         if not batch:
             return
         if _WORKERS is None:
-            yield from self._emit(run_chain(batch, self._settings))
+            run = run_chain if self._settings.parse_only else run_chain_encoded
+            yield from self._emit(run(batch, self._settings))
             return
         self._pending.append(_WORKERS.apply_async(run_chain_encoded, (batch, self._settings)))
         # A few tasks queued per worker keep it busy; more would only hold memory.
@@ -246,14 +250,10 @@ class _StoryChainDoFn(beam.DoFn):
                     counters.log_code_error(dead)
         for dead in result.dead_letters:
             yield pvalue.TaggedOutput(DEAD_LETTERS, dead)
-        if self._settings.parse_only:
-            yield from map(_RECORD_CODER.decode, result.outputs) if result.encoded else result.outputs
-        elif result.encoded:
+        if self._settings.parse_only and result.encoded:
+            yield from map(_RECORD_CODER.decode, result.outputs)
+        else:
             yield from result.outputs
-        else:  # the pairs' records go on encoded, whichever process ran them
-            encode = _RECORD_CODER.encode
-            for record, sketch in result.outputs:
-                yield encode(record), sketch
 
 
 def _windowed(out):
@@ -266,8 +266,8 @@ def _windowed(out):
 class StoryChain(beam.PTransform):
     """RawRecords -> (finished records, dead letters): parse, normalise, tag and
     sketch (or, parse-only, parse and the unnormalised record) in one step.
-    With dedup, the finished records are (record encoded by EventRecordCoder,
-    sketch) pairs, for ``BatchClusters(..., record_coder=EventRecordCoder())``."""
+    With dedup, the finished outputs are ``SketchedBatch`` tuples of records
+    encoded by EventRecordCoder, for ``BatchClusters(..., record_coder=EventRecordCoder())``."""
 
     def __init__(self, settings: ChainSettings, output_type: Any = Any):
         super().__init__()

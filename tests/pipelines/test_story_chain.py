@@ -14,6 +14,7 @@ from wirestream.schemas import EventRecord, Origin, RawRecord
 from tests.pipelines.test_cli import SAMPLES, read_jsonl, summary_of, wirestream
 from wirestream.transforms.io.archive import list_archive_files, read_archive_file
 from wirestream.transforms.tag import tag_record
+from wirestream.transforms.dedup.sketch import StorySketch, band_entries
 
 
 def _raw(lines):
@@ -56,7 +57,7 @@ def test_forked_workers_give_the_records_one_process_gives():
     try:
         pool = story_chain._WORKERS
         halves = [pool.apply_async(run_chain, (part, settings)) for part in (raws[:150], raws[150:])]
-        forked = [half.get(timeout=300) for half in halves]
+        forked = [half.get() for half in halves]
     finally:
         stop_local_workers()
     assert story_chain._WORKERS is None
@@ -77,10 +78,14 @@ def test_records_leave_a_worker_encoded_and_decode_to_the_same_records(parse_onl
     if parse_only:
         assert all(isinstance(out, bytes) for out in encoded.outputs)
         assert [coder.decode(out).to_dict() for out in encoded.outputs] == [r.to_dict() for r in plain.outputs]
-    else:
-        assert [(coder.decode(r).to_dict(), s) for r, s in encoded.outputs] == \
+        assert len(encoded.outputs) == 2
+    else:  # one batch: the records encoded, their stories' uids, sketches and bucket keys
+        (records, uids, sketches, bands), = encoded.outputs
+        assert [(coder.decode(r).to_dict(), s) for r, s in zip(records, sketches)] == \
             [(r.to_dict(), s) for r, s in plain.outputs]
-    assert len(encoded.outputs) == 2
+        assert uids == [s[0] for _, s in plain.outputs] and len(records) == 2
+        assert bands == band_entries([StorySketch._make(s) for _, s in plain.outputs], settings.dedup,
+                                     settings.dedup.band_partitions)
     assert [d.to_dict() for d in encoded.dead_letters] == [d.to_dict() for d in plain.dead_letters]
 
 

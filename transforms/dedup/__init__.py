@@ -50,7 +50,7 @@ import functools
 import apache_beam as beam
 
 from wirestream.schemas import EventRecord
-from wirestream.transforms.dedup.batch import BatchClusters, cluster_records
+from wirestream.transforms.dedup.batch import BAND_BATCH, BatchClusters, cluster_records, sketched_batch
 from wirestream.transforms.dedup.settings import DedupSettings
 from wirestream.transforms.dedup.sketch import record_uid, sketch_record
 from wirestream.transforms.dedup.streaming import StreamingClusters
@@ -85,4 +85,8 @@ class NearDuplicateClusters(beam.PTransform):
             "dedup", functools.partial(sketched, settings=self._settings))
         if self._settings.streaming:
             return pairs | "Streaming" >> StreamingClusters(self._settings), dead_letters
-        return pairs | "Batch" >> BatchClusters(self._settings), dead_letters
+        settings = self._settings
+        batches = (pairs
+                   | "BatchStories" >> beam.BatchElements(min_batch_size=BAND_BATCH, max_batch_size=BAND_BATCH)
+                   | "SketchedBatches" >> beam.Map(sketched_batch, settings))
+        return batches | "Batch" >> BatchClusters(settings), dead_letters

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Optional
+from typing import Any, NamedTuple, Optional
 
 import apache_beam as beam
 import numpy as np
@@ -20,6 +20,31 @@ from wirestream.transforms.stage import METRICS_NAMESPACE
 
 BAND_BATCH = 1_024  # stories whose bucket keys travel together, packed as bytes
 _UID = StorySketch._fields.index("uid")  # sketches travel as plain tuples
+
+
+class SketchedBatch(NamedTuple):
+    """Stories as the batch path carries them: a batch per element, so that Beam's
+    per-element work is paid per batch, not per story. ``records`` are the
+    records (encoded by the record coder when ``BatchClusters`` has one),
+    ``uids`` and ``sketches`` (plain tuples) their stories', and ``bands`` their
+    bucket keys packed by partition (``band_entries``). It travels as a plain
+    tuple (``sketched_batch``), which Beam encodes without pickling."""
+
+    records: list
+    uids: list[str]
+    sketches: list[tuple]
+    bands: list[tuple[int, tuple]]
+
+
+def sketched_batch(pairs: Iterable[tuple[Any, tuple]], settings: DedupSettings, encode=None) -> tuple:
+    """(record, sketch) pairs -> a ``SketchedBatch`` as a plain tuple; ``encode``
+    (the record coder's) turns each record into bytes."""
+    pairs = list(pairs)
+    records = [record for record, _ in pairs]
+    sketches = [sketch for _, sketch in pairs]
+    bands = band_entries(map(StorySketch._make, sketches), settings, settings.band_partitions) if pairs else []
+    return (list(map(encode, records)) if encode is not None else records,
+            [sketch[_UID] for sketch in sketches], sketches, bands)
 
 
 def cluster_records(records: list[EventRecord], settings: DedupSettings = DedupSettings()) -> list[EventRecord]:
@@ -39,17 +64,19 @@ def cluster_records(records: list[EventRecord], settings: DedupSettings = DedupS
     return records
 
 
-def _sketch_to_partners(wire: tuple, others: dict):
-    """Sends a candidate's sketch to itself and to each partner with a smaller uid,
-    which relates the pair: one sketch copy per pair."""
-    uid = wire[0]
-    partners = others.get(uid)
-    if partners is None:
-        return
-    yield uid, (True, wire)
-    for other in set(partners):  # a pair named by several partitions is named once per partition
-        if other < uid:
-            yield other, (False, wire)
+def _sketches_to_partners(batch: tuple, others: dict):
+    """Sends each candidate's sketch to itself and to each partner with a smaller
+    uid, which relates the pair: one sketch copy per pair. Most stories are no
+    candidate and send nothing."""
+    for wire in batch[2]:
+        uid = wire[_UID]
+        partners = others.get(uid)
+        if partners is None:
+            continue
+        yield uid, (True, wire)
+        for other in set(partners):  # a pair named by several partitions is named once per partition
+            if other < uid:
+                yield other, (False, wire)
 
 
 def _relate_at_story(item, settings: DedupSettings):
@@ -127,26 +154,24 @@ def unique_pairs(packed: Iterable[tuple]) -> list[tuple[str, str]]:
 
 
 class BatchClusters(beam.PTransform):
-    """(record, sketch) pairs -> the records with their clusters applied. With a
-    ``record_coder`` the records arrive encoded by it and are decoded only where
-    their cluster is applied: carried as bytes, they cost Beam no coder work
-    where the pairs are materialised (the sketches' side input)."""
+    """Batches of (record, sketch) pairs (``sketched_batch``) -> the records with
+    their clusters applied. With a ``record_coder`` the records arrive encoded by
+    it and are decoded only where their cluster is applied: carried as bytes,
+    they cost Beam no coder work where the batches wait for the decisions."""
 
-    def __init__(self, settings: DedupSettings, record_coder: Optional[beam.coders.Coder] = None):
+    def __init__(self, settings: DedupSettings, record_coder: Optional[beam.coders.Coder] = None,
+                 batched: bool = False):
         super().__init__()
         self._settings = settings
         self._record_coder = record_coder
+        self._batched = batched  # the records come out in their batches, as lists
 
-    def expand(self, sketched):
-        """``sketched``: (record, its sketch as a plain tuple) pairs."""
+    def expand(self, batches):
+        """``batches``: ``SketchedBatch`` tuples (``sketched_batch``)."""
         s = self._settings
-        # Plain tuples: Beam encodes them without pickling where they are materialised.
-        sketches = sketched | "Sketches" >> beam.MapTuple(lambda _, sketch: sketch)
         # Only uids and bucket keys, packed per batch of stories, are shuffled by bucket.
-        pairs = (sketches
-                 | "BatchSketches" >> beam.BatchElements(min_batch_size=BAND_BATCH, max_batch_size=BAND_BATCH)
-                 | "BandEntries" >> beam.FlatMap(
-                     lambda batch: band_entries(map(StorySketch._make, batch), s, s.band_partitions))
+        pairs = (batches
+                 | "BandEntries" >> beam.FlatMap(lambda batch: batch[3])
                  | "GroupByPartition" >> beam.GroupByKey()
                  | "CandidatePairs" >> beam.ParDo(_CandidatePairs(s))
                  | "GroupPairsByStory" >> beam.GroupByKey()
@@ -156,8 +181,8 @@ class BatchClusters(beam.PTransform):
         others = (pairs
                   | "PairEnds" >> beam.FlatMap(lambda pair: (pair, pair[::-1]))
                   | "GroupByCandidate" >> beam.GroupByKey())
-        relations = (sketches
-                     | "SketchToPartners" >> beam.FlatMap(_sketch_to_partners, beam.pvalue.AsDict(others))
+        relations = (batches
+                     | "SketchesToPartners" >> beam.FlatMap(_sketches_to_partners, beam.pvalue.AsDict(others))
                      | "GroupByRelatingStory" >> beam.GroupByKey()
                      | "Relate" >> beam.FlatMap(_relate_at_story, s))
         decisions = (
@@ -170,12 +195,13 @@ class BatchClusters(beam.PTransform):
             | "Decide" >> beam.FlatMapTuple(_decide_batch))
         decode = self._record_coder.decode if self._record_coder is not None else None
         # Where the records wait for the decisions only their uids go with them:
-        # the sketches' other fields would be decoded there for nothing.
-        records_by_story = beam.MapTuple(lambda record, sketch: (sketch[_UID], record))
-        if decode is not None:
-            records_by_story = records_by_story.with_output_types(beam.typehints.Tuple[str, bytes])
-        return sketched | "RecordsByStory" >> records_by_story | "ApplyDecisions" >> beam.MapTuple(
-            _apply_or_lead, beam.pvalue.AsDict(decisions), decode).with_output_types(EventRecord)
+        # the sketches would be encoded and decoded there for nothing.
+        return (batches
+                | "RecordsByStory" >> beam.Map(lambda batch: (batch[1], batch[0]))
+                | "ApplyDecisions" >> (beam.MapTuple(_applied_batch, beam.pvalue.AsDict(decisions), decode)
+                                       .with_output_types(beam.typehints.List[EventRecord]) if self._batched else
+                                       beam.FlatMapTuple(_apply_to_batch, beam.pvalue.AsDict(decisions), decode)
+                                       .with_output_types(EventRecord)))
 
 
 def _decide_batch(uid, parts):
@@ -185,11 +211,19 @@ def _decide_batch(uid, parts):
         yield uid, (incoming, roots)
 
 
-def _apply_or_lead(uid: str, record, decisions: Optional[dict] = None, decode=None) -> EventRecord:
+def _apply_to_batch(uids: list[str], records: list, decisions: Optional[dict] = None, decode=None):
+    """Each record of a batch with its cluster: its own (a leader) when no
+    decision names it."""
     if decode is not None:
-        record = decode(record)
-    found = decisions.get(uid)
-    if found is None:
-        return apply_decision(record, ClusterDecision(cluster_id_for(record.event_id)))
-    incoming, roots = found
-    return apply_decision(record, decide(record.event_id, incoming, roots))
+        records = map(decode, records)
+    for uid, record in zip(uids, records):
+        found = decisions.get(uid)
+        if found is None:
+            yield apply_decision(record, ClusterDecision(cluster_id_for(record.event_id)))
+        else:
+            incoming, roots = found
+            yield apply_decision(record, decide(record.event_id, incoming, roots))
+
+
+def _applied_batch(uids: list[str], records: list, decisions: Optional[dict] = None, decode=None) -> list[EventRecord]:
+    return list(_apply_to_batch(uids, records, decisions, decode))

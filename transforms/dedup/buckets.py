@@ -53,11 +53,13 @@ def candidate_pairs(entries: Iterable[tuple], settings: DedupSettings) -> Bucket
     keys, members = keys[collided], members[collided]
     if not len(members):
         return BucketPairs([], 0)
-    # One number per story (a record read twice has one uid), in uid order.
-    names, story = np.unique(np.array(uids, dtype=object), return_inverse=True)
+    # One number per story sharing a bucket (a record read twice has one uid), in
+    # uid order; only they are numbered: every batch brings all its stories' uids.
+    names, story = np.unique(np.array([uids[m] for m in members.tolist()], dtype=object), return_inverse=True)
+    story = story.reshape(-1)
     # Bucket order is (time, uid): the same whatever the batches or partitions.
-    order = np.lexsort((story[members], times[members], keys))
-    keys, members = keys[order], members[order]
+    order = np.lexsort((story, times[members], keys))
+    keys, members, story = keys[order], members[order], story[order]
     member_times = times[members]
     # The whole policy (``compared_members``) at once, over every bucket: for the
     # member at j, ``first`` is the earliest member of its bucket within the window.
@@ -78,7 +80,7 @@ def candidate_pairs(entries: Iterable[tuple], settings: DedupSettings) -> Bucket
                         np.broadcast_to(j[:, None], late.shape)[late_ok]])
     b = np.concatenate([early[early_ok], late[late_ok]])
     dropped = int(np.maximum(j - first - earliest - latest, 0).sum())
-    sa, sb = story[members[a]].astype(np.uint64), story[members[b]].astype(np.uint64)
+    sa, sb = story[a].astype(np.uint64), story[b].astype(np.uint64)
     distinct = sa != sb
     low, high = np.minimum(sa, sb)[distinct], np.maximum(sa, sb)[distinct]
     codes = np.unique(low << np.uint64(32) | high)

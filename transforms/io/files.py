@@ -34,6 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import hashlib
+import itertools
 import json
 import operator
 import os
@@ -202,6 +203,8 @@ def documents_to_table(documents: list[dict], kind: RecordKind):
 # --- bounded writer ------------------------------------------------------------------------
 
 WRITTEN = "written"  # the output of acknowledgements
+# Records of one element of the shuffle by shard, where the input is not batched already.
+SHARD_BATCH = 256
 
 
 def shard_of(key: str, num_shards: int) -> int:
@@ -230,8 +233,8 @@ class _WriteShard(beam.DoFn):
         self._written = beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"written_{kind.value}")
 
     def process(self, shard_records):
-        shard, records = shard_records
-        records = sorted(records, key=operator.itemgetter(0))
+        shard, parts = shard_records
+        records = sorted(itertools.chain.from_iterable(parts), key=operator.itemgetter(0))
         carried = [document for _, document, _ in records]
         path = shard_name(self._directory, self._kind, shard, self._num_shards, self._format.suffix)
         write_atomically(path, lambda handle: self._format.write_carried(handle, carried, self._kind))
@@ -242,11 +245,17 @@ class _WriteShard(beam.DoFn):
                 yield pvalue.TaggedOutput(WRITTEN, ack)
 
 
-def _shard_entry(record, num_shards: int, file_format) -> tuple[int, tuple]:
-    """(shard, (sort key, the document as the format carries it, acknowledgement or None))."""
-    key = record.record_key
-    return shard_of(key, num_shards), (key, file_format.carried(record.to_dict()),
-                                       Acknowledgement.of_origin(record.origin))
+def _shard_entries(records: Iterable, num_shards: int, file_format) -> list[tuple[int, list[tuple]]]:
+    """Some records as (shard, [(sort key, the document as the format carries it,
+    acknowledgement or None), ...]), one list per shard they fall in: a batch of
+    records costs the shuffle by shard a few elements, not one per record."""
+    by_shard: dict[int, list[tuple]] = {}
+    carried = file_format.carried
+    for record in records:
+        key = record.record_key
+        by_shard.setdefault(shard_of(key, num_shards), []).append(
+            (key, carried(record.to_dict()), Acknowledgement.of_origin(record.origin)))
+    return sorted(by_shard.items())
 
 
 def remove_stale_shards(directory: str, kind: RecordKind, suffix: str, keep: list[str]) -> list[str]:
@@ -263,19 +272,22 @@ def remove_stale_shards(directory: str, kind: RecordKind, suffix: str, keep: lis
 
 class WriteBoundedFiles(beam.PTransform):
     """Returns the acknowledgements of what was written (for Kafka offset
-    commits, see ``kafka.commits``)."""
+    commits, see ``kafka.commits``). ``batched``: each element is a list of records."""
 
-    def __init__(self, directory: str, kind: RecordKind, num_shards: int, file_format):
+    def __init__(self, directory: str, kind: RecordKind, num_shards: int, file_format, batched: bool = False):
         super().__init__()
         self._directory, self._kind = directory, kind
         self._num_shards, self._format = num_shards, file_format
+        self._batched = batched
 
     def expand(self, records):
         directory, kind, n, fmt = self._directory, self._kind, self._num_shards, self._format
         if not FileSystems.exists(directory):
             FileSystems.mkdirs(directory)
-        written = (records
-                   | "KeyByShard" >> beam.Map(_shard_entry, n, fmt)
+        batches = records if self._batched else records | "Batch" >> beam.BatchElements(
+            min_batch_size=SHARD_BATCH, max_batch_size=SHARD_BATCH)
+        written = (batches
+                   | "KeyByShard" >> beam.FlatMap(_shard_entries, n, fmt)
                    | "GroupByShard" >> beam.GroupByKey()
                    | "WriteShards" >> beam.ParDo(_WriteShard(directory, kind, n, fmt)).with_outputs(
                        WRITTEN, main="paths"))
@@ -523,28 +535,32 @@ class WriteRecordFiles(beam.PTransform):
     bounded run, rolled in a streaming run. Returns the acknowledgements of
     what was written."""
 
-    def __init__(self, directory: str, kind: RecordKind, settings: FileSinkSettings, file_format):
+    def __init__(self, directory: str, kind: RecordKind, settings: FileSinkSettings, file_format,
+                 batched: bool = False):
         super().__init__()
         self._directory, self._kind = directory.rstrip("/") or "/", kind
         self._settings, self._format = settings, file_format
+        self._batched = batched
 
     def expand(self, records):
         if self._settings.streaming:
+            if self._batched:
+                records = records | "Unbatch" >> beam.FlatMap(lambda batch: batch)
             directory, kind, file_format = self._directory, self._kind, self._format
             policy = self._settings.roll
             return records | "WriteRollingFiles" >> beam.ParDo(WriteToRecordSink(
                 lambda: RollingFileSink(directory, kind, file_format, policy), kind))
         return records | "WriteBoundedFiles" >> WriteBoundedFiles(
-            self._directory, self._kind, self._settings.num_shards, self._format)
+            self._directory, self._kind, self._settings.num_shards, self._format, self._batched)
 
 
 def dead_letter_dir(spec: SinkSpec) -> str:
     return f"{spec.scheme}:{FileSystems.join(spec.target.rstrip('/'), 'dead-letter')}"
 
 
-def write_jsonl(spec: SinkSpec, kind: RecordKind, settings: FileSinkSettings) -> beam.PTransform:
-    return WriteRecordFiles(spec.target, kind, settings, JsonLinesFormat)
+def write_jsonl(spec: SinkSpec, kind: RecordKind, settings: FileSinkSettings, batched: bool = False) -> beam.PTransform:
+    return WriteRecordFiles(spec.target, kind, settings, JsonLinesFormat, batched)
 
 
-def write_parquet(spec: SinkSpec, kind: RecordKind, settings: FileSinkSettings) -> beam.PTransform:
-    return WriteRecordFiles(spec.target, kind, settings, ParquetFormat)
+def write_parquet(spec: SinkSpec, kind: RecordKind, settings: FileSinkSettings, batched: bool = False) -> beam.PTransform:
+    return WriteRecordFiles(spec.target, kind, settings, ParquetFormat, batched)

