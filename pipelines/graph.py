@@ -66,7 +66,7 @@ class _CountOutcome(beam.DoFn):
 
     def process(self, element):
         # A re-emitted record (cluster_revision > 0) moves its count in the dedup stage.
-        first = [r for r in (element if self._batched else [element]) if r.cluster_revision == 0]
+        first = [r for r in (element if self._batched else (element,)) if r.cluster_revision == 0]
         duplicates = sum(r.is_duplicate for r in first)
         if duplicates:
             self._duplicates.inc(duplicates)

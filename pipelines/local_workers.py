@@ -161,7 +161,10 @@ class WarmWorkers:
         for _, theirs in pipes:
             theirs.close()
         self._workers = [_Worker(ours) for ours, _ in pipes]
-        self.count = count
+
+    @property
+    def count(self) -> int:
+        return len(self._workers)
 
     def apply_async(self, fn: Callable, args: tuple = ()) -> PendingResult:
         """Runs ``fn(*args)`` in the worker with the fewest tasks waiting."""

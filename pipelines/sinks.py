@@ -8,14 +8,14 @@ is one entry below.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable
 
 import apache_beam as beam
 
 from wirestream.transforms.io import files, postgres
 from wirestream.transforms.io.kafka import ClientConfig
 from wirestream.transforms.io.kafka import sink as kafka_sink
-from wirestream.transforms.io.sinks import RecordKind, SinkError, SinkSpec, redacted_url
+from wirestream.transforms.io.sinks import RecordKind, SinkError, SinkSpec, Unbatch, redacted_url
 
 
 @dataclass(frozen=True)
@@ -28,20 +28,18 @@ class SinkSettings:
 
 @dataclass(frozen=True)
 class SinkType:
-    write: Callable[[SinkSpec, RecordKind, SinkSettings], beam.PTransform]
+    write: Callable[..., beam.PTransform]  # (spec, kind, settings), and batched=True where takes_batches
     default_dead_letter: Callable[[SinkSpec], str]
-    # The same sink for a PCollection of lists of records, where it takes them so;
-    # otherwise the lists are taken apart for ``write``.
-    write_batches: Optional[Callable[[SinkSpec, RecordKind, SinkSettings], beam.PTransform]] = None
+    # Whether ``write`` also takes a PCollection of lists of records (batched=True);
+    # otherwise lists are taken apart for it.
+    takes_batches: bool = False
 
 
 SINKS: dict[str, SinkType] = {
-    "jsonl": SinkType(lambda spec, kind, s: files.write_jsonl(spec, kind, s.files),
-                      files.dead_letter_dir,
-                      lambda spec, kind, s: files.write_jsonl(spec, kind, s.files, batched=True)),
-    "parquet": SinkType(lambda spec, kind, s: files.write_parquet(spec, kind, s.files),
-                        files.dead_letter_dir,
-                        lambda spec, kind, s: files.write_parquet(spec, kind, s.files, batched=True)),
+    "jsonl": SinkType(lambda spec, kind, s, batched=False: files.write_jsonl(spec, kind, s.files, batched),
+                      files.dead_letter_dir, takes_batches=True),
+    "parquet": SinkType(lambda spec, kind, s, batched=False: files.write_parquet(spec, kind, s.files, batched),
+                        files.dead_letter_dir, takes_batches=True),
     "kafka": SinkType(lambda spec, kind, s: kafka_sink.write_kafka(spec, kind, s.kafka),
                       kafka_sink.dead_letter_topic),
     "postgresql": SinkType(lambda spec, kind, s: postgres.write_postgres(spec, kind),
@@ -68,18 +66,9 @@ def write_records(spec_text: str, kind: RecordKind, settings: SinkSettings,
     sink = SINKS[spec.scheme]
     if not batched:
         return sink.write(spec, kind, settings)
-    if sink.write_batches is not None:
-        return sink.write_batches(spec, kind, settings)
-    return _Unbatched(sink.write(spec, kind, settings))
-
-
-class _Unbatched(beam.PTransform):
-    def __init__(self, write: beam.PTransform):
-        super().__init__()
-        self._write = write
-
-    def expand(self, batches):
-        return batches | "Unbatch" >> beam.FlatMap(lambda batch: batch) | self._write
+    if sink.takes_batches:
+        return sink.write(spec, kind, settings, batched=True)
+    return Unbatch() | sink.write(spec, kind, settings)
 
 
 def default_dead_letter_spec(spec_text: str) -> str:

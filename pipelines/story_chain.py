@@ -131,7 +131,6 @@ def run_chain_encoded(raws: list[RawRecord], settings: ChainSettings) -> ChainRe
 
 # The forked workers of this process, if any (``start_local_workers``).
 _WORKERS: Optional[WarmWorkers] = None
-_WORKER_COUNT = 0
 # The collector's thresholds while they run, and before.
 _COLLECTOR_THRESHOLDS = (20_000, 20, 20)
 _THRESHOLDS: Optional[tuple[int, int, int]] = None
@@ -170,7 +169,7 @@ def _start_worker(settings: ChainSettings) -> None:
 def start_local_workers(count: int, settings: ChainSettings) -> int:
     """Forks ``count`` worker processes for StoryChain in this process (none
     for a count below 2: the chain then runs inline). Returns how many run."""
-    global _WORKERS, _WORKER_COUNT
+    global _WORKERS
     if count < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return 0
     # Objects that exist now are left alone by the collector: otherwise its
@@ -184,20 +183,19 @@ def start_local_workers(count: int, settings: ChainSettings) -> int:
     _THRESHOLDS = gc.get_threshold()
     gc.set_threshold(*_COLLECTOR_THRESHOLDS)
     _WORKERS = WarmWorkers(count, functools.partial(_start_worker, settings))
-    _WORKER_COUNT = count
     return count
 
 
 def stop_local_workers(finished: bool = True) -> None:
     """Ends the workers: after their last task, or at once when the run did not finish."""
-    global _WORKERS, _WORKER_COUNT
+    global _WORKERS
     if _WORKERS is not None:
         if finished:
             _WORKERS.close()
         else:
             _WORKERS.terminate()
         _WORKERS.join()
-    _WORKERS, _WORKER_COUNT = None, 0
+    _WORKERS = None
     gc.unfreeze()
     if _THRESHOLDS is not None:
         gc.set_threshold(*_THRESHOLDS)
@@ -236,7 +234,7 @@ class _StoryChainDoFn(beam.DoFn):
             return
         self._pending.append(_WORKERS.apply_async(run_chain_encoded, (batch, self._settings)))
         # A few tasks queued per worker keep it busy; more would only hold memory.
-        while len(self._pending) > 2 * _WORKER_COUNT or (self._pending and self._pending[0].ready()):
+        while len(self._pending) > 2 * _WORKERS.count or (self._pending and self._pending[0].ready()):
             yield from self._emit(self._pending.popleft())
 
     def _emit(self, result):

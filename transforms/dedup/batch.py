@@ -36,6 +36,10 @@ class SketchedBatch(NamedTuple):
     bands: list[tuple[int, tuple]]
 
 
+# Positions in the plain tuple a SketchedBatch travels as.
+_RECORDS, _UIDS, _SKETCHES, _BANDS = (SketchedBatch._fields.index(f) for f in SketchedBatch._fields)
+
+
 def sketched_batch(pairs: Iterable[tuple[Any, tuple]], settings: DedupSettings, encode=None) -> tuple:
     """(record, sketch) pairs -> a ``SketchedBatch`` as a plain tuple; ``encode``
     (the record coder's) turns each record into bytes."""
@@ -43,8 +47,8 @@ def sketched_batch(pairs: Iterable[tuple[Any, tuple]], settings: DedupSettings, 
     records = [record for record, _ in pairs]
     sketches = [sketch for _, sketch in pairs]
     bands = band_entries(map(StorySketch._make, sketches), settings, settings.band_partitions) if pairs else []
-    return (list(map(encode, records)) if encode is not None else records,
-            [sketch[_UID] for sketch in sketches], sketches, bands)
+    return tuple(SketchedBatch(list(map(encode, records)) if encode is not None else records,
+                               [sketch[_UID] for sketch in sketches], sketches, bands))
 
 
 def cluster_records(records: list[EventRecord], settings: DedupSettings = DedupSettings()) -> list[EventRecord]:
@@ -68,7 +72,7 @@ def _sketches_to_partners(batch: tuple, others: dict):
     """Sends each candidate's sketch to itself and to each partner with a smaller
     uid, which relates the pair: one sketch copy per pair. Most stories are no
     candidate and send nothing."""
-    for wire in batch[2]:
+    for wire in batch[_SKETCHES]:
         uid = wire[_UID]
         partners = others.get(uid)
         if partners is None:
@@ -171,7 +175,7 @@ class BatchClusters(beam.PTransform):
         s = self._settings
         # Only uids and bucket keys, packed per batch of stories, are shuffled by bucket.
         pairs = (batches
-                 | "BandEntries" >> beam.FlatMap(lambda batch: batch[3])
+                 | "BandEntries" >> beam.FlatMap(lambda batch: batch[_BANDS])
                  | "GroupByPartition" >> beam.GroupByKey()
                  | "CandidatePairs" >> beam.ParDo(_CandidatePairs(s))
                  | "GroupPairsByStory" >> beam.GroupByKey()
@@ -197,7 +201,7 @@ class BatchClusters(beam.PTransform):
         # Where the records wait for the decisions only their uids go with them:
         # the sketches would be encoded and decoded there for nothing.
         return (batches
-                | "RecordsByStory" >> beam.Map(lambda batch: (batch[1], batch[0]))
+                | "RecordsByStory" >> beam.Map(lambda batch: (batch[_UIDS], batch[_RECORDS]))
                 | "ApplyDecisions" >> (beam.MapTuple(_applied_batch, beam.pvalue.AsDict(decisions), decode)
                                        .with_output_types(beam.typehints.List[EventRecord]) if self._batched else
                                        beam.FlatMapTuple(_apply_to_batch, beam.pvalue.AsDict(decisions), decode)

@@ -50,7 +50,7 @@ import orjson
 from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
 
-from wirestream.transforms.io.sinks import Acknowledgement, RecordKind, RecordSink, SinkSpec, WriteToRecordSink
+from wirestream.transforms.io.sinks import Acknowledgement, RecordKind, RecordSink, SinkSpec, Unbatch, WriteToRecordSink
 from wirestream.transforms.stage import METRICS_NAMESPACE
 
 
@@ -545,7 +545,7 @@ class WriteRecordFiles(beam.PTransform):
     def expand(self, records):
         if self._settings.streaming:
             if self._batched:
-                records = records | "Unbatch" >> beam.FlatMap(lambda batch: batch)
+                records = records | "Unbatch" >> Unbatch()
             directory, kind, file_format = self._directory, self._kind, self._format
             policy = self._settings.roll
             return records | "WriteRollingFiles" >> beam.ParDo(WriteToRecordSink(

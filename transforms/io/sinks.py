@@ -130,6 +130,11 @@ class Acknowledgement:
                    origin.item, origin.item_count)
 
 
+def Unbatch() -> beam.PTransform:  # noqa: N802 - named as the transform it is
+    """Lists of records -> the records, for a sink that takes them one by one."""
+    return beam.FlatMap(lambda batch: batch)
+
+
 # The outputs of a source whose reads are committed (Kafka with a group): its
 # records, and its PROGRESS (Acknowledgements of where reading began and of
 # offsets that hold no record), which count as done beside what sinks wrote.
