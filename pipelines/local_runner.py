@@ -164,7 +164,7 @@ def _hold_output_to_input(context, bundle_context_manager) -> None:
 # bundle's end waits for it to wake: a bounded run paid that once per stage after
 # the stories were read, a quarter of a second of a backfill's tail. Its samples
 # (time per step, for the metrics) stay; they are only taken more often.
-SAMPLER_PERIOD_MS = 20
+SAMPLER_PERIOD_MS = 5
 
 
 @contextlib.contextmanager
