@@ -9,13 +9,17 @@ Prints, from one run:
    into a jsonl: sink, wall time from its start to its exit (a fresh process
    each time, so start-up and gazetteer loading count), median of --repeats;
 2. **full/floor**: the same command with `--parse-only` (read, parse, write),
-   measured the same way, and the ratio of the two throughputs;
+   measured the same way, runs of the two alternating, and the ratio of the
+   two throughputs;
 3. **peak memory of all processes together**: the largest sum of the
    proportional set size (PSS) of the command and every process it started
    (forked local workers, SDK workers), sampled every 0.25 s from /proc; PSS
    counts a page that forked workers share once, as the machine holds it. The
    summed RSS (sampled every 50 ms), which counts such a page once per
-   process, is printed beside it;
+   process, is printed beside it. The sampler takes about a tenth of a core
+   (the kernel walks every page table for PSS), which on two cores slows a
+   run that uses both: memory is sampled in one more run of each command, and
+   the timed runs are not sampled;
 4. **the peer**: the loop a user would write first, on the same stories —
    langdetect.detect, dateparser.parse and a datasketch MinHash LSH, one
    process — and how far the pipeline is ahead of it.
@@ -38,6 +42,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -88,22 +93,23 @@ def _tree_memory(root: int, with_pss: bool = True) -> tuple[int, int]:
     return total_rss, total_pss
 
 
-def timed_command(argv: list[str]) -> dict:
+def timed_command(argv: list[str], sample_memory: bool = False) -> dict:
     """Runs a command to its exit: wall seconds, CPU seconds of it and its
-    children, the peak of their summed resident memory, and its stderr."""
+    children, its stderr, and with ``sample_memory`` the peak of their summed
+    memory (which the sampling itself slows)."""
     with tempfile.TemporaryFile() as err:
         cpu0 = os.times()
         started = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=REPO)
         peak_rss = peak_pss = 0
         samples = 0
-        while proc.poll() is None:
-            # PSS costs the kernel a walk of every page table: every 5th sample
-            # (0.25 s), so the sampler does not take the measured run's CPU.
+        while sample_memory and proc.poll() is None:
+            # PSS costs the kernel a walk of every page table: every 5th sample (0.25 s).
             rss, pss = _tree_memory(proc.pid, with_pss=samples % 5 == 0)
             peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
             samples += 1
             time.sleep(0.05)
+        proc.wait()
         wall = time.perf_counter() - started
         cpu1 = os.times()
         err.seek(0)
@@ -120,13 +126,14 @@ def _wirestream() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "wirestream.pipelines.cli"]
 
 
-def pipeline_run(source: str, runner: str, beam_args: list[str], parse_only: bool) -> dict:
+def pipeline_run(source: str, runner: str, beam_args: list[str], parse_only: bool,
+                 sample_memory: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as out:
         argv = [*_wirestream(), "run", "--source", source, "--sink", f"jsonl:{out}",
                 "--runner", runner, "--progress", "off", *beam_args]
         if parse_only:
             argv.append("--parse-only")
-        result = timed_command(argv)
+        result = timed_command(argv, sample_memory)
     summary = [line for line in result["stderr"].splitlines() if line.startswith("read=")]
     if not summary:
         sys.exit(f"no run summary in:\n{result['stderr'][-2000:]}")
@@ -175,14 +182,17 @@ def peer_child(source: str) -> None:
 
 
 def peer_run(source: str) -> dict:
-    result = timed_command([sys.executable, __file__, "--peer-child", "--source", source])
+    result = timed_command([sys.executable, __file__, "--peer-child", "--source", source], sample_memory=True)
     summary = [line for line in result["stderr"].splitlines() if line.startswith("read=")][-1]
     result["read"] = int(summary.split()[0].split("=")[1])
     return result
 
 
-def describe(name: str, runs: list[dict]) -> float:
+def describe(name: str, runs: list[dict], sampled: Optional[dict] = None) -> float:
+    """Throughput, wall and CPU of the timed runs; memory of ``sampled`` (a run
+    with the memory sampler), or of the runs themselves when they were sampled."""
     rates = [r["read"] / r["wall_s"] for r in runs]
+    memory = [sampled] if sampled is not None else runs
 
     def spread(values, fmt):
         if len(values) == 1:
@@ -191,8 +201,8 @@ def describe(name: str, runs: list[dict]) -> float:
     print(f"{name:<6} stories {runs[0]['read']:,}  stories/s {spread(rates, '{:,.0f}')}  "
           f"wall s {spread([r['wall_s'] for r in runs], '{:.1f}')}  "
           f"CPU s {spread([r['cpu_s'] for r in runs], '{:.1f}')}  "
-          f"peak MiB, all processes: PSS {spread([r['peak_mib'] for r in runs], '{:,.0f}')} "
-          f"(RSS summed {spread([r['peak_rss_mib'] for r in runs], '{:,.0f}')})", flush=True)
+          f"peak MiB, all processes: PSS {spread([r['peak_mib'] for r in memory], '{:,.0f}')} "
+          f"(RSS summed {spread([r['peak_rss_mib'] for r in memory], '{:,.0f}')})", flush=True)
     return statistics.median(rates)
 
 
@@ -281,13 +291,17 @@ def main() -> None:
           f"Python {sys.version.split()[0]}, runner {args.runner} {args.beam_args}, "
           f"{args.repeats} runs each; median (min–max); load average "
           f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}", flush=True)
-    full = floor = None
-    if "full" in parts:
-        full = describe("full", [pipeline_run(args.source, args.runner, beam_args, False)
-                                 for _ in range(args.repeats)])
-    if "floor" in parts:
-        floor = describe("floor", [pipeline_run(args.source, args.runner, beam_args, True)
-                                   for _ in range(args.repeats)])
+    # Full and floor runs alternate: this machine's speed drifts by tens of per
+    # cent within minutes, and the ratio compares the two.
+    kinds = [kind for kind in ("full", "floor") if kind in parts]
+    runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
+    for _ in range(args.repeats):
+        for kind in kinds:
+            runs[kind].append(pipeline_run(args.source, args.runner, beam_args, kind == "floor"))
+    rates = {kind: describe(kind, runs[kind], pipeline_run(args.source, args.runner, beam_args,
+                                                           kind == "floor", sample_memory=True))
+             for kind in kinds}
+    full, floor = rates.get("full"), rates.get("floor")
     if full and floor:
         print(f"full/floor throughput ratio: {full / floor:.2f}")
     if "peer" in parts:

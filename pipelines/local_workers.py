@@ -8,8 +8,9 @@ and starts its pipeline on the other core. multiprocessing's Pool forks every
 worker from the command itself, so each would load them again.
 
 Tasks are functions and arguments that pickle; results come back in the order
-of submission per worker. A worker that dies fails the task it held
-(``WorkerLost``) instead of leaving it waiting forever, as a Pool would.
+of submission per worker, read as soon as they are sent. A worker that dies
+fails the tasks it held (``WorkerLost``) instead of leaving them waiting
+forever, as a Pool would.
 """
 
 from __future__ import annotations
@@ -30,77 +31,95 @@ class WorkerLost(RuntimeError):
 class PendingResult:
     """One task's result, once its worker has answered."""
 
-    def __init__(self, worker: "_Worker"):
-        self._worker = worker
-        self._done = False
+    def __init__(self):
+        self._answered = threading.Event()
         self._value: Any = None
         self._error: Optional[BaseException] = None
 
     def _set(self, ok: bool, value: Any) -> None:
-        self._done = True
         if ok:
             self._value = value
         else:
             self._error = value
+        self._answered.set()
 
     def ready(self) -> bool:
-        if not self._done:
-            self._worker.collect(block=False)
-        return self._done
+        return self._answered.is_set()
 
     def get(self) -> Any:
-        while not self._done:
-            self._worker.collect(block=True)
+        self._answered.wait()
         if self._error is not None:
             raise self._error
         return self._value
 
 
 class _Worker:
-    """The command's end of one worker: tasks go out through a thread (a task
-    larger than the pipe's buffer must not block the command while the worker
-    is itself blocked sending a result), answers are read in order."""
+    """The command's end of one worker. Tasks go out through one thread and
+    answers come in through another, as soon as they are ready: a worker whose
+    answer is larger than the pipe's buffer would otherwise wait, idle, until
+    the command asked for that answer (it asks in the order it submitted, so
+    often for the other worker's first), and a task larger than the buffer
+    must not block the command while the worker is itself blocked sending."""
 
     def __init__(self, connection):
         self._connection = connection
-        self._waiting: deque[PendingResult] = deque()
+        self._lock = threading.Lock()
+        self._waiting: deque[PendingResult] = deque()  # answers due, in order
+        self._lost = False
         self._outbox: queue.Queue = queue.Queue()
         self._sender = threading.Thread(target=self._send_all, daemon=True)
+        self._receiver = threading.Thread(target=self._receive_all, daemon=True)
         self._sender.start()
+        self._receiver.start()
 
     def _send_all(self) -> None:
-        while (task := self._outbox.get()) is not None:
+        while True:
+            task = self._outbox.get()
             try:
-                self._connection.send(task)
-            except (OSError, ValueError):  # the worker is gone: collect() reports it
+                self._connection.send(task)  # None, the last, tells the worker to end
+            except (OSError, ValueError):  # the worker is gone: the receiver reports it
+                return
+            if task is None:
                 return
 
+    def _receive_all(self) -> None:
+        while True:
+            try:
+                ok, value = self._connection.recv()
+            except (EOFError, OSError):  # the worker ended
+                break
+            with self._lock:
+                pending = self._waiting.popleft()
+            pending._set(ok, value)
+        with self._lock:
+            self._lost = True
+            unanswered, self._waiting = list(self._waiting), deque()
+        lost = WorkerLost("a local worker process ended before it answered")
+        for pending in unanswered:
+            pending._set(False, lost)
+
     def submit(self, fn: Callable, args: tuple) -> PendingResult:
-        pending = PendingResult(self)
-        self._waiting.append(pending)
+        pending = PendingResult()
+        with self._lock:
+            if self._lost:
+                pending._set(False, WorkerLost("a local worker process ended before it answered"))
+                return pending
+            self._waiting.append(pending)
         self._outbox.put((fn, args))
         return pending
 
     @property
     def busy(self) -> int:
+        """Tasks submitted and not yet answered."""
         return len(self._waiting)
 
-    def collect(self, block: bool) -> None:
-        """Reads the answers that have come (one at least if ``block``)."""
-        while self._waiting and (block or self._connection.poll()):
-            try:
-                ok, value = self._connection.recv()
-            except (EOFError, OSError):
-                lost = WorkerLost("a local worker process ended before it answered")
-                while self._waiting:
-                    self._waiting.popleft()._set(False, lost)
-                return
-            self._waiting.popleft()._set(ok, value)
-            block = False
-
     def close(self) -> None:
+        """No more tasks: the worker ends after answering those it has."""
         self._outbox.put(None)
+
+    def join(self) -> None:
         self._sender.join()
+        self._receiver.join()
         self._connection.close()
 
 
@@ -109,7 +128,9 @@ def _serve(connection) -> None:
     while True:
         try:
             task = connection.recv()
-        except EOFError:  # the command closed its end: no more tasks
+        except EOFError:  # the command is gone
+            return
+        if task is None:  # no more tasks
             return
         fn, args = task
         try:
@@ -167,7 +188,7 @@ class WarmWorkers:
         return len(self._workers)
 
     def apply_async(self, fn: Callable, args: tuple = ()) -> PendingResult:
-        """Runs ``fn(*args)`` in the worker with the fewest tasks waiting."""
+        """Runs ``fn(*args)`` in the worker with the fewest tasks not yet answered."""
         return min(self._workers, key=lambda w: w.busy).submit(fn, args)
 
     def close(self) -> None:
@@ -185,6 +206,8 @@ class WarmWorkers:
             worker.close()
 
     def join(self) -> None:
+        for worker in self._workers:
+            worker.join()
         try:
             os.waitpid(self._nursery_pid, 0)
         except ChildProcessError:  # already waited for

@@ -92,20 +92,18 @@ def run_chain(raws: list[RawRecord], settings: ChainSettings) -> ChainResult:
     DoFns would run them."""
     result = ChainResult(passed={s: 0 for s in settings.stages},
                          failed={s: [] for s in settings.stages})
-    stages = _stage_functions(settings)
-    for raw in raws:
-        elements = [raw]
-        for stage, fn, many in stages:
-            after = []
-            for element in elements:
-                passed, dead_letters, _ = run_stage(stage, fn, element, many)
-                after += passed
-                if dead_letters:
-                    result.failed[stage] += dead_letters
-                    result.dead_letters += dead_letters
-            result.passed[stage] += len(after)
-            elements = after
-        result.outputs += elements
+    elements = raws
+    for stage, fn, many in _stage_functions(settings):
+        after = []
+        for element in elements:
+            passed, dead_letters, _ = run_stage(stage, fn, element, many)
+            after += passed
+            if dead_letters:
+                result.failed[stage] += dead_letters
+                result.dead_letters += dead_letters
+        result.passed[stage] += len(after)
+        elements = after
+    result.outputs = elements
     return result
 
 

@@ -28,6 +28,15 @@ def _die():
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _large_answer():
+    return b"x" * (8 << 20)  # far more than a pipe holds
+
+
+def _touch(path):
+    with open(path, "w"):
+        pass
+
+
 def test_the_workers_share_one_warm_up_and_answer_in_order():
     workers = WarmWorkers(2, _warm_up)
     try:
@@ -66,6 +75,24 @@ def test_a_worker_that_dies_fails_its_task_instead_of_leaving_it_waiting():
             lost.get()
     finally:
         workers.terminate()
+        workers.join()
+
+
+def test_a_worker_goes_on_while_its_large_answer_waits_to_be_asked_for(tmp_path):
+    # The caller asks for nothing: the worker's next task runs all the same (its
+    # answer is read as it comes, so the worker is not left blocked sending it).
+    workers = WarmWorkers(1, _warm_up)
+    marker = tmp_path / "second task ran"
+    try:
+        large = workers.apply_async(_large_answer)
+        workers.apply_async(_touch, (str(marker),))
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists()
+        assert large.get() == _large_answer()
+    finally:
+        workers.close()
         workers.join()
 
 

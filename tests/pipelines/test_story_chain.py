@@ -107,3 +107,15 @@ def test_local_workers_must_be_at_least_one(tmp_path, workers):
     proc = wirestream("run", "--source", str(SAMPLES), "--sink", f"jsonl:{tmp_path}",
                       "--local-workers", workers)
     assert proc.returncode == 2 and "--local-workers must be at least 1" in proc.stderr
+
+
+def test_a_batchs_parsed_texts_are_known_clean_when_normalise_cleans_them_again(monkeypatch):
+    # A batch is parsed whole before it is normalised: the cache of clean texts must
+    # still hold the batch's headlines, bodies and datelines when normalise asks.
+    from wirestream.transforms.normalise import text
+    parsed = [text.clean_text(f"Story {i}  from Paris, {part}") for i in range(story_chain.BATCH_STORIES)
+              for part in ("headline", "body", "dateline")]
+    checked = []
+    monkeypatch.setattr(text, "_is_clean_ascii", lambda t: checked.append(t) or True)
+    assert all(text.clean_text(t) is t for t in parsed)
+    assert checked == []

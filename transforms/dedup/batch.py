@@ -68,11 +68,11 @@ def cluster_records(records: list[EventRecord], settings: DedupSettings = DedupS
     return records
 
 
-def _sketches_to_partners(batch: tuple, others: dict):
-    """Sends each candidate's sketch to itself and to each partner with a smaller
-    uid, which relates the pair: one sketch copy per pair. Most stories are no
-    candidate and send nothing."""
-    for wire in batch[_SKETCHES]:
+def _sketches_to_partners(sketches: list[tuple], others: dict):
+    """Sends each candidate's sketch (of a batch's) to itself and to each partner
+    with a smaller uid, which relates the pair: one sketch copy per pair. Most
+    stories are no candidate and send nothing."""
+    for wire in sketches:
         uid = wire[_UID]
         partners = others.get(uid)
         if partners is None:
@@ -185,7 +185,10 @@ class BatchClusters(beam.PTransform):
         others = (pairs
                   | "PairEnds" >> beam.FlatMap(lambda pair: (pair, pair[::-1]))
                   | "GroupByCandidate" >> beam.GroupByKey())
+        # A step with a side input reads a materialised copy of its input: that copy
+        # holds only the sketches, taken from the batches where they are made.
         relations = (batches
+                     | "Sketches" >> beam.Map(lambda batch: batch[_SKETCHES])
                      | "SketchesToPartners" >> beam.FlatMap(_sketches_to_partners, beam.pvalue.AsDict(others))
                      | "GroupByRelatingStory" >> beam.GroupByKey()
                      | "Relate" >> beam.FlatMap(_relate_at_story, s))

@@ -108,9 +108,11 @@ def _is_clean_ascii(text: str) -> bool:
 
 
 # Outputs of clean_text that clean_text returns unchanged (ASCII, no "^M"; see
-# _remember), by identity: normalise re-cleans the text parse just cleaned.
+# _remember), by identity: normalise re-cleans the text parse just cleaned. A
+# bounded run parses a batch of stories before it normalises them: the limit
+# holds the three texts of each story of several batches.
 _CLEANED: dict[int, str] = {}
-_CLEANED_LIMIT = 256
+_CLEANED_LIMIT = 4096
 
 
 def _remember(cleaned: str) -> str:
