@@ -27,6 +27,9 @@ from typing import Any, Callable, Optional
 class WorkerLost(RuntimeError):
     """A worker process ended before it answered."""
 
+    def __init__(self, message: str = "a local worker process ended before it answered"):
+        super().__init__(message)  # the message as an argument: the exception pickles
+
 
 class PendingResult:
     """One task's result, once its worker has answered."""
@@ -94,7 +97,7 @@ class _Worker:
         with self._lock:
             self._lost = True
             unanswered, self._waiting = list(self._waiting), deque()
-        lost = WorkerLost("a local worker process ended before it answered")
+        lost = WorkerLost()
         for pending in unanswered:
             pending._set(False, lost)
 
@@ -102,7 +105,7 @@ class _Worker:
         pending = PendingResult()
         with self._lock:
             if self._lost:
-                pending._set(False, WorkerLost("a local worker process ended before it answered"))
+                pending._set(False, WorkerLost())
                 return pending
             self._waiting.append(pending)
         self._outbox.put((fn, args))
