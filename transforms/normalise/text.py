@@ -77,8 +77,10 @@ _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": 
 # space, word joiner, BOM; and control characters other than \t \n. (Zero-width
 # (non-)joiners stay: Persian and Indic spelling needs them.)
 _INVISIBLE = re.compile(r"[\u00ad\u200b\u2060\ufeff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-# "^M": a carriage return as rendered by the terminal that typed the wire copy.
-_CARET_M = re.compile(r"\^M(?=\s|$)")
+# "^M": a carriage return as rendered by the terminal that typed the wire copy;
+# a run of them at once, so that cleaning clean text changes nothing ("^M^M "
+# lost only its last one, and cleaned again became "").
+_CARET_M = re.compile(r"(?:\^M)+(?=\s|$)")
 _SPACES = re.compile(r"[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 _PARA_BREAK = re.compile(r"\n\s*\n+")
 _LINE_BREAK = re.compile(r"\s*\n\s*")
@@ -107,19 +109,18 @@ def _is_clean_ascii(text: str) -> bool:
             and not _ASCII_CONTROL.search(text))
 
 
-# Outputs of clean_text that clean_text returns unchanged (ASCII, no "^M"; see
-# _remember), by identity: normalise re-cleans the text parse just cleaned. A
-# bounded run parses a batch of stories before it normalises them: the limit
-# holds the three texts of each story of several batches.
+# clean_text's ASCII outputs (which it returns unchanged), by identity: normalise
+# re-cleans the text parse just cleaned. A bounded run parses a batch of stories
+# before it normalises them: the limit holds the three texts of each story of
+# several batches.
 _CLEANED: dict[int, str] = {}
 _CLEANED_LIMIT = 4096
 
 
 def _remember(cleaned: str) -> str:
-    # An ASCII output without "^M" passes _is_clean_ascii, so cleaning it again
-    # returns it as is ("^M^M " -> "^M" -> "" is why "^M" is excluded). The dict
-    # holds the string, so its id cannot be reused while it is in there.
-    if cleaned.isascii() and "^M" not in cleaned:
+    # Cleaning an output again returns it as is. The dict holds the string, so
+    # its id cannot be reused while it is in there.
+    if cleaned.isascii():
         if len(_CLEANED) >= _CLEANED_LIMIT:
             _CLEANED.clear()
         _CLEANED[id(cleaned)] = cleaned
