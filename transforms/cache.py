@@ -6,6 +6,11 @@ A cached file is named by a hash of everything its build reads (data files,
 library versions, the code that builds it), so a change to any of them makes a
 new file and an old one is never read by mistake. Files are written atomically
 (a reader never sees half a file); a cache that cannot be written is skipped.
+
+Old files are removed: reading a cache marks it used (its modification time),
+and writing one removes the caches of the same name whose files have all gone
+unused for STALE_AFTER_DAYS. Another configuration's cache (a run with its own
+``--tag-data-dir``) stays as long as it is in use.
 """
 
 from __future__ import annotations
@@ -16,10 +21,14 @@ import os
 import pickle
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Callable, Iterable, Optional, TypeVar
 
 T = TypeVar("T")
+
+STALE_AFTER_DAYS = 30
+_HASH_CHARS = 32
 
 
 def cache_dir() -> Path:
@@ -31,7 +40,37 @@ def cache_path(name: str, parts: Iterable[bytes], suffix: str) -> Path:
     digest = hashlib.sha256()
     for part in (sys.version.encode(), *parts):
         digest.update(len(part).to_bytes(8, "big") + part)
-    return cache_dir() / f"{name}-{digest.hexdigest()[:32]}{suffix}"
+    return cache_dir() / f"{name}-{digest.hexdigest()[:_HASH_CHARS]}{suffix}"
+
+
+def _stem(path: Path) -> str:
+    """``name-<hash>``: what a cache's files (and their temporaries) share."""
+    return path.name.split(".", 1)[0]
+
+
+def remove_stale(kept: Path, now: Optional[float] = None) -> list[Path]:
+    """Removes the files of the caches named as ``kept`` is (other hashes) none of
+    whose files was written or read in STALE_AFTER_DAYS; returns them."""
+    name = _stem(kept)[:-(_HASH_CHARS + 1)]
+    by_stem: dict[str, list[tuple[Path, float]]] = {}
+    try:
+        for path in kept.parent.glob(f"{name}-*"):
+            stem = _stem(path)
+            if stem != _stem(kept) and len(stem) == len(name) + 1 + _HASH_CHARS:
+                by_stem.setdefault(stem, []).append((path, path.stat().st_mtime))
+    except OSError:
+        return []
+    cutoff = (time.time() if now is None else now) - STALE_AFTER_DAYS * 86_400
+    removed = []
+    for files in by_stem.values():
+        if all(mtime < cutoff for _, mtime in files):
+            for path, _ in files:
+                try:
+                    path.unlink()
+                    removed.append(path)
+                except OSError:
+                    pass
+    return removed
 
 
 def write_cached(path: Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -40,6 +79,7 @@ def write_cached(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as f:
             write(f)
         os.replace(f.name, path)
+        remove_stale(path)
     except OSError:
         try:
             os.unlink(f.name)
@@ -49,6 +89,13 @@ def write_cached(path: Path, write: Callable[[IO[bytes]], None]) -> None:
 
 def write_pickle(path: Path, value) -> None:
     write_cached(path, lambda f: pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _mark_used(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:  # a read-only cache is still read
+        pass
 
 
 def read_pickle(path: Path, kind: type[T]) -> Optional[T]:
@@ -63,6 +110,8 @@ def read_pickle(path: Path, kind: type[T]) -> Optional[T]:
         value = pickle.loads(data)
     except Exception:  # noqa: BLE001 - truncated, corrupt or from another version: build anew
         return None
+    else:
+        _mark_used(path)
     finally:
         if collecting:
             # They live as long as the process: kept out of later collections, which
