@@ -48,7 +48,7 @@ def _stem(path: Path) -> str:
     return path.name.split(".", 1)[0]
 
 
-def remove_stale(kept: Path, now: Optional[float] = None) -> list[Path]:
+def remove_stale(kept: Path) -> list[Path]:
     """Removes the files of the caches named as ``kept`` is (other hashes) none of
     whose files was written or read in STALE_AFTER_DAYS; returns them."""
     name = _stem(kept)[:-(_HASH_CHARS + 1)]
@@ -60,7 +60,7 @@ def remove_stale(kept: Path, now: Optional[float] = None) -> list[Path]:
                 by_stem.setdefault(stem, []).append((path, path.stat().st_mtime))
     except OSError:
         return []
-    cutoff = (time.time() if now is None else now) - STALE_AFTER_DAYS * 86_400
+    cutoff = time.time() - STALE_AFTER_DAYS * 86_400
     removed = []
     for files in by_stem.values():
         if all(mtime < cutoff for _, mtime in files):
