@@ -10,7 +10,8 @@ Prints, from one run:
    each time, so start-up and gazetteer loading count), median of --repeats;
 2. **full/floor**: the same command with `--parse-only` (read, parse, write),
    measured the same way, runs of the two alternating, and the ratio of the
-   two throughputs;
+   two throughputs: of the medians, and run by run (each full run against the
+   floor run after it);
 3. **peak memory of all processes together**: the largest sum of the
    proportional set size (PSS) of the command and every process it started
    (forked local workers, SDK workers), sampled every 0.25 s from /proc; PSS
@@ -286,6 +287,7 @@ def main() -> None:
         peer_child(args.source)
         return
     parts = set(args.only.split(","))
+    stat_at_start = _cpu_times()
     beam_args = shlex.split(args.beam_args)
     print(f"machine: {os.cpu_count()} cores, {os.sysconf('SC_PHYS_PAGES') * _PAGE / 2**30:.0f} GB, "
           f"Python {sys.version.split()[0]}, runner {args.runner} {args.beam_args}, "
@@ -303,14 +305,32 @@ def main() -> None:
              for kind in kinds}
     full, floor = rates.get("full"), rates.get("floor")
     if full and floor:
-        print(f"full/floor throughput ratio: {full / floor:.2f}")
+        # Each full run beside the floor run after it, as well: the machine's drift
+        # between the two is then seconds, not the sitting.
+        pairs = sorted(floor_run["wall_s"] / full_run["wall_s"]
+                       for full_run, floor_run in zip(runs["full"], runs["floor"]))
+        print(f"full/floor throughput ratio: {full / floor:.2f} (of the medians); run by run "
+              f"{statistics.median(pairs):.2f} ({pairs[0]:.2f}–{pairs[-1]:.2f})")
     if "peer" in parts:
         peer = describe("peer", [peer_run(args.source)])
         if full:
             print(f"pipeline/peer throughput: {full / peer:.1f}x")
     if "profile" in parts:
         stage_profile(args.source)
-    print(f"load average at the end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    print(f"load average at the end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}; "
+          f"CPU time the hypervisor took (steal): {_steal_share(stat_at_start):.1%} of the sitting's")
+
+
+def _cpu_times() -> list[int]:
+    with open("/proc/stat") as f:
+        return [int(v) for v in f.readline().split()[1:]]
+
+
+def _steal_share(start: list[int]) -> float:
+    """Of the machine's CPU time since ``start``, the share a virtual machine's host
+    gave to others (the 8th field of /proc/stat): time a run waited that no figure shows."""
+    spent = [now - then for now, then in zip(_cpu_times(), start)]
+    return spent[7] / max(sum(spent), 1)
 
 
 if __name__ == "__main__":

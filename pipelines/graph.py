@@ -16,7 +16,7 @@ from wirestream.transforms.normalise import NormaliseSettings, normalise_story, 
 from wirestream.transforms.parse import ParseSettings, parse_record
 from wirestream.transforms.stage import METRICS_NAMESPACE, ApplyStage
 from wirestream.transforms.tag import tag_record
-from wirestream.pipelines.sinks import SinkSettings, write_records
+from wirestream.pipelines.sinks import SinkSettings, rendering, write_records
 from wirestream.pipelines.story_chain import ChainSettings, StoryChain
 from wirestream.transforms.io.sinks import PROGRESS, RECORDS, RecordKind
 
@@ -48,11 +48,11 @@ class PipelineSettings:
     dedup: DedupSettings = DedupSettings()
 
 
-def chain_settings(settings: PipelineSettings) -> ChainSettings:
+def chain_settings(settings: PipelineSettings, rendering=None) -> ChainSettings:
     """What the fused per-story step of a bounded run needs to know."""
     return ChainSettings(parse=settings.parse, normalise=settings.normalise,
                          tag_data_dir=settings.tag_data_dir, dedup=settings.dedup,
-                         parse_only=settings.parse_only)
+                         parse_only=settings.parse_only, rendering=rendering)
 
 
 class _CountOutcome(beam.DoFn):
@@ -89,19 +89,23 @@ class StoriesToEventRecords(beam.PTransform):
     Asked for ``batches``, a bounded run with dedup, which clusters batches of
     stories (``BatchClusters``), gives its event records in lists as they were
     batched, so that a sink taking lists pays Beam's per-element work per batch
-    (``batched`` says whether they come so)."""
+    (``batched`` says whether they come so). Given the sink's ``rendering`` as
+    well, they come as its rendered parts instead (``rendering`` says whether),
+    amended with their clusters and counted where those are applied."""
 
-    def __init__(self, settings: PipelineSettings, batches: bool = False):
+    def __init__(self, settings: PipelineSettings, batches: bool = False, rendering=None):
         super().__init__()
         self._settings = settings
         self.batched = batches and not settings.dedup.streaming and not settings.parse_only
+        self.rendering = rendering if self.batched else None
 
     def expand(self, raw_records):
         finished, dead = (self._streaming(raw_records) if self._settings.dedup.streaming
                           else self._bounded(raw_records))
         batched = self.batched
-        counted = finished | "CountOutcomes" >> beam.ParDo(_CountOutcome(batched)).with_output_types(
-            beam.typehints.List[EventRecord] if batched else EventRecord)
+        counted = finished if self.rendering is not None else (
+            finished | "CountOutcomes" >> beam.ParDo(_CountOutcome(batched)).with_output_types(
+                beam.typehints.List[EventRecord] if batched else EventRecord))
         dead_letters = (dead
                         | "AllDeadLetters" >> beam.Flatten()
                         | "CountDeadLetters" >> beam.ParDo(_CountDeadLetters()))
@@ -111,13 +115,14 @@ class StoriesToEventRecords(beam.PTransform):
         """The per-story stages fused in one step (pipelines/story_chain.py),
         then the batch clusters."""
         s = self._settings
-        chain = chain_settings(s)
+        chain = chain_settings(s, self.rendering)
         if s.parse_only:
             finished, dead = raw_records | "PerStory" >> StoryChain(chain, output_type=EventRecord)
             return finished, [dead]
         # Batches of stories (records as bytes until the clusters are applied).
         batches, dead = raw_records | "PerStory" >> StoryChain(chain, output_type=beam.typehints.Any)
-        return batches | "Dedup" >> BatchClusters(s.dedup, record_coder=EventRecordCoder(), batched=self.batched), [dead]
+        return batches | "Dedup" >> BatchClusters(s.dedup, record_coder=EventRecordCoder(), batched=self.batched,
+                                                  rendering=self.rendering), [dead]
 
     def _streaming(self, raw_records):
         """One step per stage: their names are what a savepoint or a pipeline
@@ -150,7 +155,8 @@ def dropped_as_duplicate(record: EventRecord) -> bool:
 def build_pipeline(pipeline: beam.Pipeline, source: Source, settings: PipelineSettings) -> None:
     read = pipeline | "Read" >> source.read
     raw_records, done = (read[RECORDS], [read[PROGRESS]]) if source.commit is not None else (read, [])
-    process = StoriesToEventRecords(settings, batches=not settings.drop_duplicates)
+    process = StoriesToEventRecords(settings, batches=not settings.drop_duplicates,
+                                    rendering=rendering(settings.sink, settings.sink_settings))
     events, dead_letters = raw_records | "Process" >> process
     batched = process.batched
     # Every sink returns what it has durably written; a source that commits
@@ -161,7 +167,8 @@ def build_pipeline(pipeline: beam.Pipeline, source: Source, settings: PipelineSe
         events = kept
         done.append(dropped)  # counted and done with: nothing more to write
     done.append(events | "WriteEvents" >> write_records(
-        settings.sink, RecordKind.EVENTS, settings.sink_settings, batched=batched))
+        settings.sink, RecordKind.EVENTS, settings.sink_settings, batched=batched,
+        rendered=process.rendering is not None))
     done.append(dead_letters | "WriteDeadLetters" >> write_records(
         settings.dead_letter, RecordKind.DEAD_LETTERS, settings.sink_settings))
     if source.commit is not None:

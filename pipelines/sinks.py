@@ -8,7 +8,7 @@ is one entry below.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import apache_beam as beam
 
@@ -33,11 +33,16 @@ class SinkType:
     # Whether ``write`` also takes a PCollection of lists of records (batched=True);
     # otherwise lists are taken apart for it.
     takes_batches: bool = False
+    # (spec, settings) -> how a bounded run may hand it records rendered ahead
+    # (``files.RenderedShards``, for ``write(..., rendered=True)``), or None.
+    rendering: Callable[..., Any] = lambda spec, settings: None
 
 
 SINKS: dict[str, SinkType] = {
-    "jsonl": SinkType(lambda spec, kind, s, batched=False: files.write_jsonl(spec, kind, s.files, batched),
-                      files.dead_letter_dir, takes_batches=True),
+    "jsonl": SinkType(lambda spec, kind, s, batched=False, rendered=False: files.write_jsonl(
+                          spec, kind, s.files, batched, rendered),
+                      files.dead_letter_dir, takes_batches=True,
+                      rendering=lambda spec, s: files.jsonl_rendering(s.files)),
     "parquet": SinkType(lambda spec, kind, s, batched=False: files.write_parquet(spec, kind, s.files, batched),
                         files.dead_letter_dir, takes_batches=True),
     "kafka": SinkType(lambda spec, kind, s: kafka_sink.write_kafka(spec, kind, s.kafka),
@@ -59,11 +64,20 @@ def sink_spec(text: str) -> SinkSpec:
     return spec
 
 
+def rendering(spec_text: str, settings: SinkSettings) -> Any:
+    """How the sink takes records rendered ahead (``write_records(..., rendered=True)``), or None."""
+    spec = sink_spec(spec_text)
+    return SINKS[spec.scheme].rendering(spec, settings)
+
+
 def write_records(spec_text: str, kind: RecordKind, settings: SinkSettings,
-                  batched: bool = False) -> beam.PTransform:
-    """The sink for records, or with ``batched`` for lists of records."""
+                  batched: bool = False, rendered: bool = False) -> beam.PTransform:
+    """The sink for records, with ``batched`` for lists of records, with ``rendered``
+    for the parts of its ``rendering``."""
     spec = sink_spec(spec_text)
     sink = SINKS[spec.scheme]
+    if rendered:
+        return sink.write(spec, kind, settings, rendered=True)
     if not batched:
         return sink.write(spec, kind, settings)
     if sink.takes_batches:

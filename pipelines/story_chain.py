@@ -38,7 +38,7 @@ from wirestream.schemas import DeadLetter, RawRecord
 from wirestream.schemas.coders import EventRecordCoder
 from wirestream.transforms.dedup import DedupSettings
 from wirestream.transforms.dedup import sketched as sketched_record
-from wirestream.transforms.dedup.batch import sketched_batch
+from wirestream.transforms.dedup.batch import rendered_undecided, sketched_batch
 from wirestream.transforms.normalise import NormaliseSettings, normalise_story, unnormalised_record
 from wirestream.transforms.parse import ParseSettings, parse_record
 from wirestream.transforms.stage import DEAD_LETTERS, StageCounters, run_stage
@@ -56,6 +56,9 @@ class ChainSettings:
     tag_data_dir: Optional[str] = None
     dedup: DedupSettings = DedupSettings()
     parse_only: bool = False
+    # With dedup: the file sink's rendering (``RenderedShards``), when it takes its records
+    # rendered: the records then leave the chain as lines, not encoded records.
+    rendering: Any = None
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -112,19 +115,25 @@ def run_chain(raws: list[RawRecord], settings: ChainSettings) -> ChainResult:
 _RECORD_CODER = EventRecordCoder()
 
 
+def _encoded(records: list) -> list[bytes]:
+    return list(map(_RECORD_CODER.encode, records))
+
+
 def run_chain_encoded(raws: list[RawRecord], settings: ChainSettings) -> ChainResult:
     """``run_chain`` with each record encoded by its Beam coder, as a worker returns
     it: a pickled dataclass costs the command's process several times more to load
     (field names, one object per value, the collector's passes) than the coder's
     bytes. With dedup, the batch's records, sketches and bucket keys are one
     ``SketchedBatch``, which the bounded run carries on as one element to the step
-    that applies the clusters (``BatchClusters``), where its records are decoded once."""
+    that applies the clusters (``BatchClusters``), where its records are decoded once;
+    with ``settings.rendering``, the records are rendered as the sink's lines instead,
+    which that step amends where a cluster differs and the sink writes as they are."""
     result = run_chain(raws, settings)
-    encode = _RECORD_CODER.encode
     if settings.parse_only:
-        result.outputs = [encode(record) for record in result.outputs]
+        result.outputs = _encoded(result.outputs)
     elif result.outputs:
-        result.outputs = [sketched_batch(result.outputs, settings.dedup, encode)]
+        carry = _encoded if settings.rendering is None else rendered_undecided(settings.rendering)
+        result.outputs = [sketched_batch(result.outputs, settings.dedup, carry)]
     result.encoded = True
     return result
 

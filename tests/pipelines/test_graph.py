@@ -2,6 +2,7 @@
 dedup's own failures become dead letters like any other stage's."""
 
 import json
+from dataclasses import replace
 
 import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
@@ -63,3 +64,37 @@ def test_a_leader_that_fails_tagging_leaves_no_copy_pointing_at_it(monkeypatch):
 
 def test_the_same_in_streaming(monkeypatch):
     _run([COPY, ORIGINAL], monkeypatch, streaming=True)
+
+
+def _files_of_a_run(raws, out, monkeypatch, rendered: bool):
+    from wirestream.pipelines import sinks
+    from wirestream.pipelines.graph import Source, build_pipeline
+    from wirestream.transforms.io.files import RenderedShards
+    amended = []
+    if rendered:
+        amend = RenderedShards.amend
+        monkeypatch.setattr(RenderedShards, "amend", lambda self, parts, fields: amended.append(fields) or amend(
+            self, parts, fields))
+    else:
+        monkeypatch.setitem(sinks.SINKS, "jsonl", replace(sinks.SINKS["jsonl"], rendering=lambda spec, s: None))
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        build_pipeline(p, Source(beam.Create(raws, reshuffle=False), bounded=True),
+                       PipelineSettings(sink=f"jsonl:{out}", dead_letter=f"jsonl:{out}/dead-letter"))
+    monkeypatch.undo()
+    assert bool(amended) == rendered and (not rendered or any(amended))  # the path asked for was taken
+    return {str(f.relative_to(out)): f.read_bytes() for f in sorted(out.rglob("*.jsonl"))}
+
+
+def test_records_rendered_before_their_clusters_give_the_files_of_records_rendered_after(tmp_path, monkeypatch):
+    """A bounded jsonl run renders its records where they are made (the command's
+    workers) and amends the duplicates: the same bytes, the same counts."""
+    from tests.pipelines.test_cli import SAMPLES
+    from wirestream.transforms.io.archive import list_archive_files, read_archive_file
+    raws = [raw for archive in list_archive_files(str(SAMPLES)) for raw in read_archive_file(archive)]
+    raws += _raw([ORIGINAL, COPY])  # a duplicate whose leader is in another batch
+    after = _files_of_a_run(raws, tmp_path / "after", monkeypatch, rendered=False)
+    before = _files_of_a_run(raws, tmp_path / "before", monkeypatch, rendered=True)
+    assert before == after
+    lines = [json.loads(line) for name, data in before.items() if not name.startswith("dead")
+             for line in data.splitlines()]
+    assert len(lines) == 307 and sum(d["is_duplicate"] for d in lines) == 5

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, Optional
 
 import apache_beam as beam
@@ -12,7 +13,7 @@ import numpy as np
 
 from wirestream.schemas import EventRecord
 from wirestream.transforms.dedup.buckets import candidate_pairs
-from wirestream.transforms.dedup.decide import ClusterDecision, apply_decision, cluster_id_for, copies_of, decide, is_root
+from wirestream.transforms.dedup.decide import apply_decision, copies_of, decide, decided_fields, is_root, own_cluster
 from wirestream.transforms.dedup.relate import Relation, relate
 from wirestream.transforms.dedup.settings import DedupSettings
 from wirestream.transforms.dedup.sketch import StorySketch, band_entries, sketch_record
@@ -20,6 +21,7 @@ from wirestream.transforms.stage import METRICS_NAMESPACE
 
 BAND_BATCH = 1_024  # stories whose bucket keys travel together, packed as bytes
 _UID = StorySketch._fields.index("uid")  # sketches travel as plain tuples
+_EVENT_ID = StorySketch._fields.index("event_id")
 
 
 class SketchedBatch(NamedTuple):
@@ -40,15 +42,27 @@ class SketchedBatch(NamedTuple):
 _RECORDS, _UIDS, _SKETCHES, _BANDS = (SketchedBatch._fields.index(f) for f in SketchedBatch._fields)
 
 
-def sketched_batch(pairs: Iterable[tuple[Any, tuple]], settings: DedupSettings, encode=None) -> tuple:
-    """(record, sketch) pairs -> a ``SketchedBatch`` as a plain tuple; ``encode``
-    (the record coder's) turns each record into bytes."""
+def sketched_batch(pairs: Iterable[tuple[Any, tuple]], settings: DedupSettings,
+                   carry: Optional[Callable[[list], list]] = None) -> tuple:
+    """(record, sketch) pairs -> a ``SketchedBatch`` as a plain tuple; ``carry`` turns
+    the batch's records into what its ``records`` carry (each encoded by the record
+    coder, or rendered: ``BatchClusters``)."""
     pairs = list(pairs)
     records = [record for record, _ in pairs]
     sketches = [sketch for _, sketch in pairs]
     bands = band_entries(map(StorySketch._make, sketches), settings, settings.band_partitions) if pairs else []
-    return tuple(SketchedBatch(list(map(encode, records)) if encode is not None else records,
+    return tuple(SketchedBatch(carry(records) if carry is not None else records,
                                [sketch[_UID] for sketch in sketches], sketches, bands))
+
+
+def rendered_undecided(rendering) -> Callable[[list[EventRecord]], list]:
+    """``carry`` for ``BatchClusters(..., rendering=rendering)``: the records rendered
+    with the cluster each has when no decision names it, as most stories have."""
+    return functools.partial(_render_undecided, rendering)
+
+
+def _render_undecided(rendering, records: list[EventRecord]) -> list:
+    return rendering.render([apply_decision(record, own_cluster(record.event_id)) for record in records])
 
 
 def cluster_records(records: list[EventRecord], settings: DedupSettings = DedupSettings()) -> list[EventRecord]:
@@ -164,11 +178,14 @@ class BatchClusters(beam.PTransform):
     they cost Beam no coder work where the batches wait for the decisions."""
 
     def __init__(self, settings: DedupSettings, record_coder: Optional[beam.coders.Coder] = None,
-                 batched: bool = False):
+                 batched: bool = False, rendering=None):
         super().__init__()
         self._settings = settings
         self._record_coder = record_coder
         self._batched = batched  # the records come out in their batches, as lists
+        # The records arrive rendered (``RenderedShards.render``, with the cluster of a story
+        # no decision names) and leave as those parts amended, the outcomes counted here.
+        self._rendering = rendering
 
     def expand(self, batches):
         """``batches``: ``SketchedBatch`` tuples (``sketched_batch``)."""
@@ -200,6 +217,12 @@ class BatchClusters(beam.PTransform):
             | "RootFlags" >> beam.FlatMap(_root_flags)
             | "GroupForDecision" >> beam.GroupByKey()
             | "Decide" >> beam.FlatMapTuple(_decide_batch))
+        if self._rendering is not None:
+            return (batches
+                    | "RecordsByStory" >> beam.Map(
+                        lambda batch: (batch[_UIDS], [sketch[_EVENT_ID] for sketch in batch[_SKETCHES]],
+                                       batch[_RECORDS]))
+                    | "ApplyDecisions" >> beam.ParDo(_AmendRendered(self._rendering), beam.pvalue.AsDict(decisions)))
         decode = self._record_coder.decode if self._record_coder is not None else None
         # Where the records wait for the decisions only their uids go with them:
         # the sketches would be encoded and decoded there for nothing.
@@ -226,10 +249,35 @@ def _apply_to_batch(uids: list[str], records: list, decisions: Optional[dict] = 
     for uid, record in zip(uids, records):
         found = decisions.get(uid)
         if found is None:
-            yield apply_decision(record, ClusterDecision(cluster_id_for(record.event_id)))
+            yield apply_decision(record, own_cluster(record.event_id))
         else:
             incoming, roots = found
             yield apply_decision(record, decide(record.event_id, incoming, roots))
+
+
+class _AmendRendered(beam.DoFn):
+    """A batch's (uids, event ids, rendered parts) -> its parts, the records a decision
+    names amended with their clusters; counts each record as unique or duplicate."""
+
+    def __init__(self, rendering):
+        self._rendering = rendering
+        self._unique = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "unique")
+        self._duplicates = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "duplicates")
+
+    def process(self, element, decisions):
+        uids, event_ids, parts = element
+        fields_by_row = {}
+        for row, uid in enumerate(uids):
+            found = decisions.get(uid)
+            if found is not None:
+                incoming, roots = found
+                fields_by_row[row] = decided_fields(decide(event_ids[row], incoming, roots))
+        duplicates = sum(fields["is_duplicate"] for fields in fields_by_row.values())
+        if duplicates:
+            self._duplicates.inc(duplicates)
+        if len(uids) > duplicates:
+            self._unique.inc(len(uids) - duplicates)
+        yield from self._rendering.amend(parts, fields_by_row)
 
 
 def _applied_batch(uids: list[str], records: list, decisions: Optional[dict] = None, decode=None) -> list[EventRecord]:

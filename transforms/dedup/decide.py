@@ -23,6 +23,11 @@ def cluster_id_for(event_id: str) -> str:
     return hashlib.sha256(f"cluster|{event_id}".encode()).hexdigest()[:32]
 
 
+def own_cluster(event_id: str) -> ClusterDecision:
+    """The decision for a story nothing earlier relates to: it leads a cluster of its own."""
+    return ClusterDecision(cluster_id_for(event_id))
+
+
 def is_root(incoming: Iterable[Relation]) -> bool:
     """A story leads a cluster if it duplicates nothing earlier, or is an update."""
     kinds = {r.kind for r in incoming}
@@ -49,16 +54,23 @@ def decide(event_id: str, incoming: Iterable[Relation], root_predecessors: Itera
     roots = set(root_predecessors)
     leaders = [r for r in copies_of(incoming) if r.earlier_uid in roots]
     if not leaders:
-        return ClusterDecision(cluster_id_for(event_id))
+        return own_cluster(event_id)
     leader = min(leaders, key=lambda r: r.earlier_order)
     return ClusterDecision(cluster_id_for(leader.earlier_event_id), True, leader.earlier_event_id,
                            leader.similarity)
 
 
+# The record's fields a decision sets (each named as the record's field).
+DECIDED_FIELDS = tuple(ClusterDecision.__dataclass_fields__)
+
+
+def decided_fields(decision: ClusterDecision) -> dict:
+    """What a decision sets in a record, by field: a record rendered before its cluster
+    was known is amended with these."""
+    return {name: getattr(decision, name) for name in DECIDED_FIELDS}
+
+
 def apply_decision(record: EventRecord, decision: ClusterDecision) -> EventRecord:
-    record.cluster_id = decision.cluster_id
-    record.is_duplicate = decision.is_duplicate
-    record.duplicate_of = decision.duplicate_of
-    record.similarity = decision.similarity
-    record.update_of = decision.update_of
+    for name in DECIDED_FIELDS:
+        setattr(record, name, getattr(decision, name))
     return record

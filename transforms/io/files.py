@@ -31,6 +31,7 @@ between hosts but not between two writers of one process.)
 
 from __future__ import annotations
 
+import array
 import datetime as dt
 import fcntl
 import hashlib
@@ -43,7 +44,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import IO, Callable, Iterable, Optional
+from typing import IO, Callable, Iterable, NamedTuple, Optional
 
 import apache_beam as beam
 import orjson
@@ -89,6 +90,15 @@ class JsonLinesFormat:
     @staticmethod
     def write_carried(handle: IO[bytes], lines: list[bytes], kind: RecordKind) -> None:
         handle.write(b"".join(lines))
+
+    @classmethod
+    def amended(cls, line: bytes, fields: dict) -> bytes:
+        """``line`` with some of its document's top-level fields set anew, each in its
+        place: the line ``line`` writes for the document as amended. Read back by json,
+        whose integers and floats are exact (orjson reads a 65-bit integer as a float)."""
+        document = json.loads(line)
+        document.update(fields)
+        return cls.line(document)
 
 
 class ParquetFormat:
@@ -227,14 +237,16 @@ def write_atomically(path: str, write: Callable[[IO[bytes]], None]) -> None:
 
 
 class _WriteShard(beam.DoFn):
-    def __init__(self, directory, kind, num_shards, file_format):
+    def __init__(self, directory, kind, num_shards, file_format, rendered=False):
         self._directory, self._kind = directory, kind
         self._num_shards, self._format = num_shards, file_format
+        self._rendered = rendered  # parts are RenderedPart tuples, not lists of entries
         self._written = beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"written_{kind.value}")
 
     def process(self, shard_records):
         shard, parts = shard_records
-        records = sorted(itertools.chain.from_iterable(parts), key=operator.itemgetter(0))
+        entries = (RenderedPart._make(part).entries() for part in parts) if self._rendered else parts
+        records = sorted(itertools.chain.from_iterable(entries), key=operator.itemgetter(0))
         carried = [document for _, document, _ in records]
         path = shard_name(self._directory, self._kind, shard, self._num_shards, self._format.suffix)
         write_atomically(path, lambda handle: self._format.write_carried(handle, carried, self._kind))
@@ -258,6 +270,76 @@ def _shard_entries(records: Iterable, num_shards: int, file_format) -> list[tupl
     return sorted(by_shard.items())
 
 
+
+# --- records rendered before their clusters are known ---------------------------------------
+
+class RenderedPart(NamedTuple):
+    """The records of one batch that fall in one shard, as the format's lines. A
+    bounded run's records wait for their clusters as these: one bytes object per
+    part for Beam to carry, and only the few records whose cluster differs from
+    the default are rendered again (``RenderedShards.amend``). ``rows``: each
+    line's position in its batch; ``ends``: each line's end in ``lines`` (uint32).
+    It travels as a plain tuple, which Beam encodes without pickling: ``RenderedPart._make``
+    reads one."""
+
+    shard: int
+    rows: list[int]
+    keys: list[str]
+    ends: bytes
+    lines: bytes
+    acks: list
+
+    def entries(self) -> list[tuple]:
+        """(sort key, line, acknowledgement or None) per record, as ``_shard_entries`` gives them."""
+        ends = memoryview(self.ends).cast("I")
+        lines = self.lines
+        starts = itertools.chain((0,), ends)
+        return [(key, lines[start:end], ack) for key, start, end, ack in zip(self.keys, starts, ends, self.acks)]
+
+
+def _part(shard: int, rows: list[int], keys: list[str], lines: list[bytes], acks: list) -> tuple:
+    ends = array.array("I", itertools.accumulate(map(len, lines)))
+    return shard, rows, keys, ends.tobytes(), b"".join(lines), acks
+
+
+@dataclass(frozen=True)
+class RenderedShards:
+    """Records rendered as lines where they are made (a bounded run's workers, with the
+    cluster every record has unless de-duplication says otherwise) and amended after:
+    the run's last step then writes bytes, and re-renders only the amended records.
+    For formats whose documents are lines (JSON lines)."""
+
+    num_shards: int
+    file_format: type = JsonLinesFormat
+
+    def render(self, records: Iterable) -> list[tuple]:
+        """A batch of records -> its parts (``RenderedPart`` tuples), one per shard it has records in."""
+        by_shard: dict[int, tuple[list, list, list, list]] = {}
+        carried = self.file_format.carried
+        for row, record in enumerate(records):
+            key = record.record_key
+            rows, keys, lines, acks = by_shard.setdefault(shard_of(key, self.num_shards), ([], [], [], []))
+            rows.append(row)
+            keys.append(key)
+            lines.append(carried(record.to_dict()))
+            acks.append(Acknowledgement.of_origin(record.origin))
+        return [_part(shard, *by_shard[shard]) for shard in sorted(by_shard)]
+
+    def amend(self, parts: Iterable[tuple], fields_by_row: dict[int, dict]) -> list[tuple]:
+        """The parts with the records at these batch positions amended (their lines
+        as ``file_format.amended`` writes them); parts without such a record as they are."""
+        amended = []
+        for part in map(RenderedPart._make, parts):
+            if not any(row in fields_by_row for row in part.rows):
+                amended.append(tuple(part))
+                continue
+            amend = self.file_format.amended
+            lines = [line if row not in fields_by_row else amend(line, fields_by_row[row])
+                     for row, (_, line, _) in zip(part.rows, part.entries())]
+            amended.append(_part(part.shard, part.rows, part.keys, lines, part.acks))
+        return amended
+
+
 def remove_stale_shards(directory: str, kind: RecordKind, suffix: str, keep: list[str]) -> list[str]:
     """Shards of this kind and format not written by this run, and temporaries
     left by failed attempts (all of this run's shards are in place by now)."""
@@ -272,24 +354,30 @@ def remove_stale_shards(directory: str, kind: RecordKind, suffix: str, keep: lis
 
 class WriteBoundedFiles(beam.PTransform):
     """Returns the acknowledgements of what was written (for Kafka offset
-    commits, see ``kafka.commits``). ``batched``: each element is a list of records."""
+    commits, see ``kafka.commits``). ``batched``: each element is a list of records;
+    ``rendered``: each is a ``RenderedPart`` (of ``RenderedShards(num_shards, file_format)``)."""
 
-    def __init__(self, directory: str, kind: RecordKind, num_shards: int, file_format, batched: bool = False):
+    def __init__(self, directory: str, kind: RecordKind, num_shards: int, file_format, batched: bool = False,
+                 rendered: bool = False):
         super().__init__()
         self._directory, self._kind = directory, kind
         self._num_shards, self._format = num_shards, file_format
         self._batched = batched
+        self._rendered = rendered
 
     def expand(self, records):
         directory, kind, n, fmt = self._directory, self._kind, self._num_shards, self._format
         if not FileSystems.exists(directory):
             FileSystems.mkdirs(directory)
-        batches = records if self._batched else records | "Batch" >> beam.BatchElements(
-            min_batch_size=SHARD_BATCH, max_batch_size=SHARD_BATCH)
-        written = (batches
-                   | "KeyByShard" >> beam.FlatMap(_shard_entries, n, fmt)
+        if self._rendered:
+            by_shard = records | "KeyByShard" >> beam.Map(lambda part: (part[0], part))
+        else:
+            batches = records if self._batched else records | "Batch" >> beam.BatchElements(
+                min_batch_size=SHARD_BATCH, max_batch_size=SHARD_BATCH)
+            by_shard = batches | "KeyByShard" >> beam.FlatMap(_shard_entries, n, fmt)
+        written = (by_shard
                    | "GroupByShard" >> beam.GroupByKey()
-                   | "WriteShards" >> beam.ParDo(_WriteShard(directory, kind, n, fmt)).with_outputs(
+                   | "WriteShards" >> beam.ParDo(_WriteShard(directory, kind, n, fmt, self._rendered)).with_outputs(
                        WRITTEN, main="paths"))
         _ = (written.paths
              | "CollectWritten" >> beam.combiners.ToList()
@@ -536,11 +624,12 @@ class WriteRecordFiles(beam.PTransform):
     what was written."""
 
     def __init__(self, directory: str, kind: RecordKind, settings: FileSinkSettings, file_format,
-                 batched: bool = False):
+                 batched: bool = False, rendered: bool = False):
         super().__init__()
         self._directory, self._kind = directory.rstrip("/") or "/", kind
         self._settings, self._format = settings, file_format
         self._batched = batched
+        self._rendered = rendered  # elements are RenderedParts (``rendering``); bounded runs only
 
     def expand(self, records):
         if self._settings.streaming:
@@ -551,15 +640,23 @@ class WriteRecordFiles(beam.PTransform):
             return records | "WriteRollingFiles" >> beam.ParDo(WriteToRecordSink(
                 lambda: RollingFileSink(directory, kind, file_format, policy), kind))
         return records | "WriteBoundedFiles" >> WriteBoundedFiles(
-            self._directory, self._kind, self._settings.num_shards, self._format, self._batched)
+            self._directory, self._kind, self._settings.num_shards, self._format, self._batched,
+            self._rendered)
 
 
 def dead_letter_dir(spec: SinkSpec) -> str:
     return f"{spec.scheme}:{FileSystems.join(spec.target.rstrip('/'), 'dead-letter')}"
 
 
-def write_jsonl(spec: SinkSpec, kind: RecordKind, settings: FileSinkSettings, batched: bool = False) -> beam.PTransform:
-    return WriteRecordFiles(spec.target, kind, settings, JsonLinesFormat, batched)
+def write_jsonl(spec: SinkSpec, kind: RecordKind, settings: FileSinkSettings, batched: bool = False,
+                rendered: bool = False) -> beam.PTransform:
+    return WriteRecordFiles(spec.target, kind, settings, JsonLinesFormat, batched, rendered)
+
+
+def jsonl_rendering(settings: FileSinkSettings) -> Optional[RenderedShards]:
+    """How a bounded run may render its records for ``write_jsonl(..., rendered=True)``;
+    None for a streaming run (its files roll by time, not by shard)."""
+    return None if settings.streaming else RenderedShards(settings.num_shards, JsonLinesFormat)
 
 
 def write_parquet(spec: SinkSpec, kind: RecordKind, settings: FileSinkSettings, batched: bool = False) -> beam.PTransform:

@@ -425,3 +425,59 @@ def test_a_json_line_is_compact_utf8_and_reads_back_as_the_record(events):
 def test_a_value_orjson_refuses_is_written_in_the_same_style():
     document = {"count": 2 ** 70, "name": "é"}
     assert JsonLinesFormat.line(document) == '{"count":1180591620717411303424,"name":"é"}\n'.encode()
+
+
+# --- records rendered before their clusters are known -----------------------------------
+
+def _written_lines(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in directory.iterdir()}
+
+
+def test_rendered_and_amended_records_write_the_files_their_records_write(events, tmp_path):
+    """A bounded run with dedup renders records before their clusters are known and amends
+    the few a decision names: the files are those the amended records give."""
+    from wirestream.transforms.io.files import RenderedPart, RenderedShards
+    rendering = RenderedShards(num_shards=3)
+    batches = [copy.deepcopy(events[i:i + 16]) for i in range(0, len(events), 16)]
+    amendments = {(b, row): {"cluster_id": f"cluster-{b}", "is_duplicate": True, "duplicate_of": f"lead-{b}",
+                             "similarity": 0.9123, "update_of": None}
+                  for b in range(0, len(batches), 2) for row in (0, 5)}
+    parts, untouched = [], []
+    for b, batch in enumerate(batches):
+        rendered = rendering.render(batch)
+        assert sorted(row for part in rendered for row in RenderedPart._make(part).rows) == list(range(len(batch)))
+        mine = {row: fields for (bb, row), fields in amendments.items() if bb == b}
+        amended = rendering.amend(rendered, mine)
+        assert len(amended) == len(rendered)
+        untouched += [(p, q) for p, q in zip(rendered, amended) if not set(RenderedPart._make(p).rows) & mine.keys()]
+        parts += amended
+        for row, fields in mine.items():
+            for name, value in fields.items():
+                setattr(batch[row], name, value)
+    assert untouched and all(p == q for p, q in untouched)
+    assert all(type(part) is tuple for part in parts)  # plain tuples: Beam encodes them without pickling
+    expected, rendered_dir = tmp_path / "records", tmp_path / "rendered"
+    run_bounded([r for batch in batches for r in batch], f"jsonl:{expected}", num_shards=3)
+    with beam.Pipeline(runner="FnApiRunner") as pipeline:
+        (pipeline | beam.Create(parts, reshuffle=False)
+         | write_records(f"jsonl:{rendered_dir}", RecordKind.EVENTS,
+                         SinkSettings(files=FileSinkSettings(num_shards=3)), rendered=True))
+    assert _written_lines(rendered_dir) == _written_lines(expected)
+    assert sum(d["is_duplicate"] for d in read_jsonl(rendered_dir)) == len(amendments)
+
+
+def test_an_amended_line_keeps_every_field_in_its_place_and_exact():
+    document = {"count": 2 ** 70, "x": 0.1, "big": 1e16, "cluster_id": "a", "similarity": 1.0,
+                "name": "Zürich", "tags": {"n": [1, 2]}}
+    line = JsonLinesFormat.line(document)
+    amended = JsonLinesFormat.amended(line, {"cluster_id": "b", "similarity": 0.8765})
+    assert amended == JsonLinesFormat.line({**document, "cluster_id": "b", "similarity": 0.8765})
+    assert b'"count":1180591620717411303424' in amended  # not read back as a float
+
+
+def test_only_bounded_jsonl_runs_take_rendered_records():
+    from wirestream.pipelines.sinks import rendering
+    assert rendering("jsonl:/tmp/x", SinkSettings()).num_shards == FileSinkSettings().num_shards
+    assert rendering("jsonl:/tmp/x", SinkSettings(files=FileSinkSettings(streaming=True))) is None
+    assert rendering("parquet:/tmp/x", SinkSettings()) is None
+    assert rendering("kafka://localhost:9092/t", SinkSettings()) is None
