@@ -14,7 +14,7 @@ from wirestream.transforms.dedup import DedupSettings, NearDuplicateClusters
 from wirestream.transforms.dedup.batch import BatchClusters
 from wirestream.transforms.normalise import NormaliseSettings, normalise_story, unnormalised_record
 from wirestream.transforms.parse import ParseSettings, parse_record
-from wirestream.transforms.stage import METRICS_NAMESPACE, ApplyStage
+from wirestream.transforms.stage import METRICS_NAMESPACE, ApplyStage, OutcomeCounters
 from wirestream.transforms.tag import tag_record
 from wirestream.pipelines.sinks import SinkSettings, rendering, write_records
 from wirestream.pipelines.story_chain import ChainSettings, StoryChain
@@ -61,17 +61,12 @@ class _CountOutcome(beam.DoFn):
 
     def __init__(self, batched: bool = False):
         self._batched = batched
-        self._unique = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "unique")
-        self._duplicates = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "duplicates")
+        self._outcomes = OutcomeCounters()
 
     def process(self, element):
         # A re-emitted record (cluster_revision > 0) moves its count in the dedup stage.
         first = [r for r in (element if self._batched else (element,)) if r.cluster_revision == 0]
-        duplicates = sum(r.is_duplicate for r in first)
-        if duplicates:
-            self._duplicates.inc(duplicates)
-        if len(first) > duplicates:
-            self._unique.inc(len(first) - duplicates)
+        self._outcomes.count(len(first), sum(r.is_duplicate for r in first))
         yield element
 
 

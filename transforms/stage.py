@@ -77,6 +77,27 @@ def run_stage(stage: str, fn: Callable[[Any], Any], element: Any,
     return passed, dead_letters, None
 
 
+class OutcomeCounters:
+    """The run's ``unique`` and ``duplicates`` counters (the summary reads them), shared
+    by every step that decides or re-decides records' clusters."""
+
+    def __init__(self):
+        self.unique = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "unique")
+        self.duplicates = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "duplicates")
+
+    def count(self, records: int, duplicates: int) -> None:
+        """``records`` decided for the first time, ``duplicates`` of them duplicates."""
+        if duplicates:
+            self.duplicates.inc(duplicates)
+        if records > duplicates:
+            self.unique.inc(records - duplicates)
+
+    def move(self, to_duplicate: bool) -> None:
+        """A record decided again moves between the two."""
+        self.duplicates.inc(1 if to_duplicate else -1)
+        self.unique.inc(-1 if to_duplicate else 1)
+
+
 class StageCounters:
     """The counters of one stage (``<stage>_out``, ``<stage>_dead_letters``,
     ``errors``) and its code-error log, shared by every DoFn that runs it."""

@@ -17,7 +17,7 @@ from wirestream.transforms.dedup.decide import apply_decision, copies_of, decide
 from wirestream.transforms.dedup.relate import Relation, relate
 from wirestream.transforms.dedup.settings import DedupSettings
 from wirestream.transforms.dedup.sketch import StorySketch, band_entries, sketch_record
-from wirestream.transforms.stage import METRICS_NAMESPACE
+from wirestream.transforms.stage import METRICS_NAMESPACE, OutcomeCounters
 
 BAND_BATCH = 1_024  # stories whose bucket keys travel together, packed as bytes
 _UID = StorySketch._fields.index("uid")  # sketches travel as plain tuples
@@ -261,8 +261,7 @@ class _AmendRendered(beam.DoFn):
 
     def __init__(self, rendering):
         self._rendering = rendering
-        self._unique = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "unique")
-        self._duplicates = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "duplicates")
+        self._outcomes = OutcomeCounters()
 
     def process(self, element, decisions):
         uids, event_ids, parts = element
@@ -272,11 +271,7 @@ class _AmendRendered(beam.DoFn):
             if found is not None:
                 incoming, roots = found
                 fields_by_row[row] = decided_fields(decide(event_ids[row], incoming, roots))
-        duplicates = sum(fields["is_duplicate"] for fields in fields_by_row.values())
-        if duplicates:
-            self._duplicates.inc(duplicates)
-        if len(uids) > duplicates:
-            self._unique.inc(len(uids) - duplicates)
+        self._outcomes.count(len(uids), sum(fields["is_duplicate"] for fields in fields_by_row.values()))
         yield from self._rendering.amend(parts, fields_by_row)
 
 

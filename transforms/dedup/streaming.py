@@ -60,7 +60,7 @@ from wirestream.transforms.dedup.settings import DAY, DedupSettings
 from wirestream.transforms.dedup.sketch import StorySketch, band_keys
 from wirestream.transforms.dedup.streaming_state import (BucketMembers, ClusterMember, RootFlag, StoredSketch,
                                               StoryRelations, pack_member, relate_with_stored)
-from wirestream.transforms.stage import METRICS_NAMESPACE
+from wirestream.transforms.stage import METRICS_NAMESPACE, OutcomeCounters
 
 _Keyed = tuple[str, Any]  # string keys: a deterministic coder for state
 
@@ -314,8 +314,7 @@ class DecideCluster(beam.DoFn):
         # Decisions still waiting for a predecessor's flag when their state expired.
         self._decided_at_expiry = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dedup_decided_at_expiry")
         # A correction that flips is_duplicate moves one story between the run's counts.
-        self._unique = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "unique")
-        self._duplicates = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "duplicates")
+        self._outcomes = OutcomeCounters()
 
     def process(self, element, timestamp=beam.DoFn.TimestampParam, member_state=beam.DoFn.StateParam(MEMBER),
                 record_state=beam.DoFn.StateParam(RECORD), expiry=beam.DoFn.TimerParam(EXPIRY)):
@@ -355,8 +354,7 @@ class DecideCluster(beam.DoFn):
         if before is not None:
             self._corrections.inc()
             if before.is_duplicate != decision.is_duplicate:
-                self._duplicates.inc(1 if decision.is_duplicate else -1)
-                self._unique.inc(-1 if decision.is_duplicate else 1)
+                self._outcomes.move(decision.is_duplicate)
         member.emitted, member.revision = decision, member.revision + 1
         record = apply_decision(record, decision)
         record.cluster_revision = member.revision

@@ -329,11 +329,11 @@ class RenderedShards:
         """The parts with the records at these batch positions amended (their lines
         as ``file_format.amended`` writes them); parts without such a record as they are."""
         amended = []
+        amend = self.file_format.amended
         for part in map(RenderedPart._make, parts):
             if not any(row in fields_by_row for row in part.rows):
                 amended.append(tuple(part))
                 continue
-            amend = self.file_format.amended
             lines = [line if row not in fields_by_row else amend(line, fields_by_row[row])
                      for row, (_, line, _) in zip(part.rows, part.entries())]
             amended.append(_part(part.shard, part.rows, part.keys, lines, part.acks))
