@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import zoneinfo
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -350,6 +351,22 @@ def _masked_main(argv: list[str]) -> int:
         return 1
 
 
+def quiet_closed_state_stream(args: threading.ExceptHookArgs, default=threading.__excepthook__) -> None:
+    """A thread exception hook: Beam's SDK harness reads state responses on a thread of
+    its own ("read_state"), which raises when the runner closes that stream. Prism
+    closes it as a job ends, before the harness is done with it, and Python printed the
+    thread's traceback after a run that had succeeded. Nothing is lost by not printing
+    it: a state request still waiting raises the same error, and fails its job.
+    Any other thread's exception is printed as before."""
+    import grpc
+    error = args.exc_value
+    if (args.thread is not None and args.thread.name == "read_state" and isinstance(error, grpc.RpcError)
+            and error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)):
+        logging.getLogger("wirestream").debug("the runner closed the state stream: %s", error.details())
+        return
+    default(args)
+
+
 def command() -> None:
     """The console script: ``main``, then the exit functions, then exit without
     Python's teardown. A run leaves its gazetteers, language profiles and the
@@ -357,6 +374,7 @@ def command() -> None:
     took longer than some runs. What the command wrote is closed by then (sinks
     close in their teardown, the workers are joined); the exit functions stop
     what the runner started (job servers) and flush the log handlers."""
+    threading.excepthook = quiet_closed_state_stream
     code = main()
     atexit._run_exitfuncs()
     sys.stdout.flush()

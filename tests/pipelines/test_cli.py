@@ -278,3 +278,35 @@ def test_data_errors_alone_exit_zero_with_no_code_errors(tmp_path):
                                 "errors": 0}
     (dead,) = read_jsonl(tmp_path / "o" / "dead-letter")
     assert dead["error_kind"] == "data" and dead["traceback"] is None
+
+
+def test_a_state_stream_the_runner_closed_prints_no_traceback_and_other_thread_errors_still_do(
+        capsys, monkeypatch):
+    """Prism closes the SDK harness's state stream as a job ends: the harness's
+    "read_state" thread raised, and its traceback followed a successful run."""
+    import threading
+
+    import grpc
+
+    from wirestream.pipelines.cli import quiet_closed_state_stream
+    with grpc.insecure_channel("127.0.0.1:1") as channel:  # nothing listens there
+        try:
+            channel.unary_unary("/beam.State/State")(b"", timeout=5)
+        except grpc.RpcError as exc:
+            closed = exc
+    assert closed.code() == grpc.StatusCode.UNAVAILABLE
+    monkeypatch.setattr(threading, "excepthook", quiet_closed_state_stream)
+
+    def raising(error):
+        def run():
+            raise error
+        return run
+
+    for name, error in (("read_state", closed), ("worker", closed), ("read_state", ValueError("a bug"))):
+        thread = threading.Thread(target=raising(error), name=name)
+        thread.start()
+        thread.join()
+    printed = capsys.readouterr().err
+    assert printed.count("Traceback") == 2
+    assert "in thread worker" in printed and "ValueError: a bug" in printed
+    assert "in thread read_state" in printed  # the ValueError's, not the closed stream's
