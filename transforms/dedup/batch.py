@@ -13,7 +13,8 @@ import numpy as np
 
 from wirestream.schemas import EventRecord
 from wirestream.transforms.dedup.buckets import candidate_pairs
-from wirestream.transforms.dedup.decide import apply_decision, copies_of, decide, decided_fields, is_root, own_cluster
+from wirestream.transforms.dedup.decide import (ClusterDecision, apply_decision, copies_of, decide, decided_fields,
+                                                is_root, own_cluster)
 from wirestream.transforms.dedup.relate import Relation, relate
 from wirestream.transforms.dedup.settings import DedupSettings
 from wirestream.transforms.dedup.sketch import StorySketch, band_entries, sketch_record
@@ -247,12 +248,16 @@ def _apply_to_batch(uids: list[str], records: list, decisions: Optional[dict] = 
     if decode is not None:
         records = map(decode, records)
     for uid, record in zip(uids, records):
-        found = decisions.get(uid)
-        if found is None:
-            yield apply_decision(record, own_cluster(record.event_id))
-        else:
-            incoming, roots = found
-            yield apply_decision(record, decide(record.event_id, incoming, roots))
+        yield apply_decision(record, _decision(record.event_id, decisions.get(uid)))
+
+
+def _decision(event_id: str, found: Optional[tuple]) -> ClusterDecision:
+    """A story's decision from what ``Decide`` gave for it (its incoming relations and
+    root predecessors), or none: then it leads a cluster of its own."""
+    if found is None:
+        return own_cluster(event_id)
+    incoming, roots = found
+    return decide(event_id, incoming, roots)
 
 
 class _AmendRendered(beam.DoFn):
@@ -265,12 +270,8 @@ class _AmendRendered(beam.DoFn):
 
     def process(self, element, decisions):
         uids, event_ids, parts = element
-        fields_by_row = {}
-        for row, uid in enumerate(uids):
-            found = decisions.get(uid)
-            if found is not None:
-                incoming, roots = found
-                fields_by_row[row] = decided_fields(decide(event_ids[row], incoming, roots))
+        fields_by_row = {row: decided_fields(_decision(event_ids[row], decisions[uid]))
+                         for row, uid in enumerate(uids) if uid in decisions}
         self._outcomes.count(len(uids), sum(fields["is_duplicate"] for fields in fields_by_row.values()))
         yield from self._rendering.amend(parts, fields_by_row)
 

@@ -262,13 +262,17 @@ def _shard_entries(records: Iterable, num_shards: int, file_format) -> list[tupl
     acknowledgement or None), ...]), one list per shard they fall in: a batch of
     records costs the shuffle by shard a few elements, not one per record."""
     by_shard: dict[int, list[tuple]] = {}
-    carried = file_format.carried
     for record in records:
-        key = record.record_key
-        by_shard.setdefault(shard_of(key, num_shards), []).append(
-            (key, carried(record.to_dict()), Acknowledgement.of_origin(record.origin)))
+        shard, *entry = _placed(record, num_shards, file_format)
+        by_shard.setdefault(shard, []).append(tuple(entry))
     return sorted(by_shard.items())
 
+
+def _placed(record, num_shards: int, file_format) -> tuple:
+    """(shard, sort key, the document as the format carries it, acknowledgement or None)."""
+    key = record.record_key
+    return (shard_of(key, num_shards), key, file_format.carried(record.to_dict()),
+            Acknowledgement.of_origin(record.origin))
 
 
 # --- records rendered before their clusters are known ---------------------------------------
@@ -289,12 +293,14 @@ class RenderedPart(NamedTuple):
     lines: bytes
     acks: list
 
-    def entries(self) -> list[tuple]:
-        """(sort key, line, acknowledgement or None) per record, as ``_shard_entries`` gives them."""
+    def split_lines(self) -> list[bytes]:
         ends = memoryview(self.ends).cast("I")
         lines = self.lines
-        starts = itertools.chain((0,), ends)
-        return [(key, lines[start:end], ack) for key, start, end, ack in zip(self.keys, starts, ends, self.acks)]
+        return [lines[start:end] for start, end in zip(itertools.chain((0,), ends), ends)]
+
+    def entries(self) -> list[tuple]:
+        """(sort key, line, acknowledgement or None) per record, as ``_shard_entries`` gives them."""
+        return list(zip(self.keys, self.split_lines(), self.acks))
 
 
 def _part(shard: int, rows: list[int], keys: list[str], lines: list[bytes], acks: list) -> tuple:
@@ -315,14 +321,13 @@ class RenderedShards:
     def render(self, records: Iterable) -> list[tuple]:
         """A batch of records -> its parts (``RenderedPart`` tuples), one per shard it has records in."""
         by_shard: dict[int, tuple[list, list, list, list]] = {}
-        carried = self.file_format.carried
         for row, record in enumerate(records):
-            key = record.record_key
-            rows, keys, lines, acks = by_shard.setdefault(shard_of(key, self.num_shards), ([], [], [], []))
+            shard, key, line, ack = _placed(record, self.num_shards, self.file_format)
+            rows, keys, lines, acks = by_shard.setdefault(shard, ([], [], [], []))
             rows.append(row)
             keys.append(key)
-            lines.append(carried(record.to_dict()))
-            acks.append(Acknowledgement.of_origin(record.origin))
+            lines.append(line)
+            acks.append(ack)
         return [_part(shard, *by_shard[shard]) for shard in sorted(by_shard)]
 
     def amend(self, parts: Iterable[tuple], fields_by_row: dict[int, dict]) -> list[tuple]:
@@ -335,7 +340,7 @@ class RenderedShards:
                 amended.append(tuple(part))
                 continue
             lines = [line if row not in fields_by_row else amend(line, fields_by_row[row])
-                     for row, (_, line, _) in zip(part.rows, part.entries())]
+                     for row, line in zip(part.rows, part.split_lines())]
             amended.append(_part(part.shard, part.rows, part.keys, lines, part.acks))
         return amended
 
