@@ -31,9 +31,11 @@ class CompareWith(NamedTuple):
 
 
 class BucketAnswered(NamedTuple):
-    """MatchInBucket -> CollectRelations: the candidates one bucket named for the story."""
+    """MatchInBucket -> CollectRelations: the candidates some of the story's buckets
+    named (all of them, in one message, when they came in one bundle)."""
 
-    buckets: int
+    buckets: int  # how many buckets the story is in
+    answered: int  # how many of them this message speaks for
     candidates: list[str]
 
 

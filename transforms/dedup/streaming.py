@@ -50,6 +50,7 @@ import apache_beam as beam
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Duration, Timestamp
+from apache_beam.utils.windowed_value import WindowedValue
 
 from wirestream.schemas import EventRecord
 from wirestream.transforms.dedup import state_coder
@@ -95,8 +96,23 @@ def story_state(state, new, expiry, timestamp, settings: DedupSettings):
     return value
 
 
+class _StoryAnswers:
+    """A story's bucket answers gathered in one bundle, until all its buckets have answered."""
+
+    __slots__ = ("buckets", "answered", "candidates", "timestamp", "window")
+
+    def __init__(self, buckets: int, timestamp: Timestamp, window):
+        self.buckets, self.answered = buckets, 0
+        self.candidates: dict[str, None] = {}  # in order, once each
+        self.timestamp, self.window = timestamp, window
+
+
 class MatchInBucket(beam.DoFn):
-    """Keyed by the full bucket (band, bucket value): names each arrival's candidates."""
+    """Keyed by the full bucket (band, bucket value): names each arrival's candidates.
+
+    A story's buckets answer it in one message per bundle, not one per bucket: each
+    keyed message costs the runner more than the matching does, and a story is in
+    dozens of buckets."""
 
     MEMBERS = BagStateSpec("members", state_coder.BUCKET_RUN)
     EXPIRY = TimerSpec("bucket_expiry", TimeDomain.WATERMARK)
@@ -112,9 +128,11 @@ class MatchInBucket(beam.DoFn):
         self._asked: set[tuple[str, str]] = set()
         # The buckets read in this bundle, kept up to date: a burst reads the same ones per story.
         self._buckets: dict[str, BucketMembers] = {}
+        # Stories some but not all of whose buckets have answered in this bundle.
+        self._answers: dict[str, _StoryAnswers] = {}
 
-    def process(self, element, timestamp=beam.DoFn.TimestampParam, members=beam.DoFn.StateParam(MEMBERS),
-                expiry=beam.DoFn.TimerParam(EXPIRY)):
+    def process(self, element, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam,
+                members=beam.DoFn.StateParam(MEMBERS), expiry=beam.DoFn.TimerParam(EXPIRY)):
         key, join = element
         arrival = _seconds(timestamp)
         bucket = self._buckets.get(key)
@@ -135,11 +153,24 @@ class MatchInBucket(beam.DoFn):
             expiry.set(timestamp + Duration(seconds=self._settings.retention_seconds))
         if answer.dropped:
             self._capped.inc(answer.dropped)
-        yield join.uid, BucketAnswered(join.buckets, answer.candidates)
+        story = self._answers.get(join.uid)
+        if story is None:
+            story = self._answers[join.uid] = _StoryAnswers(join.buckets, timestamp, window)
+        story.answered += 1
+        story.candidates.update(dict.fromkeys(answer.candidates))
+        if story.answered == join.buckets:
+            del self._answers[join.uid]
+            yield join.uid, BucketAnswered(join.buckets, story.answered, list(story.candidates))
         for uid in answer.candidates:
             if (join.uid, uid) not in self._asked:
                 self._asked.add((join.uid, uid))
                 yield beam.pvalue.TaggedOutput(self.COMPARE, (uid, CompareWith(join.sketch)))
+
+    def finish_bundle(self):
+        # Stories whose other buckets are in another bundle (a bundle may end between them).
+        for uid, story in self._answers.items():
+            yield WindowedValue((uid, BucketAnswered(story.buckets, story.answered, list(story.candidates))),
+                                story.timestamp, (story.window,))
 
     @on_timer(EXPIRY)
     def expire(self, fired=beam.DoFn.TimestampParam, members=beam.DoFn.StateParam(MEMBERS),
@@ -236,7 +267,7 @@ class CollectRelations(beam.DoFn):
         uid, message = element
         story = story_state(state, StoryRelations, expiry, timestamp, self._settings)
         if isinstance(message, BucketAnswered):
-            story.bucket_answered(message.buckets, message.candidates)
+            story.bucket_answered(message.buckets, message.candidates, message.answered)
         elif isinstance(message, Compared):
             story.compared_with(message.uid, message.relation)
         else:
@@ -380,7 +411,7 @@ class StreamingClusters(beam.PTransform):
             yield beam.pvalue.TaggedOutput("sketch", (sketch.uid, StoreSketch(
                 state_coder.SKETCH.encode(sketch._replace(uid=None)))))
             if not keys:  # no words and no story_id: nothing can match it, nothing to wait for
-                yield beam.pvalue.TaggedOutput("unbanded", (sketch.uid, BucketAnswered(0, [])))
+                yield beam.pvalue.TaggedOutput("unbanded", (sketch.uid, BucketAnswered(0, 0, [])))
 
         probed = sketched | "ProbeBands" >> beam.FlatMapTuple(probes).with_output_types(_Keyed).with_outputs(
             "sketch", "unbanded", main="joins")

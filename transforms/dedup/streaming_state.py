@@ -102,6 +102,10 @@ class BucketMembers:
         """Takes in a member just appended to the bag (``compacted``: the run the
         bag was rewritten as, before it), so that this object stays what a read would give."""
         new = np.frombuffer(member, dtype=MEMBER)
+        self._oldest = None
+        if compacted is None and not len(self.members):  # most buckets: nothing to merge with
+            self.runs, self.members = [member], new
+            return
         if compacted is not None:
             self.runs, members = [compacted + member], np.frombuffer(compacted, dtype=MEMBER)
         else:
@@ -111,7 +115,6 @@ class BucketMembers:
         merged = np.empty(len(members) + 1, dtype=MEMBER)
         merged[:at], merged[at], merged[at + 1:] = members[:at], new[0], members[at:]
         self.members = merged
-        self._oldest = None
 
     def compacted(self, now: int, settings: DedupSettings) -> Optional[bytes]:
         """One run of the live members, when the bag has grown long enough to rewrite; else None."""
@@ -197,9 +200,9 @@ class StoryRelations:
     root: Optional[bool] = None  # as last registered
     sent: int = -1  # len(incoming) last sent to DecideCluster
 
-    def bucket_answered(self, buckets: int, candidates: Iterable[str]) -> None:
+    def bucket_answered(self, buckets: int, candidates: Iterable[str], answered: int = 1) -> None:
         self.expected = buckets
-        self.answered += 1
+        self.answered += answered
         self.waiting.update(uid for uid in candidates if uid not in self.compared)
 
     def compared_with(self, uid: str, relation: Optional[Relation]) -> None:

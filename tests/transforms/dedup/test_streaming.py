@@ -140,3 +140,74 @@ def test_streaming_state_expires_by_the_watermark_and_stays_bounded(shared_data)
     held = [sum(h.values()) for _, _, h in POLLS]
     assert len(held) >= len(records) and max(held) < 5 * per_story < sum(meter.written.values()) / 4
     assert meter.keys_held() == 0  # the run's end fired every timer: nothing left
+
+
+
+def test_a_bucket_step_answers_each_story_once_per_bundle_for_all_its_buckets():
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that
+
+    from wirestream.transforms.dedup.messages import JoinBucket
+    from wirestream.transforms.dedup.streaming import MatchInBucket
+
+    # Two stories sharing three buckets: six answers, one per bucket, travel as one per story.
+    first, second = "aa" * 10, "bb" * 10
+    joins = [(f"bucket-{b}", JoinBucket(uid, time, 3, b"")) for uid, time in ((first, 100), (second, 200))
+             for b in range(3)]
+
+    def check(answers):
+        assert sorted(uid for uid, _ in answers) == [first, second]  # one message each
+        assert all((answer.buckets, answer.answered) == (3, 3) for _, answer in answers)
+        named = [(uid, candidate) for uid, answer in answers for candidate in answer.candidates]
+        # Each bucket names the pair to whichever story came to it second: once per story at most.
+        assert named and len(named) == len(set(named)) and set(named) <= {(first, second), (second, first)}
+
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        matched = (p | beam.Create(joins) | beam.ParDo(MatchInBucket(DedupSettings(streaming=True)))
+                   .with_outputs(MatchInBucket.COMPARE, main="answers"))
+        assert_that(matched.answers, check)
+
+
+class _Bag:
+    def __init__(self):
+        self.items = []
+
+    def read(self):
+        return list(self.items)
+
+    def add(self, item):
+        self.items.append(item)
+
+    def clear(self):
+        self.items = []
+
+
+class _Timer:
+    def set(self, timestamp):
+        self.timestamp = timestamp
+
+
+def test_a_bundle_that_ends_between_a_storys_buckets_answers_for_those_it_saw():
+    from apache_beam.transforms.window import GlobalWindow
+    from apache_beam.utils.timestamp import Timestamp
+
+    from wirestream.transforms.dedup.messages import JoinBucket
+    from wirestream.transforms.dedup.streaming import MatchInBucket
+
+    step = MatchInBucket(DedupSettings(streaming=True))
+    step.start_bundle()
+    bags, arrived = {}, Timestamp(seconds=500)
+    for b in range(2):  # two of the story's three buckets; the third is in the next bundle
+        out = list(step.process((f"bucket-{b}", JoinBucket("cc" * 10, 100, 3, b"")), arrived, GlobalWindow(),
+                                bags.setdefault(b, _Bag()), _Timer()))
+        assert out == []  # not all its buckets yet
+    (left,) = list(step.finish_bundle())
+    assert left.value[0] == "cc" * 10 and tuple(left.value[1][:2]) == (3, 2)
+    assert left.timestamp == arrived and left.windows == (GlobalWindow(),)
+    step.start_bundle()
+    assert list(step.process(("bucket-2", JoinBucket("cc" * 10, 100, 3, b"")), arrived, GlobalWindow(),
+                             _Bag(), _Timer())) == []
+    (last,) = list(step.finish_bundle())  # the rest at the bundle's end: the counts add up to 3
+    assert last.value[0] == "cc" * 10 and tuple(last.value[1][:2]) == (3, 1)
+    step.start_bundle()
+    assert list(step.finish_bundle()) == []  # nothing carried over from a bundle to the next

@@ -115,6 +115,22 @@ def test_story_relations_are_complete_once_every_bucket_answered_and_every_candi
     assert story_.compared == set()  # nothing kept that is no longer needed
 
 
+def test_story_relations_count_the_buckets_each_answer_speaks_for():
+    # MatchInBucket answers for all of a story's buckets in a bundle at once, and a
+    # bundle may end between them: the counts add up, whatever the split.
+    for split in ([3], [2, 1], [1, 1, 1]):
+        story_ = StoryRelations()
+        for i, answered in enumerate(split):
+            assert not story_.complete
+            story_.bucket_answered(3, ["other"] if i == 0 else [], answered)
+        assert not story_.complete  # "other" not compared yet
+        story_.compared_with("other", None)
+        assert story_.complete
+    story_ = StoryRelations()
+    story_.bucket_answered(3, [], 2)
+    assert not story_.complete  # one bucket still to answer
+
+
 def test_root_flag_answers_askers_before_and_after_registration_and_again_on_a_flip():
     flag = RootFlag()
     assert flag.ask("early") is False
