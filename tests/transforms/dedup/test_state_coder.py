@@ -161,3 +161,22 @@ def test_state_never_falls_back_to_pickle():
 def test_record_uid_is_kept_in_the_decoded_record():
     coder, record = states()["record"]
     assert record_uid(coder.decode(coder.encode(record))) == record_uid(record)
+
+
+def test_a_records_primitives_are_what_asdict_gives_for_every_format_of_the_demo():
+    import dataclasses
+
+    from wirestream.schemas import Story
+    from wirestream.transforms.io.archive import list_archive_files, read_archive_file
+    from wirestream.transforms.normalise import normalise_story
+    from wirestream.transforms.parse import parse_record
+    from wirestream.transforms.tag import tag_record
+
+    samples = Path(__file__).parents[3] / "samples" / "archive"
+    records = [tag_record(normalise_story(item)) for archive in list_archive_files(str(samples))
+               for raw in read_archive_file(archive) for item in parse_record(raw) if isinstance(item, Story)]
+    formats = {r.format for r in records}
+    assert len(formats) >= 4 and any(r.subjects for r in records) and any(r.tags["countries"] for r in records)
+    for record in records:
+        assert state_coder.record_primitives(record) == dataclasses.asdict(record)
+        assert state_coder.RECORD.decode(state_coder.RECORD.encode(record)) == record
