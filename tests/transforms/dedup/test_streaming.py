@@ -142,7 +142,6 @@ def test_streaming_state_expires_by_the_watermark_and_stays_bounded(shared_data)
     assert meter.keys_held() == 0  # the run's end fired every timer: nothing left
 
 
-
 def test_a_bucket_step_answers_each_story_once_per_bundle_for_all_its_buckets():
     import apache_beam as beam
     from apache_beam.testing.util import assert_that
@@ -196,10 +195,10 @@ def test_a_bundle_that_ends_between_a_storys_buckets_answers_for_those_it_saw():
 
     step = MatchInBucket(DedupSettings(streaming=True))
     step.start_bundle()
-    bags, arrived = {}, Timestamp(seconds=500)
+    arrived = Timestamp(seconds=500)
     for b in range(2):  # two of the story's three buckets; the third is in the next bundle
         out = list(step.process((f"bucket-{b}", JoinBucket("cc" * 10, 100, 3, b"")), arrived, GlobalWindow(),
-                                bags.setdefault(b, _Bag()), _Timer()))
+                                _Bag(), _Timer()))
         assert out == []  # not all its buckets yet
     (left,) = list(step.finish_bundle())
     assert left.value[0] == "cc" * 10 and tuple(left.value[1][:2]) == (3, 2)
