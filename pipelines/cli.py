@@ -34,7 +34,7 @@ from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions
 
 from wirestream.pipelines import engines  # noqa: E402
 from wirestream.pipelines.graph import PipelineSettings, Source, build_pipeline, chain_settings  # noqa: E402
-from wirestream.pipelines.local_runner import STREAMING_LOCAL_RUNNER, short_sampler_waits  # noqa: E402
+from wirestream.pipelines.local_runner import STREAMING_LOCAL_RUNNER, short_sampler_waits, state_cache_off  # noqa: E402
 from wirestream.pipelines.masking import (SECRETS, inline_secret_warnings, inline_secrets,  # noqa: E402
                                masked_output, publishes_options)
 from wirestream.pipelines.options import DEFAULT_RUNNER, KafkaOptions, LaunchOptions, WirestreamOptions  # noqa: E402
@@ -216,7 +216,7 @@ def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings]:
             job_id = getattr(result, "job_id", None)
             print(f"submitted job {job_id() if callable(job_id) else ''}".rstrip())
             return None, settings
-        with short_sampler_waits():
+        with short_sampler_waits(), state_cache_off():
             if bounded:
                 result = pipeline.run()
                 result.wait_until_finish()

@@ -27,10 +27,9 @@ What this runner changes:
   after the timers of the stages upstream (``_HeldTimers``): Beam's runner
   would fire them by a watermark that does not follow a live source, ahead
   of data still queued between stages, or only once the source has ended;
-* the SDK's state cache is off. The FnApiRunner gives every bundle a new
-  cache token, so the cache never hits from one bundle to the next, yet each
-  value put into it is sized by walking its object graph: with the dedup
-  stage's per-shard indexes that was most of the run's CPU time;
+* the SDK's state cache is off (``state_cache_off``, which the command's
+  bounded runs use as well): with the dedup stage's per-shard indexes, sizing
+  what went into it was most of the run's CPU time;
 * per-stage metrics are merged after every bundle. The FnApiRunner merges
   them lazily, one generator wrapped around the last per bundle: fine for a
   batch run's few bundles, but a live run of some thousand bundles kept them
@@ -183,14 +182,28 @@ def short_sampler_waits():
 
 
 @contextlib.contextmanager
-def _settings_for_a_long_run():
-    cache_size, consolidate = worker_handlers.STATE_CACHE_SIZE_MB, fn_runner.consolidate_monitoring_infos
+def state_cache_off():
+    """While it lasts, the workers the FnApiRunner makes in this process keep no
+    state cache. It gives every bundle a new cache token, so the cache never hits
+    from one bundle to the next, yet every value put in it is sized by walking its
+    object graph: streaming dedup's state, and a backfill's side inputs (the
+    cluster decisions of an archive read twice: a third of a second)."""
+    cache_size = worker_handlers.STATE_CACHE_SIZE_MB
     worker_handlers.STATE_CACHE_SIZE_MB = 0
-    fn_runner.consolidate_monitoring_infos = lambda infos: list(consolidate(infos))
     try:
         yield
     finally:
         worker_handlers.STATE_CACHE_SIZE_MB = cache_size
+
+
+@contextlib.contextmanager
+def _settings_for_a_long_run():
+    consolidate = fn_runner.consolidate_monitoring_infos
+    fn_runner.consolidate_monitoring_infos = lambda infos: list(consolidate(infos))
+    try:
+        with state_cache_off():
+            yield
+    finally:
         fn_runner.consolidate_monitoring_infos = consolidate
 
 

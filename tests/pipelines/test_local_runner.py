@@ -25,3 +25,25 @@ def test_beams_default_comes_back_when_the_run_fails():
     except RuntimeError:
         pass
     assert _period() == statesampler.DEFAULT_SAMPLING_PERIOD_MS
+
+
+def _side_input_sizings(monkeypatch) -> list:
+    """Runs a step with a side input in this process; returns what the state cache sized."""
+    import apache_beam as beam
+    from apache_beam.runners.worker import statecache
+    sized = []
+    deep_size = statecache.get_deep_size
+    monkeypatch.setattr(statecache, "get_deep_size", lambda *values: sized.append(values) or deep_size(*values))
+    with beam.Pipeline(runner="FnApiRunner") as pipeline:
+        decisions = pipeline | "Decisions" >> beam.Create([("a", 1), ("b", 2)])
+        (pipeline | "Stories" >> beam.Create(["a", "b"])
+         | beam.Map(lambda uid, by_uid: by_uid[uid], beam.pvalue.AsDict(decisions)))
+    return sized
+
+
+def test_runs_made_while_the_state_cache_is_off_never_size_what_they_read(monkeypatch):
+    from wirestream.pipelines.local_runner import state_cache_off
+    assert _side_input_sizings(monkeypatch)  # Beam's default: the side input is sized
+    with state_cache_off():
+        assert _side_input_sizings(monkeypatch) == []
+    assert _side_input_sizings(monkeypatch)

@@ -12,7 +12,7 @@ import apache_beam as beam
 import numpy as np
 
 from wirestream.schemas import EventRecord
-from wirestream.transforms.dedup.buckets import candidate_pairs
+from wirestream.transforms.dedup.buckets import BucketPairs, candidate_pairs
 from wirestream.transforms.dedup.decide import (ClusterDecision, apply_decision, copies_of, decide, decided_fields,
                                                 is_root, own_cluster)
 from wirestream.transforms.dedup.relate import Relation, relate
@@ -130,24 +130,29 @@ class _CandidatePairs(beam.DoFn):
     def process(self, element):
         found = candidate_pairs(element[1], self._settings)
         self._capped.inc(found.dropped)
-        yield from pack_pairs(found.pairs, self._settings.band_partitions)
+        yield from pack_pairs(found, self._settings.band_partitions)
 
 
-def pack_pairs(pairs: list[tuple[str, str]], partitions: int) -> list[tuple[int, tuple]]:
+def pack_pairs(found: BucketPairs, partitions: int) -> list[tuple[int, tuple]]:
     """Pairs as ``(partition, (uids, first, second))`` with index arrays as bytes, split
     by a hash of the smaller uid. Stories sharing many buckets (a templated burst)
     are named as a pair by many bucket partitions: packed, the copies cost bytes,
     not Beam elements, until ``unique_pairs`` drops them."""
-    by_partition: dict[int, list[tuple[str, str]]] = defaultdict(list)
-    for pair in pairs:
-        by_partition[zlib.crc32(pair[0].encode()) % partitions].append(pair)
+    if not len(found.first):
+        return []
+    names = found.names
+    smaller, pair_of = np.unique(found.first, return_inverse=True)
+    hashes = np.fromiter((zlib.crc32(names[i].encode()) for i in smaller.tolist()), dtype=np.int64, count=len(smaller))
+    partition_of = hashes[pair_of.reshape(-1)] % partitions
     packed = []
-    for partition, mine in sorted(by_partition.items()):
-        uids = sorted({uid for pair in mine for uid in pair})
-        index = {uid: i for i, uid in enumerate(uids)}
-        first = np.fromiter((index[a] for a, _ in mine), dtype=np.uint32, count=len(mine))
-        second = np.fromiter((index[b] for _, b in mine), dtype=np.uint32, count=len(mine))
-        packed.append((partition, (uids, first.tobytes(), second.tobytes())))
+    for partition in np.unique(partition_of).tolist():
+        mine = partition_of == partition
+        first, second = found.first[mine], found.second[mine]
+        # The partition's uids in uid order, and each pair's positions among them.
+        used, position = np.unique(np.concatenate([first, second]), return_inverse=True)
+        position = position.reshape(-1).astype(np.uint32)
+        packed.append((partition, ([names[i] for i in used.tolist()], position[:len(first)].tobytes(),
+                                   position[len(first):].tobytes())))
     return packed
 
 
@@ -219,10 +224,11 @@ class BatchClusters(beam.PTransform):
             | "GroupForDecision" >> beam.GroupByKey()
             | "Decide" >> beam.FlatMapTuple(_decide_batch))
         if self._rendering is not None:
+            # Grouped by the sink's shard before the decisions are applied, not after: the
+            # records then cross one stage boundary while they wait, not two.
             return (batches
-                    | "RecordsByStory" >> beam.Map(
-                        lambda batch: (batch[_UIDS], [sketch[_EVENT_ID] for sketch in batch[_SKETCHES]],
-                                       batch[_RECORDS]))
+                    | "PartsByShard" >> beam.FlatMap(_parts_by_shard)
+                    | "GroupByShard" >> beam.GroupByKey()
                     | "ApplyDecisions" >> beam.ParDo(_AmendRendered(self._rendering), beam.pvalue.AsDict(decisions)))
         decode = self._record_coder.decode if self._record_coder is not None else None
         # Where the records wait for the decisions only their uids go with them:
@@ -260,20 +266,34 @@ def _decision(event_id: str, found: Optional[tuple]) -> ClusterDecision:
     return decide(event_id, incoming, roots)
 
 
+def _parts_by_shard(batch: tuple) -> list[tuple[int, tuple]]:
+    """A batch's rendered parts by shard, each with the uids and event ids of its lines."""
+    uids = batch[_UIDS]
+    event_ids = [sketch[_EVENT_ID] for sketch in batch[_SKETCHES]]
+    return [(part[0], ([uids[row] for row in part[1]], [event_ids[row] for row in part[1]], part))
+            for part in batch[_RECORDS]]
+
+
 class _AmendRendered(beam.DoFn):
-    """A batch's (uids, event ids, rendered parts) -> its parts, the records a decision
-    names amended with their clusters; counts each record as unique or duplicate."""
+    """A shard's (uids, event ids, rendered part) triples -> (shard, its parts), the
+    records a decision names amended with their clusters; counts each record as
+    unique or duplicate. What the sink's ``write(..., rendered=True)`` takes."""
 
     def __init__(self, rendering):
         self._rendering = rendering
         self._outcomes = OutcomeCounters()
 
     def process(self, element, decisions):
-        uids, event_ids, parts = element
-        fields_by_row = {row: decided_fields(_decision(event_ids[row], decisions[uid]))
-                         for row, uid in enumerate(uids) if uid in decisions}
-        self._outcomes.count(len(uids), sum(fields["is_duplicate"] for fields in fields_by_row.values()))
-        yield from self._rendering.amend(parts, fields_by_row)
+        shard, triples = element
+        parts, records, duplicates = [], 0, 0
+        for uids, event_ids, part in triples:
+            fields_by_row = {row: decided_fields(_decision(event_id, decisions[uid]))
+                             for row, uid, event_id in zip(part[1], uids, event_ids) if uid in decisions}
+            records += len(uids)
+            duplicates += sum(fields["is_duplicate"] for fields in fields_by_row.values())
+            parts += self._rendering.amend([part], fields_by_row)
+        self._outcomes.count(records, duplicates)
+        yield shard, parts
 
 
 def _applied_batch(uids: list[str], records: list, decisions: Optional[dict] = None, decode=None) -> list[EventRecord]:

@@ -30,9 +30,23 @@ def compared_members(times: Sequence[int], position: int, settings: DedupSetting
             eligible - settings.compare_earliest - settings.compare_latest)
 
 
+_NO_PAIRS = np.zeros(0, dtype=np.int64)
+
+
 class BucketPairs(NamedTuple):
-    pairs: list[tuple[str, str]]  # (uid, uid), smaller uid first, sorted, each once
+    """The pairs as numbers of stories: ``names`` are the stories' uids in uid order,
+    ``first[i] < second[i]`` the numbers of pair i, pairs in order and each once."""
+
+    names: list[str]
+    first: np.ndarray
+    second: np.ndarray
     dropped: int  # comparisons left out by the bucket policy (``compared_members``), per bucket
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """(uid, uid), smaller uid first, sorted, each once."""
+        names = self.names
+        return [(names[a], names[b]) for a, b in zip(self.first.tolist(), self.second.tolist())]
 
 
 def candidate_pairs(entries: Iterable[tuple], settings: DedupSettings) -> BucketPairs:
@@ -46,17 +60,22 @@ def candidate_pairs(entries: Iterable[tuple], settings: DedupSettings) -> Bucket
         times.append(np.frombuffer(batch_times, dtype=np.int64))
         keys.append(np.frombuffer(batch_keys, dtype=np.uint64))
     if not keys:
-        return BucketPairs([], 0)
+        return BucketPairs([], _NO_PAIRS, _NO_PAIRS, 0)
     keys, members, times = np.concatenate(keys), np.concatenate(members), np.concatenate(times)
     _, key_of, counts = np.unique(keys, return_inverse=True, return_counts=True)
     collided = counts[key_of] > 1
     keys, members = keys[collided], members[collided]
     if not len(members):
-        return BucketPairs([], 0)
+        return BucketPairs([], _NO_PAIRS, _NO_PAIRS, 0)
     # One number per story sharing a bucket (a record read twice has one uid), in
     # uid order; only they are numbered: every batch brings all its stories' uids.
-    names, story = np.unique(np.array([uids[m] for m in members.tolist()], dtype=object), return_inverse=True)
-    story = story.reshape(-1)
+    # Numbered by Python's sort of the distinct uids: NumPy's of an object array compares far slower.
+    numbered, member_of = np.unique(members, return_inverse=True)
+    member_uids = [uids[m] for m in numbered.tolist()]
+    names = sorted(set(member_uids))
+    number = {uid: i for i, uid in enumerate(names)}
+    story = np.fromiter(map(number.__getitem__, member_uids), dtype=np.int64,
+                        count=len(member_uids))[member_of.reshape(-1)]
     # Bucket order is (time, uid): the same whatever the batches or partitions.
     order = np.lexsort((story, times[members], keys))
     keys, members, story = keys[order], members[order], story[order]
@@ -84,5 +103,5 @@ def candidate_pairs(entries: Iterable[tuple], settings: DedupSettings) -> Bucket
     distinct = sa != sb
     low, high = np.minimum(sa, sb)[distinct], np.maximum(sa, sb)[distinct]
     codes = np.unique(low << np.uint64(32) | high)
-    pairs = [(names[c >> 32], names[c & 0xFFFFFFFF]) for c in codes.tolist()]
-    return BucketPairs(pairs, dropped)
+    return BucketPairs(names, (codes >> np.uint64(32)).astype(np.int64),
+                       (codes & np.uint64(0xFFFFFFFF)).astype(np.int64), dropped)

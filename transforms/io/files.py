@@ -360,7 +360,8 @@ def remove_stale_shards(directory: str, kind: RecordKind, suffix: str, keep: lis
 class WriteBoundedFiles(beam.PTransform):
     """Returns the acknowledgements of what was written (for Kafka offset
     commits, see ``kafka.commits``). ``batched``: each element is a list of records;
-    ``rendered``: each is a ``RenderedPart`` (of ``RenderedShards(num_shards, file_format)``)."""
+    ``rendered``: each is (shard, all that shard's ``RenderedPart`` tuples), parts of
+    ``RenderedShards(num_shards, file_format)`` grouped where they were amended."""
 
     def __init__(self, directory: str, kind: RecordKind, num_shards: int, file_format, batched: bool = False,
                  rendered: bool = False):
@@ -375,13 +376,14 @@ class WriteBoundedFiles(beam.PTransform):
         if not FileSystems.exists(directory):
             FileSystems.mkdirs(directory)
         if self._rendered:
-            by_shard = records | "KeyByShard" >> beam.Map(lambda part: (part[0], part))
+            by_shard = records  # grouped by shard where they were amended
         else:
             batches = records if self._batched else records | "Batch" >> beam.BatchElements(
                 min_batch_size=SHARD_BATCH, max_batch_size=SHARD_BATCH)
-            by_shard = batches | "KeyByShard" >> beam.FlatMap(_shard_entries, n, fmt)
+            by_shard = (batches
+                        | "KeyByShard" >> beam.FlatMap(_shard_entries, n, fmt)
+                        | "GroupByShard" >> beam.GroupByKey())
         written = (by_shard
-                   | "GroupByShard" >> beam.GroupByKey()
                    | "WriteShards" >> beam.ParDo(_WriteShard(directory, kind, n, fmt, self._rendered)).with_outputs(
                        WRITTEN, main="paths"))
         _ = (written.paths

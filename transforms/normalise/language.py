@@ -11,6 +11,7 @@ measures both).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -220,9 +221,7 @@ class _WordTable:
         model = self._model
         grams = {word: model.word_rows(word) for word in words}
         scored = [word for word, rows in grams.items() if rows]
-        # Summed word by word: np.add.reduceat over all of them would add in another order.
-        log_prob = model.log_prob
-        sums = [log_prob[grams[word]].sum(axis=0) for word in scored]
+        sums = _word_sums(model.log_prob, [grams[word] for word in scored])
         with self._lock:
             first = len(self.letters)
             end = first + len(scored)
@@ -248,6 +247,27 @@ def _add_rows_kernel(total, rows, ids):
     for i in ids:
         out += rows[i]
     return out
+
+
+@_KERNELS.kernel
+def _word_sums_kernel(log_prob, rows, ends):
+    out = np.zeros((len(ends), log_prob.shape[1]), dtype=log_prob.dtype)
+    start = 0
+    for word in range(len(ends)):
+        for i in range(start, ends[word]):
+            out[word] += log_prob[rows[i]]
+        start = ends[word]
+    return out
+
+
+def _word_sums(log_prob: np.ndarray, rows_of_words: list[list[int]]) -> np.ndarray:
+    """Each word's score: the sum of its n-grams' rows, added in their order (as
+    ``log_prob[rows].sum(axis=0)`` adds them), for all the words in one call."""
+    if not _KERNELS.compiled:
+        _KERNELS.compile()
+    ends = np.fromiter(itertools.accumulate(map(len, rows_of_words)), dtype=np.intp, count=len(rows_of_words))
+    rows = np.fromiter(itertools.chain.from_iterable(rows_of_words), dtype=np.intp, count=int(ends[-1]) if len(ends) else 0)
+    return _word_sums_kernel(log_prob, rows, ends)
 
 
 def _add_rows(total: np.ndarray, rows: np.ndarray, ids: list[int]) -> np.ndarray:

@@ -5,7 +5,7 @@ import numpy as np
 from tests.transforms.dedup.stories import (BURST_SETTINGS, OTHER_STORY, STORY, mixed_records,
                                             templated_burst, story)
 from wirestream.transforms.dedup import DedupSettings, cluster_records
-from wirestream.transforms.dedup.buckets import candidate_pairs, compared_members
+from wirestream.transforms.dedup.buckets import BucketPairs, candidate_pairs, compared_members
 from wirestream.transforms.dedup.sketch import band_entries, sketch_record
 
 
@@ -88,11 +88,17 @@ def test_the_bucket_cap_keeps_the_earliest_and_the_latest_members_in_the_window(
     assert compared_members(times, 8, settings) == ([6, 7], 0)
 
 
+def _found(pairs: list[tuple[str, str]]) -> BucketPairs:
+    names = sorted({uid for pair in pairs for uid in pair})
+    number = {uid: i for i, uid in enumerate(names)}
+    return BucketPairs(names, np.array([number[a] for a, _ in pairs]), np.array([number[b] for _, b in pairs]), 0)
+
+
 def test_pairs_named_by_many_partitions_come_out_once():
     from wirestream.transforms.dedup.batch import pack_pairs, unique_pairs
     pairs = [("a", "b"), ("a", "c"), ("b", "c"), ("c", "d")]
     # Each partition of bucket keys names some pairs, several of them the same.
-    named = [pack_pairs(pairs, 3), pack_pairs(pairs[1:], 3), pack_pairs([("a", "b")], 3)]
+    named = [pack_pairs(_found(pairs), 3), pack_pairs(_found(pairs[1:]), 3), pack_pairs(_found([("a", "b")]), 3)]
     by_partition = {}
     for packed in named:
         for partition, batch in packed:

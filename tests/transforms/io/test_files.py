@@ -458,8 +458,11 @@ def test_rendered_and_amended_records_write_the_files_their_records_write(events
     assert all(type(part) is tuple for part in parts)  # plain tuples: Beam encodes them without pickling
     expected, rendered_dir = tmp_path / "records", tmp_path / "rendered"
     run_bounded([r for batch in batches for r in batch], f"jsonl:{expected}", num_shards=3)
+    by_shard: dict[int, list] = {}
+    for part in parts:
+        by_shard.setdefault(part[0], []).append(part)
     with beam.Pipeline(runner="FnApiRunner") as pipeline:
-        (pipeline | beam.Create(parts, reshuffle=False)
+        (pipeline | beam.Create(sorted(by_shard.items()), reshuffle=False)
          | write_records(f"jsonl:{rendered_dir}", RecordKind.EVENTS,
                          SinkSettings(files=FileSinkSettings(num_shards=3)), rendered=True))
     assert _written_lines(rendered_dir) == _written_lines(expected)
