@@ -182,18 +182,18 @@ class _ProfileModel:
         self.other_codes = [np.array([c for c, other in enumerate(self.codes) if other != code])
                             for code in self.codes]
 
-    def word_rows(self, word: str) -> list[int]:
-        """Rows of the word's known 1-3-grams, padded with spaces as langdetect
-        does (" ab", "ab ", ...); none for a word in capitals (langdetect
-        ignores acronyms and tickers). Its score is their summed log-probabilities."""
-        if len(word) > 1 and word.isupper():
-            return []
-        padded = f" {word} "
-        index = self.index
-        return [index[gram]
-                for n in (1, 2, 3)
-                for start in range(len(padded) - n + 1)
-                if (gram := padded[start:start + n]) != " " and gram in index]
+        # The n-grams as numbers (``_gram_key``), sorted, and each one's row: what the
+        # compiled scoring of new words looks them up in.
+        keys = np.fromiter(map(_gram_key, self.index), dtype=np.int64, count=len(self.index))
+        order = np.argsort(keys)
+        self.gram_keys = keys[order]
+        self.gram_rows = np.fromiter(self.index.values(), dtype=np.int64, count=len(self.index))[order]
+
+
+def _gram_key(gram: str) -> int:
+    """An n-gram of 1-3 characters as one number: 21 bits per character (its code
+    point + 1, so that no character is 0), the first character lowest."""
+    return sum((ord(ch) + 1) << (21 * i) for i, ch in enumerate(gram))
 
 
 class _WordTable:
@@ -219,9 +219,12 @@ class _WordTable:
 
     def _add(self, words: list[str]) -> None:
         model = self._model
-        grams = {word: model.word_rows(word) for word in words}
-        scored = [word for word, rows in grams.items() if rows]
-        sums = _word_sums(model.log_prob, [grams[word] for word in scored])
+        words = list(dict.fromkeys(words))
+        # A word in capitals scores nothing: langdetect ignores acronyms and tickers.
+        read = [word for word in words if len(word) == 1 or not word.isupper()]
+        sums, known = _word_scores(model, read)
+        scored = list(itertools.compress(read, known.tolist()))
+        sums = sums[known]
         with self._lock:
             first = len(self.letters)
             end = first + len(scored)
@@ -233,7 +236,7 @@ class _WordTable:
                 self.rows[first:end] = sums
             self.letters += [_letters(word) for word in scored]
             self.row_of.update(zip(scored, range(first, end)))
-            self.row_of.update((word, 0) for word, rows in grams.items() if not rows)
+            self.row_of.update((word, 0) for word in words if word not in self.row_of)
             if len(self.row_of) >= _WORD_CACHE_LIMIT and model.word_table is self:
                 model.word_table = _WordTable(model)
 
@@ -250,24 +253,40 @@ def _add_rows_kernel(total, rows, ids):
 
 
 @_KERNELS.kernel
-def _word_sums_kernel(log_prob, rows, ends):
+def _word_scores_kernel(chars, ends, gram_keys, gram_rows, log_prob):
     out = np.zeros((len(ends), log_prob.shape[1]), dtype=log_prob.dtype)
+    known = np.zeros(len(ends), dtype=np.bool_)
     start = 0
     for word in range(len(ends)):
-        for i in range(start, ends[word]):
-            out[word] += log_prob[rows[i]]
+        length = ends[word] - start
+        for n in range(1, 4):
+            # n-grams of the word padded with a space each side, as langdetect reads it;
+            # the padding alone is no 1-gram.
+            for first in range(-1, length + 2 - n):
+                if n == 1 and (first < 0 or first >= length):
+                    continue
+                key = 0
+                for k in range(n):
+                    at = first + k
+                    char = 32 if at < 0 or at >= length else chars[start + at]
+                    key |= (np.int64(char) + 1) << (21 * k)
+                i = np.searchsorted(gram_keys, key)
+                if i < len(gram_keys) and gram_keys[i] == key:
+                    out[word] += log_prob[gram_rows[i]]
+                    known[word] = True
         start = ends[word]
-    return out
+    return out, known
 
 
-def _word_sums(log_prob: np.ndarray, rows_of_words: list[list[int]]) -> np.ndarray:
-    """Each word's score: the sum of its n-grams' rows, added in their order (as
-    ``log_prob[rows].sum(axis=0)`` adds them), for all the words in one call."""
+def _word_scores(model: _ProfileModel, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each word's score, the sum of the rows of its known 1-3-grams (1-grams, then
+    2-grams, then 3-grams, each in reading order: the order they are added in), and
+    whether it has any, for all the words in one compiled call."""
     if not _KERNELS.compiled:
         _KERNELS.compile()
-    ends = np.fromiter(itertools.accumulate(map(len, rows_of_words)), dtype=np.intp, count=len(rows_of_words))
-    rows = np.fromiter(itertools.chain.from_iterable(rows_of_words), dtype=np.intp, count=int(ends[-1]) if len(ends) else 0)
-    return _word_sums_kernel(log_prob, rows, ends)
+    chars = np.frombuffer("".join(words).encode("utf-32-le"), dtype=np.uint32)
+    ends = np.fromiter(itertools.accumulate(map(len, words)), dtype=np.intp, count=len(words))
+    return _word_scores_kernel(chars, ends, model.gram_keys, model.gram_rows, model.log_prob)
 
 
 def _add_rows(total: np.ndarray, rows: np.ndarray, ids: list[int]) -> np.ndarray:
