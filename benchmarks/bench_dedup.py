@@ -3,7 +3,7 @@ in the whole Reuters-21578 corpus, cost per story, state and shuffle size per
 story; with --beam, dedup's own cost inside Beam (a run with it minus one without)
 and the streaming path against batch on the labelled evaluation arriving out of order.
 
-    .venv/bin/python -m benchmarks.bench_dedup [--beam]
+    .venv/bin/python -m benchmarks.bench_dedup [--beam] [--burst] [--state] [--keyed-floor]
 """
 
 from __future__ import annotations
@@ -388,11 +388,65 @@ def report_state_bytes(rate_per_day: int = 1_000, probes: int = 200, per_poll: i
               f"({', '.join(f'{k} {v / last[0]:,.0f} B' for k, v in sorted(held.items()))})")
 
 
+class _KeyedFloor(beam.DoFn):
+    """Only the Beam side of ``MatchInBucket`` for one bucket element: its bag read
+    and append and its expiry timer, and one message out; no matching at all."""
+
+    MEMBERS = beam.transforms.userstate.BagStateSpec("members", FastPrimitivesCoder())
+    EXPIRY = beam.transforms.userstate.TimerSpec("expiry", beam.transforms.timeutil.TimeDomain.WATERMARK)
+
+    def process(self, element, timestamp=beam.DoFn.TimestampParam, members=beam.DoFn.StateParam(MEMBERS),
+                expiry=beam.DoFn.TimerParam(EXPIRY)):
+        key, story = element
+        _ = list(members.read())
+        members.add(story)
+        expiry.set(timestamp + 14 * 86_400)
+        yield story, key
+
+    @beam.transforms.userstate.on_timer(EXPIRY)
+    def expire(self, members=beam.DoFn.StateParam(MEMBERS)):
+        members.clear()
+
+
+def _keyed_run(stories: int, buckets: int, keyed: bool, per_poll: int = 50) -> float:
+    """CPU seconds of a live run on the streaming local runner: ``stories`` items read
+    ``per_poll`` at a time, each sent to ``buckets`` new keys, through ``_KeyedFloor`` or
+    (``keyed`` False) the same fan-out through a stateless step."""
+    from wirestream.pipelines.local_runner import StreamingFnApiRunner
+    cpu = time.process_time()
+    p = beam.Pipeline(runner=StreamingFnApiRunner())
+    fanned = (p | beam.Create([None]) | beam.ParDo(LiveFeed(list(range(stories)), per_poll))
+              | beam.FlatMap(lambda story: [(story * buckets + band, story) for band in range(buckets)]))
+    if keyed:
+        _ = fanned | beam.ParDo(_KeyedFloor())
+    else:
+        _ = fanned | beam.MapTuple(lambda key, story: (story, key))
+    p.run().wait_until_finish()
+    return time.process_time() - cpu
+
+
+def report_keyed_floor(stories: int = 3_000) -> None:
+    """What Beam's own work for the streaming path's bucket elements costs, whatever
+    our code does: the ceiling it sets on one core."""
+    buckets = DedupSettings().bands + 1  # one element per band bucket and the version bucket
+    print(f"\n== Beam's floor for streaming dedup: {buckets} keyed elements per story (a bag read and "
+          f"append and a timer each), streaming local runner, {stories:,} stories read 50 at a time")
+    _keyed_run(200, buckets, True)  # warm
+    plain = min(_keyed_run(stories, buckets, False) for _ in range(2))
+    keyed = min(_keyed_run(stories, buckets, True) for _ in range(2))
+    per_element = (keyed - plain) / (stories * buckets)
+    print(f"stateless fan-out {plain / stories * 1e3:.2f} ms/story; with state and timers "
+          f"{keyed / stories * 1e3:.2f} ms/story: {per_element * 1e6:.0f} us per keyed element "
+          f"(expiry timers firing at the end included)")
+    print(f"ceiling of the bucket step alone on one core: {1 / (keyed / stories):,.0f} stories/s")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--beam", action="store_true", help="also time the Beam transform")
     parser.add_argument("--burst", action="store_true", help="only the templated-burst figures")
     parser.add_argument("--state", action="store_true", help="only the state-bytes-per-story figures")
+    parser.add_argument("--keyed-floor", action="store_true", help="only Beam's cost per keyed bucket element")
     parser.add_argument("--burst-run", choices=("distinct", "templated"), help=argparse.SUPPRESS)
     parser.add_argument("--streaming", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -402,6 +456,8 @@ def main(argv=None) -> None:
         return report_bursts()
     if args.state:
         return report_state_bytes()
+    if args.keyed_floor:
+        return report_keyed_floor()
     ev = build()
     report_quality(ev)
     records = cluster_records(reuters_records(), DedupSettings())

@@ -305,3 +305,11 @@ def test_secrets_from_environment_variables_named_in_the_file(tmp_path, monkeypa
 def test_secret_values_of_a_config_are_listed_for_masking():
     config = client_config([f"sasl.jaas.config={PLAIN_JAAS}"])
     assert config.secret_values() == {"s3cr=t;pw"}
+
+
+def test_kafka_python_checksums_record_batches_with_the_compiled_crc32c():
+    """Every batch produced or fetched is checksummed (CRC-32C): in pure Python that
+    was 2% of a streaming run's CPU."""
+    from kafka.record import _crc32c, util
+    assert util.calc_crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
+    assert util._crc32c is not _crc32c.crc
