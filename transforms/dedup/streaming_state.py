@@ -200,7 +200,7 @@ class StoryRelations:
     root: Optional[bool] = None  # as last registered
     sent: int = -1  # len(incoming) last sent to DecideCluster
 
-    def bucket_answered(self, buckets: int, candidates: Iterable[str], answered: int = 1) -> None:
+    def bucket_answered(self, buckets: int, candidates: Iterable[str], answered: int) -> None:
         self.expected = buckets
         self.answered += answered
         self.waiting.update(uid for uid in candidates if uid not in self.compared)

@@ -105,10 +105,10 @@ def test_story_relations_are_complete_once_every_bucket_answered_and_every_candi
     story_ = StoryRelations()
     story_.compared_with(original.uid, relation)  # a comparison can overtake the bucket naming it
     assert not story_.complete
-    story_.bucket_answered(3, [original.uid])
-    story_.bucket_answered(3, [])
+    story_.bucket_answered(3, [original.uid], 1)
+    story_.bucket_answered(3, [], 1)
     assert not story_.complete
-    story_.bucket_answered(3, [original.uid, "other"])  # several buckets name one candidate
+    story_.bucket_answered(3, [original.uid, "other"], 1)  # several buckets name one candidate
     assert not story_.complete  # "other" not compared yet
     story_.compared_with("other", None)
     assert story_.complete and list(story_.incoming) == [original.uid]
