@@ -179,8 +179,18 @@ class EventRecord:
         d["origin"] = self.origin.to_dict()
         return d
 
+    def primitives(self) -> dict[str, Any]:
+        """Every field, internal ones too, as ``dataclasses.asdict`` gives them but
+        without its deep copy of every value (three quarters of its time): for an
+        encoder that reads the dict at once and keeps nothing (dedup's state coder)."""
+        d = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        d["origin"] = {name: getattr(self.origin, name) for name in _ORIGIN_FIELDS}
+        d["subjects"] = [dataclasses.asdict(s) for s in self.subjects]
+        return d
+
 
 _ORIGIN_FIELDS = tuple(f.name for f in dataclasses.fields(Origin))
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(EventRecord))
 _PUBLISHED_FIELDS = tuple(f.name for f in dataclasses.fields(EventRecord)
                           if f.name not in EventRecord._INTERNAL)
 

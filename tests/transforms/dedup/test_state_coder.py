@@ -178,5 +178,5 @@ def test_a_records_primitives_are_what_asdict_gives_for_every_format_of_the_demo
     formats = {r.format for r in records}
     assert len(formats) >= 4 and any(r.subjects for r in records) and any(r.tags["countries"] for r in records)
     for record in records:
-        assert state_coder.record_primitives(record) == dataclasses.asdict(record)
+        assert record.primitives() == dataclasses.asdict(record)
         assert state_coder.RECORD.decode(state_coder.RECORD.encode(record)) == record
