@@ -131,6 +131,12 @@ class Bench:
                                    enable_auto_commit=False)
         self.arrived: dict[tuple[int, int], float] = {}  # input (partition, offset) -> latency
 
+    def close(self) -> None:
+        """Before the broker stops: a client left open reconnects to it, and logs each refusal."""
+        self.producer.close(timeout=5)
+        self.consumer.close()
+        self.group.close()
+
     def collect(self, timeout_ms: int = 50) -> None:
         now = time.time()
         for batch in self.consumer.poll(timeout_ms=timeout_ms, max_records=5000).values():
@@ -247,6 +253,7 @@ def main() -> int:
                 os.killpg(run.pid, signal.SIGKILL)
                 run.wait()
                 print("SIGINT: the run did not stop within 60 s (killed, with what it started)")
+            bench.close()
     return 0
 
 
