@@ -44,7 +44,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import IO, Callable, Iterable, NamedTuple, Optional
+from typing import IO, Any, Callable, Iterable, NamedTuple, Optional
 
 import apache_beam as beam
 import orjson
@@ -175,24 +175,42 @@ def _as_text_type(arrow_type):
     return arrow_type
 
 
-def _unknown_field(value, arrow_type, path: str) -> Optional[str]:
+def _unknown_fields_check(arrow_type) -> Optional[Callable[[Any, str], Optional[str]]]:
+    """A function naming the first field of a value that ``arrow_type`` does not
+    declare (None if there is none), or None where no value of the type can hold
+    fields (strings, numbers, maps, lists of them): those are never walked, and a
+    struct's names are a set made once, so a record costs a few set look-ups."""
     import pyarrow as pa
-    if value is None:
-        return None
     if pa.types.is_struct(arrow_type):
-        names = {f.name for f in arrow_type}
-        for key, sub in value.items():
-            if key not in names:
-                return f"{path}.{key}"
-            found = _unknown_field(sub, arrow_type.field(key).type, f"{path}.{key}")
-            if found:
-                return found
-    elif pa.types.is_list(arrow_type):
-        for item in value:
-            found = _unknown_field(item, arrow_type.value_type, f"{path}[]")
-            if found:
-                return found
+        names = frozenset(field.name for field in arrow_type)
+        nested = [(field.name, check) for field in arrow_type
+                  if (check := _unknown_fields_check(field.type)) is not None]
+
+        def check_struct(value, path: str) -> Optional[str]:
+            if value is None:
+                return None
+            if not names.issuperset(value):
+                return f"{path}.{next(key for key in value if key not in names)}"
+            for name, check in nested:
+                if (found := check(value.get(name), f"{path}.{name}")) is not None:
+                    return found
+            return None
+        return check_struct
+    if pa.types.is_list(arrow_type):
+        item_check = _unknown_fields_check(arrow_type.value_type)
+        if item_check is None:
+            return None
+
+        def check_list(value, path: str) -> Optional[str]:
+            for item in value or ():
+                if (found := item_check(item, f"{path}[]")) is not None:
+                    return found
+            return None
+        return check_list
     return None
+
+
+_UNKNOWN_FIELDS_CHECKS: dict = {}
 
 
 def documents_to_table(documents: list[dict], kind: RecordKind):
@@ -200,9 +218,11 @@ def documents_to_table(documents: list[dict], kind: RecordKind):
     does not declare is an error, not silently dropped."""
     import pyarrow as pa
     schema = arrow_schema(kind)
-    root = pa.struct(list(schema))
+    if kind not in _UNKNOWN_FIELDS_CHECKS:
+        _UNKNOWN_FIELDS_CHECKS[kind] = _unknown_fields_check(pa.struct(list(schema)))
+    unknown = _UNKNOWN_FIELDS_CHECKS[kind]
     for document in documents:
-        found = _unknown_field(document, root, "")
+        found = unknown(document, "")
         if found:
             raise ValueError(f"{kind.value} field {found.lstrip('.')} is not in the "
                              f"{SCHEMA_OF_KIND[kind]} JSON Schema; add it there first")

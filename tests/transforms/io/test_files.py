@@ -164,11 +164,21 @@ def test_parquet_columns_are_typed_for_queries(events, tmp_path):
         e.event_id for e in events if "US" in e.tags["countries"]} != set()
 
 
-def test_parquet_refuses_a_field_the_json_schema_does_not_declare(events):
-    document = copy.deepcopy(events[0].to_dict())
-    document["tags"]["places"][0]["population"] = 2_900_000
-    with pytest.raises(ValueError, match="tags.places\\[\\].population"):
-        documents_to_table([document], RecordKind.EVENTS)
+def test_parquet_refuses_a_field_the_json_schema_does_not_declare_and_names_it(events):
+    """At the top, in a struct, in a list of structs: Arrow would drop it silently."""
+    document = next(e for e in events if e.tags["places"] and e.dates_mentioned).to_dict()
+    assert documents_to_table([document], RecordKind.EVENTS).num_rows == 1
+    for where, unknown in [("", "sentiment"), ("tags", "tags.mood"), ("origin", "origin.shard"),
+                           ("tags.places", "tags.places[].population"),
+                           ("dates_mentioned", "dates_mentioned[].weekday")]:
+        bad = copy.deepcopy(document)
+        target = bad
+        for name in filter(None, where.split(".")):
+            target = target[name]
+        target = target[-1] if isinstance(target, list) else target
+        target[unknown.rsplit(".", 1)[-1].removesuffix("[]")] = 1
+        with pytest.raises(ValueError, match=re.escape(f"events field {unknown} is not in the event_record JSON Schema")):
+            documents_to_table([document, bad], RecordKind.EVENTS)
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
@@ -484,3 +494,4 @@ def test_only_bounded_jsonl_runs_take_rendered_records():
     assert rendering("jsonl:/tmp/x", SinkSettings(files=FileSinkSettings(streaming=True))) is None
     assert rendering("parquet:/tmp/x", SinkSettings()) is None
     assert rendering("kafka://localhost:9092/t", SinkSettings()) is None
+
