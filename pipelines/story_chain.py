@@ -36,6 +36,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from wirestream.pipelines.local_workers import WarmWorkers
 from wirestream.schemas import DeadLetter, RawRecord
 from wirestream.schemas.coders import EventRecordCoder
+from wirestream.transforms.compiled import without_blas
 from wirestream.transforms.dedup import DedupSettings
 from wirestream.transforms.dedup import sketched as sketched_record
 from wirestream.transforms.dedup.batch import rendered_undecided, sketched_batch
@@ -169,8 +170,9 @@ def warm_up(settings: ChainSettings) -> None:
 
 
 def _start_worker(settings: ChainSettings) -> None:
-    """Runs once, in the process the workers are forked from."""
-    warm_up(settings)
+    """Runs once, in the process the workers are forked from, which runs only our stages."""
+    with without_blas():
+        warm_up(settings)
     # What the stages loaded lives as long as the worker: the collector need not scan it again.
     gc.freeze()
 

@@ -12,8 +12,31 @@ process loads rather than compiles it; with nowhere writable each process compil
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import threading
-from typing import Callable
+from typing import Callable, Iterator
+
+# numba looks for scipy's BLAS when it first compiles or loads a kernel.
+_SCIPY_BLAS = "scipy.linalg.cython_blas"
+
+
+@contextlib.contextmanager
+def without_blas() -> Iterator[None]:
+    """Kernels first compiled (or loaded) in here leave scipy unimported: numba's
+    search for a BLAS imports scipy.linalg wherever scipy is installed, 0.2 s of a
+    forked run's start that its workers wait for. Our kernels use no BLAS; numba
+    then supports no ``np.dot`` and the like in this process, so only a process
+    that runs nothing but our stages (a run's worker nursery) should use this."""
+    if _SCIPY_BLAS in sys.modules:
+        yield
+        return
+    sys.modules[_SCIPY_BLAS] = None  # makes the import fail: numba then has no BLAS
+    try:
+        yield
+    finally:
+        if sys.modules.get(_SCIPY_BLAS, ...) is None:
+            del sys.modules[_SCIPY_BLAS]  # later imports of scipy work as ever
 
 
 class CompiledKernels:
