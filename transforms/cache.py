@@ -91,7 +91,9 @@ def write_pickle(path: Path, value) -> None:
     write_cached(path, lambda f: pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL))
 
 
-def _mark_used(path: Path) -> None:
+def mark_used(path: Path) -> None:
+    """Marks a cache file read now: a cache none of whose files was read or written
+    in STALE_AFTER_DAYS is removed."""
     try:
         os.utime(path)
     except OSError:  # a read-only cache is still read
@@ -111,7 +113,7 @@ def read_pickle(path: Path, kind: type[T]) -> Optional[T]:
     except Exception:  # noqa: BLE001 - truncated, corrupt or from another version: build anew
         return None
     else:
-        _mark_used(path)
+        mark_used(path)
     finally:
         if collecting:
             # They live as long as the process: kept out of later collections, which

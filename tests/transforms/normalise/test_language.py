@@ -1,3 +1,4 @@
+import functools
 import json
 from collections import defaultdict
 
@@ -129,6 +130,19 @@ def test_a_shared_script_is_still_scored():
     assert detect_language("The word δημοκρατία means rule by the people in Greek.").code == "en"
 
 
+@functools.cache
+def _gram_rows(model) -> dict[str, int]:
+    """n-gram -> its row, read back from the numbers the model files them under:
+    21 bits per character, its code point + 1, the first character lowest."""
+    def gram(key: int) -> str:
+        chars = []
+        while key:
+            chars.append(chr((key & (1 << 21) - 1) - 1))
+            key >>= 21
+        return "".join(chars)
+    return {gram(int(key)): row for row, key in enumerate(model.gram_keys)}
+
+
 def _word_rows(model, word: str) -> list[int]:
     """The reference for a word's score: the rows of its known 1-3-grams, the word
     padded with spaces as langdetect does (" ab", "ab ", ...), 1-grams first; none
@@ -136,8 +150,9 @@ def _word_rows(model, word: str) -> list[int]:
     if len(word) > 1 and word.isupper():
         return []
     padded = f" {word} "
-    return [model.index[gram] for n in (1, 2, 3) for start in range(len(padded) - n + 1)
-            if (gram := padded[start:start + n]) != " " and gram in model.index]
+    rows = _gram_rows(model)
+    return [rows[gram] for n in (1, 2, 3) for start in range(len(padded) - n + 1)
+            if (gram := padded[start:start + n]) != " " and gram in rows]
 
 
 def test_word_scores_are_summed_in_reading_order():
@@ -200,15 +215,40 @@ def test_a_url_is_not_read_as_words():
     assert with_url.letters == detect_language(text).letters
 
 
+def test_each_n_gram_row_holds_its_smoothed_log_probability_from_the_profiles():
+    import os
+    import random
+
+    from langdetect.detector import Detector
+    from langdetect.detector_factory import PROFILES_DIRECTORY
+
+    from wirestream.transforms.normalise import language
+    model = language._profile_model()
+    rows = _gram_rows(model)
+    assert list(model.gram_keys) == sorted(model.gram_keys)
+    smoothing = Detector.ALPHA_DEFAULT / Detector.BASE_FREQ
+    rng = random.Random(3)
+    for name in ("de", "en", "ja", "zh-tw"):
+        with open(os.path.join(PROFILES_DIRECTORY, name), encoding="utf-8") as f:
+            profile = json.load(f)
+        column = sorted(n for n in os.listdir(PROFILES_DIRECTORY) if not n.startswith(".")).index(name)
+        grams = [g for g in profile["freq"] if 1 <= len(g) <= 3]
+        for gram in rng.sample(grams, 200):
+            expected = np.float32(np.log(profile["freq"][gram] / profile["n_words"][len(gram) - 1] + smoothing))
+            assert model.log_prob[rows[gram], column] == expected, (name, gram)
+        unseen = next(g for g in rows if g not in profile["freq"])
+        assert model.log_prob[rows[unseen], column] == np.float32(np.log(smoothing))
+
+
 def test_cached_language_profiles_equal_a_fresh_build_and_a_damaged_cache_is_built_again(tmp_path, monkeypatch):
     from wirestream.transforms.normalise import language
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     built = language._ProfileModel()
-    (matrix,) = (tmp_path / "wirestream").glob("language-profiles-*.npy")
-    assert len(list((tmp_path / "wirestream").glob("language-profiles-*.pickle"))) == 1
+    (matrix,) = (tmp_path / "wirestream").glob("language-profiles-*[0-9a-f].npy")
+    assert len(list((tmp_path / "wirestream").glob("language-profiles-*.keys.npy"))) == 1
     monkeypatch.setattr(language, "_build_profile_tables", lambda *a: pytest.fail("built again"))
     cached = language._ProfileModel()
-    assert cached.index == built.index and cached.codes == built.codes
+    assert np.array_equal(cached.gram_keys, built.gram_keys) and cached.codes == built.codes
     assert cached.log_prob.dtype == built.log_prob.dtype and np.array_equal(cached.log_prob, built.log_prob)
     text = "Der Bundeskanzler sagte am Montag, dass die Regierung bereit sei, neue Gespräche zu führen."
     monkeypatch.setattr(language, "_model", built)
