@@ -184,9 +184,8 @@ class _ProfileModel:
             self.merge[column, self.output_codes.index(code)] = 1.0
         # Whether the profile is the only one of its output code (not zh-cn, zh-tw).
         self.sole_profile = [self.codes.count(code) == 1 for code in self.codes]
-        # Per profile, the profiles of other output codes (zh-cn's excludes zh-tw).
-        self.other_codes = [np.array([c for c, other in enumerate(self.codes) if other != code])
-                            for code in self.codes]
+        # Per profile, its output code's index: zh-cn and zh-tw share one.
+        self.code_index = np.array([self.output_codes.index(code) for code in self.codes], dtype=np.int64)
 
 
 def _gram_key(gram: str) -> int:
@@ -221,21 +220,19 @@ class _WordTable:
         words = list(dict.fromkeys(words))
         # A word in capitals scores nothing: langdetect ignores acronyms and tickers.
         read = [word for word in words if len(word) == 1 or not word.isupper()]
-        sums, known = _word_scores(model, read)
-        scored = list(itertools.compress(read, known.tolist()))
-        sums = sums[known]
+        new = dict.fromkeys(words, 0)  # row 0 unless scored below
         with self._lock:
             first = len(self.letters)
-            end = first + len(scored)
-            if end > len(self.rows):
-                grown = np.zeros((max(2 * len(self.rows), end), self.rows.shape[1]), dtype=np.float32)
-                grown[:first] = self.rows[:first]
-                self.rows = grown
-            if scored:
-                self.rows[first:end] = sums
-            self.letters += [_letters(word) for word in scored]
-            self.row_of.update(zip(scored, range(first, end)))
-            self.row_of.update((word, 0) for word in words if word not in self.row_of)
+            if read:
+                if first + len(read) > len(self.rows):
+                    grown = np.zeros((max(2 * len(self.rows), first + len(read)), self.rows.shape[1]),
+                                     dtype=np.float32)
+                    grown[:first] = self.rows[:first]
+                    self.rows = grown
+                scored, letters = _score_words(model, read, self.rows, first)
+                self.letters += letters
+                new.update(zip(scored, range(first, first + len(scored))))
+            self.row_of.update(new)
             if len(self.row_of) >= _WORD_CACHE_LIMIT and model.word_table is self:
                 model.word_table = _WordTable(model)
 
@@ -252,40 +249,52 @@ def _add_rows_kernel(total, rows, ids):
 
 
 @_KERNELS.kernel
-def _word_scores_kernel(chars, ends, gram_keys, log_prob):
-    out = np.zeros((len(ends), log_prob.shape[1]), dtype=log_prob.dtype)
-    known = np.zeros(len(ends), dtype=np.bool_)
+def _score_words_kernel(chars, gram_keys, log_prob, rows, first, letters, known):
+    count = 0
     start = 0
-    for word in range(len(ends)):
-        length = ends[word] - start
+    for word in range(len(known)):
+        end = start
+        while end < len(chars) and chars[end] != 32:
+            end += 1
+        length = end - start
+        row = first + count
+        rows[row] = 0
         for n in range(1, 4):
             # n-grams of the word padded with a space each side, as langdetect reads it;
             # the padding alone is no 1-gram.
-            for first in range(-1, length + 2 - n):
-                if n == 1 and (first < 0 or first >= length):
+            for at_first in range(-1, length + 2 - n):
+                if n == 1 and (at_first < 0 or at_first >= length):
                     continue
                 key = 0
                 for k in range(n):
-                    at = first + k
+                    at = at_first + k
                     char = 32 if at < 0 or at >= length else chars[start + at]
                     key |= (np.int64(char) + 1) << (21 * k)
                 i = np.searchsorted(gram_keys, key)
                 if i < len(gram_keys) and gram_keys[i] == key:
-                    out[word] += log_prob[i]
+                    rows[row] += log_prob[i]
                     known[word] = True
-        start = ends[word]
-    return out, known
+        if known[word]:
+            # _letters(word), which this kernel cannot call
+            letters[count] = length * (3 if chars[start] >= 0x3000 else 1)
+            count += 1
+        start = end + 1
+    return count
 
 
-def _word_scores(model: _ProfileModel, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Each word's score, the sum of the rows of its known 1-3-grams (1-grams, then
-    2-grams, then 3-grams, each in reading order: the order they are added in), and
-    whether it has any, for all the words in one compiled call."""
+def _score_words(model: _ProfileModel, words: list[str], rows: np.ndarray, first: int
+                 ) -> tuple[list[str], list[int]]:
+    """Scores the words that have known 1-3-grams into ``rows[first:]``, in order, each
+    the sum of its n-grams' rows (1-grams, then 2-grams, then 3-grams, each in reading
+    order: the order they are added in), all in one compiled call (words hold no space:
+    they are joined by one). -> (the words scored, their letters)."""
     if not _KERNELS.compiled:
         _KERNELS.compile()
-    chars = np.frombuffer("".join(words).encode("utf-32-le"), dtype=np.uint32)
-    ends = np.fromiter(itertools.accumulate(map(len, words)), dtype=np.intp, count=len(words))
-    return _word_scores_kernel(chars, ends, model.gram_keys, model.log_prob)
+    chars = np.frombuffer(" ".join(words).encode("utf-32-le"), dtype=np.uint32)
+    letters = np.empty(len(words), dtype=np.int64)
+    known = np.zeros(len(words), dtype=np.bool_)
+    count = _score_words_kernel(chars, model.gram_keys, model.log_prob, rows, first, letters, known)
+    return list(itertools.compress(words, known.tolist())), letters[:count].tolist()
 
 
 def _add_rows(total: np.ndarray, rows: np.ndarray, ids: list[int]) -> np.ndarray:
@@ -336,12 +345,29 @@ def _script_language(words: list[str]) -> Optional[str]:
     return None
 
 
-def _decisive(total: np.ndarray, model: _ProfileModel) -> Optional[int]:
-    """The leading profile if it is ahead of every other language (zh-cn and
-    zh-tw are one) by _DECISIVE_GAP, else None."""
-    best = int(total.argmax())
-    others = total[model.other_codes[best]]
-    return best if float(total[best] - others.max()) >= _DECISIVE_GAP else None
+@_KERNELS.kernel
+def _add_and_lead_kernel(total, rows, ids, code_index, gap):
+    out = _add_rows_kernel(total, rows, ids)
+    best = 0  # the first of the highest, as argmax
+    for j in range(len(out)):
+        if out[j] > out[best]:
+            best = j
+    second = np.float32(-np.inf)  # float32 throughout: the gap is the float32 difference, as in NumPy
+    for j in range(len(out)):
+        if code_index[j] != code_index[best] and out[j] > second:
+            second = out[j]
+    return out, best if out[best] - second >= gap else -1
+
+
+def _add_and_lead(total: np.ndarray, rows: np.ndarray, ids: list[int], model: _ProfileModel
+                  ) -> tuple[np.ndarray, Optional[int]]:
+    """``_add_rows``, and the leading profile if it is then ahead of every other
+    language (zh-cn and zh-tw are one) by _DECISIVE_GAP, else None: one compiled call."""
+    if not _KERNELS.compiled:
+        _KERNELS.compile()
+    total, best = _add_and_lead_kernel(total, rows, np.array(ids, dtype=np.intp), model.code_index,
+                                       _DECISIVE_GAP)
+    return total, None if best < 0 else best
 
 
 def detect_language(text: str, min_letters: int = 10, max_chars: int = 1000) -> DetectedLanguage:
@@ -389,8 +415,8 @@ def detect_language(text: str, min_letters: int = 10, max_chars: int = 1000) -> 
         # Scores are added only when the lead is to be judged: one numpy call for
         # all the words read since, in the same order.
         if letters >= _PREFIX_LETTERS and read < len(words):
-            total, pending = _add_rows(total, table.rows, pending), []
-            if (leader := _decisive(total, model)) is not None:
+            (total, leader), pending = _add_and_lead(total, table.rows, pending, model), []
+            if leader is not None:
                 break
     if pending:
         total = _add_rows(total, table.rows, pending)

@@ -176,6 +176,35 @@ def test_word_scores_are_summed_in_reading_order():
     assert language._add_rows(start, table.rows, ids).tobytes() == expected.tobytes()
 
 
+def test_the_compiled_lead_is_numpys_argmax_and_float32_gap_to_the_other_languages():
+    import random
+
+    from wirestream.transforms.normalise import language
+    model = language._profile_model()
+    rng = np.random.default_rng(7)
+    profiles = len(model.codes)
+    zh = [c for c, code in enumerate(model.codes) if code == "zh"]
+    rows = rng.normal(0, 30, (50, profiles)).astype(np.float32)
+    outcomes = set()
+    for case in range(400):
+        start = rng.normal(0, 200, profiles).astype(np.float32)
+        ids = [random.Random(case).randrange(50) for _ in range(case % 9)]
+        if case % 4 == 0:  # zh-cn and zh-tw lead together: one language
+            start[zh] = start.max() + 500
+        if case % 5 == 0:  # a tie for the lead: the first is the leader
+            start[3] = start[11] = start.max() + 1000
+        total = start.copy()
+        for i in ids:
+            total = total + rows[i]
+        best = int(total.argmax())
+        others = total[[c for c, code in enumerate(model.codes) if code != model.codes[best]]]
+        expected = best if float(total[best] - others.max()) >= language._DECISIVE_GAP else None
+        got, leader = language._add_and_lead(start, rows, ids, model)
+        assert got.tobytes() == total.tobytes() and leader == expected, case
+        outcomes.add(expected is None)
+    assert outcomes == {True, False}  # leads and no leads both met
+
+
 def test_a_decisive_lead_gives_the_full_posterior(monkeypatch):
     from wirestream.transforms.normalise import language
     text = ("The central bank raised its key interest rate on Monday for the third time this year, "
