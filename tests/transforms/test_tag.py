@@ -247,9 +247,27 @@ def test_tokens_drop_dots_and_possessives_and_break_at_sentence_ends():
 @pytest.mark.parametrize("text", [
     "U.S. and O'Neill's AT&T unit, (Reuters) - said: 1.5 pct.\n \n Kiev.", "a - - b\n\n- c -\n\nd",
     "x\x1c-\x1dy", "Co.uk 2nd Mr. J. Smith's", "\"Quoted\" [and] ;;!?"])
-def test_the_ascii_pattern_matches_as_the_unicode_one(text):
-    from wirestream.transforms.tag.text import _ASCII_WORD_OR_BREAK, _WORD_OR_BREAK
-    assert text.isascii() and _ASCII_WORD_OR_BREAK.findall(text) == _WORD_OR_BREAK.findall(text)
+def test_the_ascii_scan_finds_what_the_pattern_finds(text):
+    from wirestream.transforms.tag.text import _WORD_OR_BREAK, _items
+    assert text.isascii() and _items(text) == _WORD_OR_BREAK.findall(text)
+
+
+def test_the_ascii_scan_finds_what_the_pattern_finds_in_random_text_and_the_wire(shared_data):
+    import random
+
+    from wirestream.transforms.tag.text import _WORD_OR_BREAK, _items
+    rng = random.Random(11)
+    # Every character class the pattern names, and some it does not (digits, "_", controls).
+    alphabet = "aZq.'&,;()\"-\n \t\r\x0b\x0c\x1c\x1f9_\x00~"
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        assert _items(text) == _WORD_OR_BREAK.findall(text), repr(text)
+    for text in map(chr, range(128)):
+        assert _items(text) == _WORD_OR_BREAK.findall(text), repr(text)
+    with gzip.open(shared_data / "reuters21578" / "reuters21578.jsonl.gz", "rt", encoding="utf-8") as f:
+        bodies = [json.loads(line)["body"] or "" for _, line in zip(range(3000), f)]
+    assert sum(map(str.isascii, bodies)) > 2900
+    assert all(_items(body) == _WORD_OR_BREAK.findall(body) for body in bodies)
 
 
 @pytest.mark.parametrize("text, shouted", [("BRAZIL COCOA OUTPUT FALLS", True), ("Brazil cocoa output", False),
