@@ -152,19 +152,22 @@ def default_local_workers() -> int:
 
 def warm_up(settings: ChainSettings) -> None:
     """Loads what every story needs and the stages load lazily (gazetteers,
-    rules, language profiles, the sketch's compiled kernels) before the first
+    rules, language profiles and codes, the compiled kernels) before the first
     story. dateparser, which few stories reach, stays lazy."""
-    from wirestream.transforms.dedup.sketch import load_kernels
-    from wirestream.transforms.normalise.language import detect_language
+    from wirestream.transforms.dedup import sketch
+    from wirestream.transforms.normalise import language
+    from wirestream.transforms.tag import text
     from wirestream.transforms.tag.gazetteer import load_gazetteer
     from wirestream.transforms.tag.rules import load_rules
     if settings.parse_only:
         return  # parsing loads nothing worth sharing
     try:
-        detect_language("warm up the language profiles")
+        language.load_kernels()
+        language.normalise_language_tag("en")  # loads pycountry's languages
         load_gazetteer(settings.tag_data_dir)
         load_rules(settings.tag_data_dir)
-        load_kernels(settings.dedup)
+        text.load_kernels()
+        sketch.load_kernels(settings.dedup)
     except Exception:  # noqa: BLE001 - e.g. a broken --tag-data-dir file: each story's
         pass  # stage then fails on it and says so in its dead letter
 

@@ -119,3 +119,41 @@ def test_a_batchs_parsed_texts_are_known_clean_when_normalise_cleans_them_again(
     monkeypatch.setattr(text, "_is_clean_ascii", lambda t: checked.append(t) or True)
     assert all(text.clean_text(t) is t for t in parsed)
     assert checked == []
+
+
+_AFTER_WARM_UP = """
+import json, sys
+import pycountry
+from wirestream.pipelines.story_chain import ChainSettings, run_chain_encoded, warm_up
+from wirestream.transforms.dedup import sketch
+from wirestream.transforms.io.archive import list_archive_files, read_archive_file
+from wirestream.transforms.normalise import language
+from wirestream.transforms.tag import text
+
+def loaded():
+    kernels = {fn.__name__: len(getattr(module, fn.__name__).signatures)
+               for module in (sketch, language, text) for fn in module._KERNELS._functions
+               if module._KERNELS.compiled}
+    return kernels, pycountry.languages._is_loaded
+
+raws = [raw for archive in list_archive_files(sys.argv[1]) for raw in read_archive_file(archive)]
+warm_up(ChainSettings())
+before = loaded()
+result = run_chain_encoded(raws, ChainSettings())
+print(json.dumps([before, loaded(), result.passed["dedup"]]))
+"""
+
+
+def test_after_the_warm_up_a_worker_loads_no_kernel_nor_table_of_its_own(tmp_path):
+    """What the nursery loads its workers share; what a worker loads itself, each loads again."""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", _AFTER_WARM_UP, str(SAMPLES)], capture_output=True, text=True,
+                         check=True).stdout
+    (before, languages_before), (after, languages_after), records = json.loads(out.splitlines()[-1])
+    assert records > 250  # the samples' stories went through every stage
+    assert languages_before and languages_after
+    # (a kernel only other kernels call has no version of its own)
+    assert all(before[name] for name in ("_add_rows_kernel", "_add_and_lead_kernel", "_score_words_kernel",
+                                         "_ascii_items_kernel", "_ascii_sketch"))
+    assert after == before

@@ -320,6 +320,20 @@ def _profile_model() -> _ProfileModel:
     return _model
 
 
+def load_kernels() -> None:
+    """Loads the profiles and loads (or compiles) the compiled kernels now, for the
+    totals they are given (a text's first total is a read-only start, later ones are
+    not: one machine-code version each): a process that forks workers does it once
+    for all of them."""
+    model = _profile_model()
+    table = model.word_table
+    ids = table.ids(["warm", "up"])
+    start = model.start_totals[False, False]
+    for total in (start, start.copy()):
+        _add_rows(total, table.rows, ids)
+        _add_and_lead(total, table.rows, ids, model)
+
+
 _ASCII_LETTER = re.compile(r"[A-Za-z]")
 
 

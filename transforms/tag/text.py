@@ -153,6 +153,12 @@ def _items(text: str) -> list[str]:
     return out[:written].tobytes().decode("ascii").split(_ITEM_SEPARATOR) if written else []
 
 
+def load_kernels() -> None:
+    """Loads (or compiles) the compiled kernel now: a process that forks workers does it
+    once for all of them."""
+    _items("Warm up.")
+
+
 def tokenize(text: str, item_tokens: Mapping[str, Optional[str]] = _ITEM_TOKENS,
              word_form: Callable[[str], str] = str) -> Tokens:
     """Words with dots and possessive 's removed; None between clauses and sentences.
