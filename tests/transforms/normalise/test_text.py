@@ -160,3 +160,19 @@ def test_strip_boilerplate_skips_its_regexes_only_where_they_cannot_match():
     assert first == module._RELATED_FIRST
     assert strip_boilerplate("Story.\n\n\u017fee also: One; Two") == ("Story.", ["One", "Two"])
     assert strip_boilerplate("Profit rose. REUTER...") == ("Profit rose.", [])
+
+
+def test_the_trailing_sign_off_is_removed_as_the_regex_over_the_whole_paragraph_removes_it():
+    import random
+
+    from wirestream.transforms.normalise import text as module
+    rng = random.Random(4)
+    pieces = ["Reuter", "REUTER", "reuter", "Reuters", "REUTERS", " ", "  ", ".", "...", ")", "\t", "\n", "x",
+              "said", "euter", "-", "\u3000"]
+    removed = 0
+    for _ in range(30_000):
+        paragraph = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 9)))
+        expected = module._TRAILING_SIGN_OFF.sub("", paragraph)
+        assert module._without_trailing_sign_off(paragraph) == expected, repr(paragraph)
+        removed += expected != paragraph
+    assert removed > 500  # sign-offs were met, not only their absence
