@@ -38,6 +38,10 @@ _ANCHORS = ("day", "week", "month", "year", "tomorrow", "tonight")
 # at most _AHEAD characters past it ("three" + spaces + "months" + spaces +
 # "ago" and the word boundary after).
 _LONG_SPACE = re.compile(r"\s\s{19}")
+# What \s matches among ASCII characters, each made a space: in ASCII text a run as long
+# as _LONG_SPACE's is then found by a substring search, many times faster than the regex.
+_ASCII_SPACES = bytes.maketrans(b"\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f", b" " * 9)
+_LONG_ASCII_SPACE = b" " * 20
 _BACK, _AHEAD = 40, 64
 # A future marker earlier in the same clause turns a bare weekday forward.
 _FUTURE = re.compile(r"\b(?:will|shall|won't|'ll|is due|are due|due to|is scheduled|are scheduled|"
@@ -87,6 +91,13 @@ def _ago(count: str, unit: str, today: date) -> date:
     return date(today.year - n, 1, 1)
 
 
+def _has_long_space(text: str) -> bool:
+    """Whether _LONG_SPACE is in ``text``."""
+    if text.isascii():
+        return _LONG_ASCII_SPACE in text.encode("ascii").translate(_ASCII_SPACES)
+    return _LONG_SPACE.search(text) is not None
+
+
 def _mentions(lowered: str) -> list[re.Match]:
     """list(_MENTION.finditer(lowered)), searching only near the anchors: the
     regex tried at every character of a story costs more than all the rest."""
@@ -100,7 +111,7 @@ def _mentions(lowered: str) -> list[re.Match]:
     found: list[re.Match] = []
     done = 0  # where finditer would search on from
     # One search of the whole text instead of one per anchor: cleaned text has no long space.
-    long_space = anchors and _LONG_SPACE.search(lowered) is not None
+    long_space = bool(anchors) and _has_long_space(lowered)
     for at in anchors:
         if at < done:
             continue

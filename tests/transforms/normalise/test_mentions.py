@@ -62,3 +62,20 @@ def test_mentions_found_near_anchors_are_the_full_scan(text):
     from wirestream.transforms.normalise.mentions import _MENTION, _mentions
     lowered = text.lower()
     assert [m.span() for m in _mentions(lowered)] == [m.span() for m in _MENTION.finditer(lowered)]
+
+
+def test_a_long_whitespace_run_is_found_as_the_regex_finds_it():
+    import random
+
+    from wirestream.transforms.normalise.mentions import _LONG_SPACE, _has_long_space
+    rng = random.Random(8)
+    # Every ASCII whitespace character, others, and non-ASCII text (the regex's own path).
+    alphabet = [" ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1f", "a", "\x1b", "\xa0", "\u3000"]
+    found = 0
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet[:8] if rng.random() < 0.9 else alphabet) * rng.randint(1, 8)
+                       for _ in range(rng.randint(0, 12)))
+        assert _has_long_space(text) == (_LONG_SPACE.search(text) is not None), repr(text)
+        found += _has_long_space(text)
+    assert 1000 < found < 19_000  # runs met both ways
+    assert not _has_long_space("\x1b" * 30) and _has_long_space("a" + "\x1d" * 20)
