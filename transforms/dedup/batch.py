@@ -291,7 +291,7 @@ class _AmendRendered(beam.DoFn):
                              for row, uid, event_id in zip(part[1], uids, event_ids) if uid in decisions}
             records += len(uids)
             duplicates += sum(fields["is_duplicate"] for fields in fields_by_row.values())
-            parts += self._rendering.amend([part], fields_by_row)
+            parts.append(self._rendering.amend(part, fields_by_row))
         self._outcomes.count(records, duplicates)
         yield shard, parts
 

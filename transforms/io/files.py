@@ -350,19 +350,16 @@ class RenderedShards:
             acks.append(ack)
         return [_part(shard, *by_shard[shard]) for shard in sorted(by_shard)]
 
-    def amend(self, parts: Iterable[tuple], fields_by_row: dict[int, dict]) -> list[tuple]:
-        """The parts with the records at these batch positions amended (their lines
-        as ``file_format.amended`` writes them); parts without such a record as they are."""
-        amended = []
+    def amend(self, part: tuple, fields_by_row: dict[int, dict]) -> tuple:
+        """The part with the records at these batch positions amended (their lines as
+        ``file_format.amended`` writes them); a part without such a record as it is."""
+        part = RenderedPart._make(part)
+        if not any(row in fields_by_row for row in part.rows):
+            return tuple(part)
         amend = self.file_format.amended
-        for part in map(RenderedPart._make, parts):
-            if not any(row in fields_by_row for row in part.rows):
-                amended.append(tuple(part))
-                continue
-            lines = [line if row not in fields_by_row else amend(line, fields_by_row[row])
-                     for row, line in zip(part.rows, part.split_lines())]
-            amended.append(_part(part.shard, part.rows, part.keys, lines, part.acks))
-        return amended
+        lines = [line if row not in fields_by_row else amend(line, fields_by_row[row])
+                 for row, line in zip(part.rows, part.split_lines())]
+        return _part(part.shard, part.rows, part.keys, lines, part.acks)
 
 
 def remove_stale_shards(directory: str, kind: RecordKind, suffix: str, keep: list[str]) -> list[str]:

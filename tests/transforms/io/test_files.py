@@ -457,8 +457,7 @@ def test_rendered_and_amended_records_write_the_files_their_records_write(events
         rendered = rendering.render(batch)
         assert sorted(row for part in rendered for row in RenderedPart._make(part).rows) == list(range(len(batch)))
         mine = {row: fields for (bb, row), fields in amendments.items() if bb == b}
-        amended = rendering.amend(rendered, mine)
-        assert len(amended) == len(rendered)
+        amended = [rendering.amend(part, mine) for part in rendered]
         untouched += [(p, q) for p, q in zip(rendered, amended) if not set(RenderedPart._make(p).rows) & mine.keys()]
         parts += amended
         for row, fields in mine.items():
