@@ -129,7 +129,7 @@ def _build_profile_tables(profile_dir: str, names: list[str]) -> tuple[np.ndarra
 
 def _profile_tables(profile_dir: str, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """``_build_profile_tables``, kept in the user's cache: building takes about
-    0.4 s, loading a twentieth of that. The matrix (19 MB) is mapped read-only from
+    0.4 s, loading a hundredth of that. The matrix (19 MB) is mapped read-only from
     its file, so the worker processes of a run share its pages."""
     parts = [metadata.version("langdetect").encode(), profile_dir.encode(), "\0".join(names).encode(),
              Path(__file__).read_bytes()]

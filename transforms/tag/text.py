@@ -88,10 +88,18 @@ LOWER: Memo[Optional[str], Optional[str]] = Memo(lambda t: t.lower() if t is not
 # ASCII characters the pattern names, as bits: a letter, a mark, what \s matches, what
 # joins the parts of a word.
 _LETTER, _MARK, _SPACE, _JOINER = 1, 2, 4, 8
-_ASCII_CLASSES = np.zeros(256, dtype=np.uint8)
-for _chars, _bit in ((b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", _LETTER), (b",;:!?()[]\"", _MARK),
-                     (b" \t\n\r\f\v\x1c\x1d\x1e\x1f", _SPACE), (b".'&", _JOINER)):
-    _ASCII_CLASSES[list(_chars)] |= _bit
+_FULL_STOP, _DASH, _NEWLINE = ord("."), ord("-"), ord("\n")
+
+
+def _ascii_classes() -> np.ndarray:
+    classes = np.zeros(256, dtype=np.uint8)
+    for chars, bit in ((b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", _LETTER), (b",;:!?()[]\"", _MARK),
+                       (b" \t\n\r\f\v\x1c\x1d\x1e\x1f", _SPACE), (b".'&", _JOINER)):
+        classes[list(chars)] |= bit
+    return classes
+
+
+_ASCII_CLASSES = _ascii_classes()
 # Between two items in the kernel's output: a character no item holds.
 _ITEM_SEPARATOR = "\0"
 _KERNELS = CompiledKernels(globals())
@@ -107,25 +115,25 @@ def _ascii_items_kernel(text, out, classes):
     while i < size:
         kind = classes[text[i]]
         end = -1
-        if kind & 1:  # a word: letters, then joiner + letters as long as they come, then a "."
+        if kind & _LETTER:  # a word: letters, then joiner + letters as long as they come, then a "."
             end = i + 1
-            while end < size and classes[text[end]] & 1:
+            while end < size and classes[text[end]] & _LETTER:
                 end += 1
-            while end + 1 < size and classes[text[end]] & 8 and classes[text[end + 1]] & 1:
+            while end + 1 < size and classes[text[end]] & _JOINER and classes[text[end + 1]] & _LETTER:
                 end += 2
-                while end < size and classes[text[end]] & 1:
+                while end < size and classes[text[end]] & _LETTER:
                     end += 1
-            if end < size and text[end] == 46:
+            if end < size and text[end] == _FULL_STOP:
                 end += 1
-        elif kind & 2:  # a mark
+        elif kind & _MARK:  # a mark
             end = i + 1
-        elif kind & 4:
-            if i + 2 < size and text[i + 1] == 45 and classes[text[i + 2]] & 4:  # a dash between spaces
+        elif kind & _SPACE:
+            if i + 2 < size and text[i + 1] == _DASH and classes[text[i + 2]] & _SPACE:  # a dash between spaces
                 end = i + 3
-            elif text[i] == 10:  # a blank line: to the last newline of the run of spaces
+            elif text[i] == _NEWLINE:  # a blank line: to the last newline of the run of spaces
                 j = i + 1
-                while j < size and classes[text[j]] & 4:
-                    if text[j] == 10:
+                while j < size and classes[text[j]] & _SPACE:
+                    if text[j] == _NEWLINE:
                         end = j + 1
                     j += 1
         if end < 0:
