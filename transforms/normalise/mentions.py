@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
+from wirestream.transforms.normalise.text import ASCII_WHITESPACE
+
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 _NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
             "seven": 7, "eight": 8, "nine": 9, "ten": 10}
@@ -40,7 +42,7 @@ _ANCHORS = ("day", "week", "month", "year", "tomorrow", "tonight")
 _LONG_SPACE = re.compile(r"\s\s{19}")
 # What \s matches among ASCII characters, each made a space: in ASCII text a run as long
 # as _LONG_SPACE's is then found by a substring search, many times faster than the regex.
-_ASCII_SPACES = bytes.maketrans(b"\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f", b" " * 9)
+_ASCII_SPACES = bytes.maketrans(ASCII_WHITESPACE, b" " * len(ASCII_WHITESPACE))
 _LONG_ASCII_SPACE = b" " * 20
 _BACK, _AHEAD = 40, 64
 # A future marker earlier in the same clause turns a bare weekday forward.

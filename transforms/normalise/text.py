@@ -84,6 +84,8 @@ _CARET_M = re.compile(r"(?:\^M)+(?=\s|$)")
 _SPACES = re.compile(r"[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 _PARA_BREAK = re.compile(r"\n\s*\n+")
 _LINE_BREAK = re.compile(r"\s*\n\s*")
+# What \s (and str.split) takes for whitespace among ASCII characters.
+ASCII_WHITESPACE = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
 # The ASCII characters _INVISIBLE removes, but for "\t" and "\r" (checked apart).
 _ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 

@@ -16,6 +16,7 @@ from typing import Callable, Generic, Iterable, Mapping, Optional, TypeVar
 import numpy as np
 
 from wirestream.transforms.compiled import CompiledKernels
+from wirestream.transforms.normalise.text import ASCII_WHITESPACE
 
 # A word (letters, with inner dots/apostrophes/ampersands: "U.S.", "O'Neill", "AT&T"),
 # or a mark that ends a run of names: punctuation, a dash between spaces, a blank line.
@@ -94,7 +95,7 @@ _FULL_STOP, _DASH, _NEWLINE = ord("."), ord("-"), ord("\n")
 def _ascii_classes() -> np.ndarray:
     classes = np.zeros(256, dtype=np.uint8)
     for chars, bit in ((b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", _LETTER), (b",;:!?()[]\"", _MARK),
-                       (b" \t\n\r\f\v\x1c\x1d\x1e\x1f", _SPACE), (b".'&", _JOINER)):
+                       (ASCII_WHITESPACE, _SPACE), (b".'&", _JOINER)):
         classes[list(chars)] |= bit
     return classes
 
