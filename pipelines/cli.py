@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import json
 import logging
 import os
 import sys
 import threading
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
 # Before Beam is imported: it logs import-time warnings (missing cloud client
@@ -42,7 +43,7 @@ from wirestream.transforms.dedup import DedupSettings  # noqa: E402
 from wirestream.transforms.io.archive import ReadArchiveFiles, SourceError, list_archive_files  # noqa: E402
 from wirestream.pipelines.sinks import SinkSettings, default_dead_letter_spec, sink_spec  # noqa: E402
 from wirestream.pipelines.story_chain import default_local_workers, start_local_workers, stop_local_workers  # noqa: E402
-from wirestream.transforms.io.files import FileSinkSettings, RollPolicy  # noqa: E402
+from wirestream.transforms.io.files import FileSinkSettings, RollPolicy, spill_directory  # noqa: E402
 from wirestream.transforms.io.sinks import SinkError, redacted_url  # noqa: E402
 from wirestream.transforms.normalise import NormaliseSettings  # noqa: E402
 from wirestream.transforms.parse import ParseSettings  # noqa: E402
@@ -136,6 +137,9 @@ def pipeline_settings(options: PipelineOptions, kafka_config,
         sink_spec(dead_letter)
     except (SinkError, SourceError) as exc:  # SourceError: a bad kafka:// sink spec
         raise UsageError(str(exc)) from None
+    local_workers = options.view_as(LaunchOptions).local_workers
+    if local_workers is not None and local_workers < 1:
+        raise UsageError("--local-workers must be at least 1")
     if opts.num_shards < 1:
         raise UsageError("--num-shards must be at least 1")
     if not 0 < opts.dedup_threshold <= 1 or opts.dedup_window_days <= 0:
@@ -194,39 +198,45 @@ def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings]:
             print(f"wirestream: warning: {warning}", file=sys.stderr)
     settings = pipeline_settings(options, kafka_config, streaming=not bounded)
     launch = options.view_as(LaunchOptions)
-    # Forked first: they load what the stages need while the graph is built and started.
-    workers = (_start_local_workers(options, settings)
-               if bounded and not launch.describe_only and not standard.no_wait_until_finish else 0)
-    finished = False
-    try:
+    runs_here = bounded and not launch.describe_only and not standard.no_wait_until_finish and _in_process(options)
+    with contextlib.ExitStack() as run_scope:
+        if runs_here:
+            # This process and its workers share a file system: rendered lines wait for
+            # their clusters in files, not in the elements Beam copies from step to step.
+            files_settings = replace(settings.sink_settings.files, spill_dir=run_scope.enter_context(spill_directory()))
+            settings = replace(settings, sink_settings=replace(settings.sink_settings, files=files_settings))
+        # Forked first: they load what the stages need while the graph is built and started.
+        workers = _start_local_workers(options, settings) if runs_here else 0
+        finished = False
         try:
-            pipeline = beam.Pipeline(options=options)  # validates the options for the runner
-        except ValueError as exc:
-            raise UsageError(f"invalid pipeline options: {' '.join(str(exc).split())}") from None
-        try:
-            build_pipeline(pipeline, source, settings)
-        except (SinkError, SourceError) as exc:  # a sink or source that cannot be used
-            raise UsageError(str(exc)) from None
-        if launch.describe_only:
-            describe_without_running(pipeline, options)
-            return None, settings
-        if standard.no_wait_until_finish:
-            # Submit and return (Flink/Dataflow launchers): the job runs on without us.
-            result = pipeline.run()
-            job_id = getattr(result, "job_id", None)
-            print(f"submitted job {job_id() if callable(job_id) else ''}".rstrip())
-            return None, settings
-        with short_sampler_waits(), state_cache_off():
-            if bounded:
+            try:
+                pipeline = beam.Pipeline(options=options)  # validates the options for the runner
+            except ValueError as exc:
+                raise UsageError(f"invalid pipeline options: {' '.join(str(exc).split())}") from None
+            try:
+                build_pipeline(pipeline, source, settings)
+            except (SinkError, SourceError) as exc:  # a sink or source that cannot be used
+                raise UsageError(str(exc)) from None
+            if launch.describe_only:
+                describe_without_running(pipeline, options)
+                return None, settings
+            if standard.no_wait_until_finish:
+                # Submit and return (Flink/Dataflow launchers): the job runs on without us.
                 result = pipeline.run()
-                result.wait_until_finish()
-                finished = True
-            else:
-                from wirestream.pipelines.streaming import run_until_interrupted
-                result = run_until_interrupted(pipeline)
-    finally:
-        if workers:
-            stop_local_workers(finished)
+                job_id = getattr(result, "job_id", None)
+                print(f"submitted job {job_id() if callable(job_id) else ''}".rstrip())
+                return None, settings
+            with short_sampler_waits(), state_cache_off():
+                if bounded:
+                    result = pipeline.run()
+                    result.wait_until_finish()
+                    finished = True
+                else:
+                    from wirestream.pipelines.streaming import run_until_interrupted
+                    result = run_until_interrupted(pipeline)
+        finally:
+            if workers:
+                stop_local_workers(finished)
     return summary_from_metrics(result), settings
 
 
@@ -235,18 +245,18 @@ def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings]:
 IN_PROCESS_RUNNERS = ("FnApiRunner", "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
 
 
-def _start_local_workers(options: PipelineOptions, settings: PipelineSettings) -> int:
-    """Forks --local-workers worker processes for a bounded run on an in-process
-    runner (not when Beam is asked for workers of its own)."""
-    count = options.view_as(LaunchOptions).local_workers
-    if count is not None and count < 1:
-        raise UsageError("--local-workers must be at least 1")
+def _in_process(options: PipelineOptions) -> bool:
+    """Whether the runner runs the pipeline in this process (not when Beam is asked for workers of its own)."""
     direct = options.view_as(DirectOptions)
     runner = options.view_as(StandardOptions).runner
     runner_name = runner if isinstance(runner, str) else type(runner).__name__
-    if (runner_name not in IN_PROCESS_RUNNERS or direct.direct_running_mode != "in_memory"
-            or (direct.direct_num_workers or 1) != 1):
-        return 0
+    return (runner_name in IN_PROCESS_RUNNERS and direct.direct_running_mode == "in_memory"
+            and (direct.direct_num_workers or 1) == 1)
+
+
+def _start_local_workers(options: PipelineOptions, settings: PipelineSettings) -> int:
+    """Forks --local-workers worker processes for a bounded run in this process."""
+    count = options.view_as(LaunchOptions).local_workers
     return start_local_workers(default_local_workers() if count is None else count,
                                chain_settings(settings))
 

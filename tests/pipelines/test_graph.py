@@ -10,6 +10,8 @@ from apache_beam.testing.util import assert_that, equal_to
 import wirestream.pipelines.graph
 import wirestream.pipelines.story_chain
 from wirestream.pipelines.graph import PipelineSettings, StoriesToEventRecords
+from wirestream.pipelines.sinks import SinkSettings
+from wirestream.transforms.io.files import FileSinkSettings
 from wirestream.schemas import Origin, RawRecord
 from wirestream.transforms.tag import tag_record
 
@@ -66,7 +68,7 @@ def test_the_same_in_streaming(monkeypatch):
     _run([COPY, ORIGINAL], monkeypatch, streaming=True)
 
 
-def _files_of_a_run(raws, out, monkeypatch, rendered: bool):
+def _files_of_a_run(raws, out, monkeypatch, rendered: bool, spill_dir=None):
     from wirestream.pipelines import sinks
     from wirestream.pipelines.graph import Source, build_pipeline
     from wirestream.transforms.io.files import RenderedShards
@@ -79,7 +81,8 @@ def _files_of_a_run(raws, out, monkeypatch, rendered: bool):
         monkeypatch.setitem(sinks.SINKS, "jsonl", replace(sinks.SINKS["jsonl"], rendering=lambda spec, s: None))
     with beam.Pipeline(runner="FnApiRunner") as p:
         build_pipeline(p, Source(beam.Create(raws, reshuffle=False), bounded=True),
-                       PipelineSettings(sink=f"jsonl:{out}", dead_letter=f"jsonl:{out}/dead-letter"))
+                       PipelineSettings(sink=f"jsonl:{out}", dead_letter=f"jsonl:{out}/dead-letter",
+                                        sink_settings=SinkSettings(files=FileSinkSettings(spill_dir=spill_dir))))
     monkeypatch.undo()
     assert bool(amended) == rendered and (not rendered or any(amended))  # the path asked for was taken
     return {str(f.relative_to(out)): f.read_bytes() for f in sorted(out.rglob("*.jsonl"))}
@@ -94,7 +97,9 @@ def test_records_rendered_before_their_clusters_give_the_files_of_records_render
     raws += _raw([ORIGINAL, COPY])  # a duplicate whose leader is in another batch
     after = _files_of_a_run(raws, tmp_path / "after", monkeypatch, rendered=False)
     before = _files_of_a_run(raws, tmp_path / "before", monkeypatch, rendered=True)
-    assert before == after
+    (tmp_path / "spill").mkdir()
+    spilled = _files_of_a_run(raws, tmp_path / "spilled", monkeypatch, rendered=True, spill_dir=str(tmp_path / "spill"))
+    assert before == after == spilled and any((tmp_path / "spill").iterdir())
     lines = [json.loads(line) for name, data in before.items() if not name.startswith("dead")
              for line in data.splitlines()]
     assert len(lines) == 307 and sum(d["is_duplicate"] for d in lines) == 5

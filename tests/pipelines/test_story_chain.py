@@ -3,6 +3,7 @@ as the separate stages, in one process or in forked workers."""
 
 import gc
 import json
+from pathlib import Path
 
 import pytest
 
@@ -100,6 +101,32 @@ def test_one_process_or_two_write_the_same_files(tmp_path):
                          sorted(map(json.dumps, read_jsonl(out / "dead-letter"))))
     assert runs["1"] == runs["2"]
     assert runs["1"][0]["read"] == 313 and len(runs["1"][1]) == 305
+
+
+def test_a_local_run_keeps_its_rendered_lines_in_a_temporary_directory_it_removes(tmp_path, monkeypatch):
+    """The lines wait for their clusters in files under TMPDIR, not in what Beam carries;
+    the files written are those of a run that carries them through Beam, and nothing
+    spilled is left once the run is over."""
+    import tempfile
+    from wirestream.pipelines import cli
+    from wirestream.transforms.io import files
+    spilled = []
+    spill = files._spilled
+    monkeypatch.setattr(files, "_spilled", lambda directory, data: spilled.append((directory, len(data))) or spill(
+        directory, data))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    outputs = {}
+    for name in ("spilled", "carried"):
+        if name == "carried":  # no run in this process as such: no spill, no forked workers
+            monkeypatch.setattr(cli, "_in_process", lambda options: False)
+        summary, _ = cli.run(["--source", str(SAMPLES), "--sink", f"jsonl:{tmp_path / name}",
+                              "--local-workers", "1", "--progress", "off"])
+        assert summary.read == 313 and summary.adds_up
+        outputs[name] = {p.relative_to(tmp_path / name): p.read_bytes() for p in sorted((tmp_path / name).rglob("*.jsonl"))}
+    assert {Path(directory).parent for directory, _ in spilled} == {tmp_path}
+    assert sum(size for _, size in spilled) > 300 * 1000  # the lines of all 305 records, about 2 kB each
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["carried", "spilled"]
+    assert outputs["spilled"] == outputs["carried"] and len(outputs["spilled"]) > 4
 
 
 @pytest.mark.parametrize("workers", ["0", "-1"])

@@ -32,6 +32,7 @@ between hosts but not between two writers of one process.)
 from __future__ import annotations
 
 import array
+import contextlib
 import datetime as dt
 import fcntl
 import hashlib
@@ -40,11 +41,13 @@ import json
 import operator
 import os
 import re
+import shutil
+import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Iterable, NamedTuple, Optional
+from typing import IO, Any, Callable, Iterable, Iterator, NamedTuple, Optional
 
 import apache_beam as beam
 import orjson
@@ -300,22 +303,24 @@ def _placed(record, num_shards: int, file_format) -> tuple:
 class RenderedPart(NamedTuple):
     """The records of one batch that fall in one shard, as the format's lines. A
     bounded run's records wait for their clusters as these: one bytes object per
-    part for Beam to carry, and only the few records whose cluster differs from
-    the default are rendered again (``RenderedShards.amend``). ``rows``: each
-    line's position in its batch; ``ends``: each line's end in ``lines`` (uint32).
-    It travels as a plain tuple, which Beam encodes without pickling: ``RenderedPart._make``
-    reads one."""
+    part for Beam to carry (or, spilled, where a file holds it), and only the few
+    records whose cluster differs from the default are rendered again
+    (``RenderedShards.amend``). ``rows``: each line's position in its batch;
+    ``ends``: each line's end in the lines (uint32). It travels as a plain tuple,
+    which Beam encodes without pickling: ``RenderedPart._make`` reads one."""
 
     shard: int
     rows: list[int]
     keys: list[str]
     ends: bytes
-    lines: bytes
+    lines: bytes  # b"" when spilled
     acks: list
+    spill: str  # the file holding the lines from ``offset`` on, or "" when they are in ``lines``
+    offset: int
 
     def split_lines(self) -> list[bytes]:
         ends = memoryview(self.ends).cast("I")
-        lines = self.lines
+        lines = self.lines if not self.spill else _read_spilled(self.spill, self.offset, ends[-1] if ends else 0)
         return [lines[start:end] for start, end in zip(itertools.chain((0,), ends), ends)]
 
     def entries(self) -> list[tuple]:
@@ -323,9 +328,54 @@ class RenderedPart(NamedTuple):
         return list(zip(self.keys, self.split_lines(), self.acks))
 
 
-def _part(shard: int, rows: list[int], keys: list[str], lines: list[bytes], acks: list) -> tuple:
-    ends = array.array("I", itertools.accumulate(map(len, lines)))
-    return shard, rows, keys, ends.tobytes(), b"".join(lines), acks
+def _part(shard: int, rows: list[int], keys: list[str], lines: list[bytes], acks: list,
+          spill_dir: Optional[str] = None) -> tuple:
+    ends = array.array("I", itertools.accumulate(map(len, lines))).tobytes()
+    if spill_dir is None:
+        return shard, rows, keys, ends, b"".join(lines), acks, "", 0
+    return shard, rows, keys, ends, b"", acks, *_spilled(spill_dir, b"".join(lines))
+
+
+# Each process appends the lines it spills to one file of its own (by process id: a
+# forked child never writes through its parent's handle, whose position it would not know).
+_SPILLS: dict[tuple[str, int], IO[bytes]] = {}
+_SPILLS_LOCK = threading.Lock()
+os.register_at_fork(after_in_child=_SPILLS.clear)
+
+
+def _spilled(directory: str, data: bytes) -> tuple[str, int]:
+    """Appends ``data`` to this process's file in ``directory``: (that file, the offset ``data`` starts at)."""
+    with _SPILLS_LOCK:
+        handle = _SPILLS.get((directory, os.getpid()))
+        if handle is None:
+            handle = _SPILLS[directory, os.getpid()] = open(os.path.join(directory, f"{os.getpid()}.lines"), "ab")
+        offset = handle.tell()
+        handle.write(data)
+        handle.flush()  # read by another process once the part reaches it
+        return handle.name, offset
+
+
+@contextlib.contextmanager
+def spill_directory() -> Iterator[str]:
+    """A temporary directory for a bounded run's spilled lines (``FileSinkSettings.spill_dir``),
+    removed with all that was spilled there once the run is over."""
+    directory = tempfile.mkdtemp(prefix="wirestream-lines-")
+    try:
+        yield directory
+    finally:
+        with _SPILLS_LOCK:
+            for key in [key for key in _SPILLS if key[0] == directory]:
+                _SPILLS.pop(key).close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _read_spilled(path: str, offset: int, length: int) -> bytes:
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        data = handle.read(length)
+    if len(data) != length:
+        raise OSError(f"{path}: {length} bytes of rendered lines expected at {offset}, {len(data)} found")
+    return data
 
 
 @dataclass(frozen=True)
@@ -333,10 +383,13 @@ class RenderedShards:
     """Records rendered as lines where they are made (a bounded run's workers, with the
     cluster every record has unless de-duplication says otherwise) and amended after:
     the run's last step then writes bytes, and re-renders only the amended records.
-    For formats whose documents are lines (JSON lines)."""
+    For formats whose documents are lines (JSON lines). With a ``spill_dir``, which
+    every process of the run must share (a run on one machine), the lines wait in
+    files there, and the parts Beam carries only say where."""
 
     num_shards: int
     file_format: type = JsonLinesFormat
+    spill_dir: Optional[str] = None
 
     def render(self, records: Iterable) -> list[tuple]:
         """A batch of records -> its parts (``RenderedPart`` tuples), one per shard it has records in."""
@@ -348,11 +401,12 @@ class RenderedShards:
             keys.append(key)
             lines.append(line)
             acks.append(ack)
-        return [_part(shard, *by_shard[shard]) for shard in sorted(by_shard)]
+        return [_part(shard, *by_shard[shard], spill_dir=self.spill_dir) for shard in sorted(by_shard)]
 
     def amend(self, part: tuple, fields_by_row: dict[int, dict]) -> tuple:
         """The part with the records at these batch positions amended (their lines as
-        ``file_format.amended`` writes them); a part without such a record as it is."""
+        ``file_format.amended`` writes them, in the part itself); a part without such a
+        record as it is."""
         part = RenderedPart._make(part)
         if not any(row in fields_by_row for row in part.rows):
             return tuple(part)
@@ -427,6 +481,9 @@ class FileSinkSettings:
     streaming: bool = False  # rolled files; else a fixed number of shards, replaced per run
     num_shards: int = 4
     roll: RollPolicy = RollPolicy()
+    # A bounded run whose processes share this directory: the jsonl sink's lines wait
+    # there for their clusters (``RenderedShards``). None: they travel through Beam.
+    spill_dir: Optional[str] = None
 
 
 _JOURNAL = re.compile(r"^\.(?P<final>(?P<kind>[a-z_]+)-(?P<start>\d{8}T\d{6}\.\d{6}Z)-"
@@ -680,7 +737,7 @@ def write_jsonl(spec: SinkSpec, kind: RecordKind, settings: FileSinkSettings, ba
 def jsonl_rendering(settings: FileSinkSettings) -> Optional[RenderedShards]:
     """How a bounded run may render its records for ``write_jsonl(..., rendered=True)``;
     None for a streaming run (its files roll by time, not by shard)."""
-    return None if settings.streaming else RenderedShards(settings.num_shards, JsonLinesFormat)
+    return None if settings.streaming else RenderedShards(settings.num_shards, JsonLinesFormat, settings.spill_dir)
 
 
 def write_parquet(spec: SinkSpec, kind: RecordKind, settings: FileSinkSettings, batched: bool = False) -> beam.PTransform:

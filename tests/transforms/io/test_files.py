@@ -443,11 +443,15 @@ def _written_lines(directory: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in directory.iterdir()}
 
 
-def test_rendered_and_amended_records_write_the_files_their_records_write(events, tmp_path):
+@pytest.mark.parametrize("spilled", [False, True])
+def test_rendered_and_amended_records_write_the_files_their_records_write(events, tmp_path, spilled):
     """A bounded run with dedup renders records before their clusters are known and amends
-    the few a decision names: the files are those the amended records give."""
+    the few a decision names: the files are those the amended records give, whether the
+    lines travel in the parts or wait in spill files."""
     from wirestream.transforms.io.files import RenderedPart, RenderedShards
-    rendering = RenderedShards(num_shards=3)
+    spill_dir = tmp_path / "spill"
+    spill_dir.mkdir()
+    rendering = RenderedShards(num_shards=3, spill_dir=str(spill_dir) if spilled else None)
     batches = [copy.deepcopy(events[i:i + 16]) for i in range(0, len(events), 16)]
     amendments = {(b, row): {"cluster_id": f"cluster-{b}", "is_duplicate": True, "duplicate_of": f"lead-{b}",
                              "similarity": 0.9123, "update_of": None}
@@ -464,6 +468,9 @@ def test_rendered_and_amended_records_write_the_files_their_records_write(events
             for name, value in fields.items():
                 setattr(batch[row], name, value)
     assert untouched and all(p == q for p, q in untouched)
+    # Spilled, an untouched part carries only where its lines are; an amended one carries them.
+    assert all(bool(RenderedPart._make(p).lines) != spilled for p, _ in untouched)
+    assert bool(list(spill_dir.iterdir())) == spilled
     assert all(type(part) is tuple for part in parts)  # plain tuples: Beam encodes them without pickling
     expected, rendered_dir = tmp_path / "records", tmp_path / "rendered"
     run_bounded([r for batch in batches for r in batch], f"jsonl:{expected}", num_shards=3)
@@ -476,6 +483,21 @@ def test_rendered_and_amended_records_write_the_files_their_records_write(events
                          SinkSettings(files=FileSinkSettings(num_shards=3)), rendered=True))
     assert _written_lines(rendered_dir) == _written_lines(expected)
     assert sum(d["is_duplicate"] for d in read_jsonl(rendered_dir)) == len(amendments)
+
+
+def test_spilled_lines_cut_short_fail_the_write_and_the_spill_directory_goes_with_the_run(events, tmp_path, monkeypatch):
+    import tempfile
+    from wirestream.transforms.io.files import RenderedPart, RenderedShards, spill_directory
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with spill_directory() as directory:
+        parts = [RenderedPart._make(p) for p in RenderedShards(num_shards=1, spill_dir=directory).render(events[:4])]
+        (spill_file,) = {part.spill for part in parts}
+        assert len(parts[0].split_lines()) == 4
+        with open(spill_file, "r+b") as handle:
+            handle.truncate(10)  # e.g. a full disk, or a file removed under the run
+        with pytest.raises(OSError, match="bytes of rendered lines expected"):
+            parts[0].split_lines()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_amended_line_keeps_every_field_in_its_place_and_exact():
