@@ -42,6 +42,7 @@ def counter_totals(result) -> dict[str, int]:
 def raw_payload(element: Any) -> bytes:
     """The best raw form of an element for its dead letter: the original bytes
     where the element still carries them, else the record as JSON."""
+    element = _carried(element)
     if isinstance(element, RawRecord):
         return element.payload
     if isinstance(element, Story) and element.raw:
@@ -51,10 +52,18 @@ def raw_payload(element: Any) -> bytes:
     return repr(element).encode("utf-8")
 
 
+def _carried(element: Any) -> Any:
+    """The story a stage's intermediate form of one carries (normalise's ``ReadableStory``),
+    else the element: what its dead letter is of."""
+    story = getattr(element, "story", None)
+    return story if isinstance(story, Story) else element
+
+
 def stage_dead_letter(stage: str, element: Any, exc: Exception) -> DeadLetter:
     """The dead letter of an exception raised by a stage function: a DataError
     is the input's fault, anything else is a code error with its traceback."""
     error = f"{type(exc).__name__}: {exc}"
+    element = _carried(element)
     if isinstance(exc, DataError):
         return DeadLetter(stage=stage, error=error, raw=raw_payload(element), origin=element.origin)
     return DeadLetter(stage=stage, error=error, raw=raw_payload(element), origin=element.origin,

@@ -14,6 +14,7 @@ from wirestream.schemas.coders import EventRecordCoder
 from wirestream.schemas import EventRecord, Origin, RawRecord
 from tests.pipelines.test_cli import SAMPLES, read_jsonl, summary_of, wirestream
 from wirestream.transforms.io.archive import list_archive_files, read_archive_file
+from wirestream.transforms.parse import parse_record
 from wirestream.transforms.tag import tag_record
 from wirestream.transforms.dedup.sketch import StorySketch, band_entries
 
@@ -46,6 +47,38 @@ def test_each_stage_keeps_its_dead_letters_and_counts(monkeypatch):
     ((record, sketch),) = result.outputs
     assert isinstance(record, EventRecord) and record.tags["countries"] == ["FR"]
     assert sketch[1] == record.event_id
+
+
+def test_normalise_runs_in_phases_and_a_story_failing_in_one_is_a_normalise_dead_letter_of_its_raw_bytes(
+        monkeypatch):
+    """A batch goes through normalise's phases one after another (every story cleaned,
+    then every story's language detected, then the records made): counted once, and a
+    story that fails in a later phase is dead-lettered with its raw bytes and origin."""
+    from wirestream.transforms.normalise import NORMALISE_PHASES, normalise_story
+    readable, detect, record = NORMALISE_PHASES
+    order = []
+
+    def detect_failing_for_b(readable_story, settings):
+        order.append(("detect", readable_story.story.source))
+        if readable_story.story.source == "B":
+            raise ValueError("profiles unreadable")
+        return detect(readable_story, settings)
+
+    def readable_noted(story, settings):
+        order.append(("readable", story.source))
+        return readable(story, settings)
+
+    monkeypatch.setattr(story_chain, "NORMALISE_PHASES", (readable_noted, detect_failing_for_b, record))
+    raws = _raw([_story(1), _story(2, source="B"), _story(3, source="C")])
+    result = run_chain(raws, ChainSettings())
+    assert order == [("readable", "A"), ("readable", "B"), ("readable", "C"),
+                     ("detect", "A"), ("detect", "B"), ("detect", "C")]
+    assert result.passed == {"parse": 3, "normalise": 2, "tag": 2, "dedup": 2}
+    (dead,) = result.dead_letters
+    assert dead.stage == "normalise" and dead.error_kind == "code" and "profiles unreadable" in dead.error
+    assert dead.raw == raws[1].payload and dead.origin == raws[1].origin
+    expected = [normalise_story(story) for raw in (raws[0], raws[2]) for story in parse_record(raw)]
+    assert [r.to_dict() for r, _ in result.outputs] == [tag_record(r).to_dict() for r in expected]
 
 
 def test_forked_workers_give_the_records_one_process_gives():

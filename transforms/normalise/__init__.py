@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Optional
 
 from wirestream.schemas import EventRecord, Story, content_digest, derive_event_id
 from wirestream.schemas.times import parse_utc_iso, utc_iso
 from wirestream.transforms.normalise.dates import normalise_time, record_day_month_order, zone_named
 from wirestream.transforms.normalise.language import (
-    UNDETERMINED, choose_language, detect_language, normalise_language_tag)
+    UNDETERMINED, DetectedLanguage, choose_language, detect_language, normalise_language_tag)
 from wirestream.transforms.normalise.mentions import dates_mentioned
 from wirestream.transforms.normalise.text import clean_text, strip_boilerplate
 
@@ -46,19 +47,50 @@ def reference_time(story: Story) -> datetime:
     return parse_utc_iso(story.origin.timestamp or story.origin.ingested_at)
 
 
-def normalise_story(story: Story, settings: NormaliseSettings = NormaliseSettings()) -> EventRecord:
-    quality: list[str] = []
+@dataclass
+class ReadableStory:
+    """A story on its way through normalisation: its texts cleaned, then their language
+    detected. A batch takes all its stories through each phase before the next
+    (``NORMALISE_PHASES``), so that each phase's tables (the language profiles' word
+    table above all) stay in the processor's caches; ``normalise_story`` takes one story
+    through all three."""
 
+    story: Story
+    headline: str
+    body: str
+    related: list[str]
+    detected: Optional[DetectedLanguage] = None
+
+
+def readable_story(story: Story, settings: NormaliseSettings = NormaliseSettings()) -> ReadableStory:
+    """Phase 1: the headline and body cleaned, the related headlines the body listed taken out."""
     headline = clean_text(story.headline)
     body, listed_related = strip_boilerplate(clean_text(story.body))
     related = list(story.related_headlines)
     related += [h for h in listed_related if h not in related]
+    return ReadableStory(story, headline, body, related)
 
+
+def with_detected_language(readable: ReadableStory, settings: NormaliseSettings = NormaliseSettings()
+                           ) -> ReadableStory:
+    """Phase 2: the language of the cleaned texts, detected."""
+    readable.detected = detect_language(f"{readable.headline}\n{readable.body}", settings.language_min_letters,
+                                        settings.language_max_chars)
+    return readable
+
+
+def normalise_story(story: Story, settings: NormaliseSettings = NormaliseSettings()) -> EventRecord:
+    return normalised_record(with_detected_language(readable_story(story, settings), settings), settings)
+
+
+def normalised_record(readable: ReadableStory, settings: NormaliseSettings = NormaliseSettings()) -> EventRecord:
+    """Phase 3: the language chosen, the dates read, the event record."""
+    story, headline, body, related, detected = (readable.story, readable.headline, readable.body,
+                                                readable.related, readable.detected)
+    quality: list[str] = []
     declared, region = normalise_language_tag(story.language_raw)
     if story.language_raw and declared is None:
         quality.append(f"language_declared: unrecognised tag {story.language_raw!r}")
-    detected = detect_language(f"{headline}\n{body}", settings.language_min_letters,
-                               settings.language_max_chars)
     language, confidence, notes = choose_language(declared, detected,
                                                   settings.language_override_confidence,
                                                   settings.language_override_min_letters)
@@ -100,6 +132,9 @@ def normalise_story(story: Story, settings: NormaliseSettings = NormaliseSetting
         language_declared=declared, language_region=region, dates_mentioned=mentioned,
         origin=story.origin, format=story.format, quality=quality,
         subjects=list(story.subjects), place_labels=list(story.place_labels))
+
+
+NORMALISE_PHASES = (readable_story, with_detected_language, normalised_record)
 
 
 def unnormalised_record(story: Story) -> EventRecord:
