@@ -161,6 +161,7 @@ def warm_up(settings: ChainSettings) -> None:
     story. dateparser, which few stories reach, stays lazy."""
     from wirestream.transforms.dedup import sketch
     from wirestream.transforms.normalise import language
+    from wirestream.transforms.normalise import text as normalise_text
     from wirestream.transforms.tag import text
     from wirestream.transforms.tag.gazetteer import load_gazetteer
     from wirestream.transforms.tag.rules import load_rules
@@ -168,6 +169,7 @@ def warm_up(settings: ChainSettings) -> None:
         return  # parsing loads nothing worth sharing
     try:
         language.load_kernels()
+        normalise_text.load_kernels()
         language.normalise_language_tag("en")  # loads pycountry's languages
         load_gazetteer(settings.tag_data_dir)
         load_rules(settings.tag_data_dir)

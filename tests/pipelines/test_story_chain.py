@@ -188,11 +188,12 @@ from wirestream.pipelines.story_chain import ChainSettings, run_chain_encoded, w
 from wirestream.transforms.dedup import sketch
 from wirestream.transforms.io.archive import list_archive_files, read_archive_file
 from wirestream.transforms.normalise import language
+from wirestream.transforms.normalise import text as normalise_text
 from wirestream.transforms.tag import text
 
 def loaded():
     kernels = {fn.__name__: len(getattr(module, fn.__name__).signatures)
-               for module in (sketch, language, text) for fn in module._KERNELS._functions
+               for module in (sketch, language, normalise_text, text) for fn in module._KERNELS._functions
                if module._KERNELS.compiled}
     return kernels, pycountry.languages._is_loaded
 
@@ -215,5 +216,5 @@ def test_after_the_warm_up_a_worker_loads_no_kernel_nor_table_of_its_own(tmp_pat
     assert languages_before and languages_after
     # (a kernel only other kernels call has no version of its own)
     assert all(before[name] for name in ("_add_rows_kernel", "_add_and_lead_kernel", "_score_words_kernel",
-                                         "_ascii_items_kernel", "_ascii_sketch"))
+                                         "_ascii_items_kernel", "_ascii_sketch", "_ascii_cleaned_kernel"))
     assert after == before

@@ -15,6 +15,9 @@ from html.parser import HTMLParser
 
 import ftfy
 import ftfy.fixes
+import numpy as np
+
+from wirestream.transforms.compiled import CompiledKernels
 
 _BLOCK_TAGS = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article",
                "blockquote", "tr", "pre", "hr", "ul", "ol", "table", "figure", "figcaption"}
@@ -147,6 +150,79 @@ def _ascii_layout(text: str) -> str:
     return "\n\n".join(paragraphs)
 
 
+_KERNELS = CompiledKernels(globals())
+# Shorter ASCII texts are laid out by _ascii_layout: the kernel's call costs more than it saves.
+_COMPILED_LAYOUT_MIN = 200
+
+
+@_KERNELS.kernel
+def _ascii_cleaned_kernel(text, out):
+    """clean_text of ASCII ``text`` (bytes) holding no "^", into ``out``; returns the
+    length written. As the Python path: "\r\n" and a lone "\r" read as "\n", the
+    controls _INVISIBLE removes dropped, then _ascii_layout's layout, in one pass: a
+    paragraph's words joined by one space, paragraphs (split by blank lines) by one
+    blank line."""
+    written = 0
+    words = False  # a word written yet
+    space = False  # whitespace since the last word
+    paragraph = False  # a blank line since the last word
+    line_words = False  # a word on the line being read
+    n = len(text)
+    for i in range(n):
+        c = text[i]
+        if c == 13:  # "\r": the "\n" it is followed by, or one of its own
+            if i + 1 < n and text[i + 1] == 10:
+                continue
+            c = 10
+        if c == 10:
+            if not line_words and words:
+                paragraph = True
+            line_words = False
+            space = True
+        elif c == 32 or c == 9:
+            space = True
+        elif c < 32 or c == 127:  # the controls _INVISIBLE removes ("\t" "\n" "\r" aside)
+            continue
+        else:
+            if words:
+                if paragraph:
+                    out[written] = 10
+                    out[written + 1] = 10
+                    written += 2
+                elif space:
+                    out[written] = 32
+                    written += 1
+            out[written] = c
+            written += 1
+            words = line_words = True
+            space = paragraph = False
+    return written
+
+
+def _ascii_cleaned(text: str) -> str:
+    """clean_text of ASCII text that is not clean already. The compiled path once it is
+    loaded (``load_kernels``: a bounded run's workers, warmed up): a process that never
+    loads it (a parse-only run's workers, whose start it would delay more than it saves)
+    never imports numba for it. Both give the same text."""
+    # (A "^M" may be left once a control between its two characters is gone.)
+    if "^" in text or len(text) < _COMPILED_LAYOUT_MIN or not _KERNELS.compiled:
+        # ASCII needs no mojibake repair, NFC nor quote mapping. Once "\r" and
+        # the controls (with \x0b, \x0c, \x1c-\x1f) are gone, " \t\n" are its
+        # only whitespace (\s and str.split agree on them): _ascii_layout applies.
+        return _ascii_layout(_without_caret_m(_INVISIBLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))))
+    raw = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    out = np.empty(len(raw), dtype=np.uint8)  # each character written is one read, or "\n\n" two newlines
+    return out[:_ascii_cleaned_kernel(raw, out)].tobytes().decode("ascii")
+
+
+def load_kernels() -> None:
+    """Loads (or compiles) the compiled kernel now: a process that forks workers does it
+    once for all of them."""
+    if not _KERNELS.compiled:
+        _KERNELS.compile()
+    _ascii_cleaned("Warm up  the kernel " * 20)
+
+
 def _without_caret_m(text: str) -> str:
     # The regex finds no "^M" many times slower than str's search does (12 us in 700 characters).
     return _CARET_M.sub("", text) if "^M" in text else text
@@ -160,11 +236,7 @@ def clean_text(text: str) -> str:
     if text.isascii():
         if _is_clean_ascii(text):
             return _remember(text)
-        # ASCII needs no mojibake repair, NFC nor quote mapping. Once "\r" and
-        # the controls (with \x0b, \x0c, \x1c-\x1f) are gone, " \t\n" are its
-        # only whitespace (\s and str.split agree on them): _ascii_layout applies.
-        text = _without_caret_m(_INVISIBLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n")))
-        return _remember(_ascii_layout(text))
+        return _remember(_ascii_cleaned(text))
     text = repair_mojibake(text).replace("\r\n", "\n").replace("\r", "\n")
     text = _without_caret_m(_INVISIBLE.sub("", unicodedata.normalize("NFC", text))).translate(_QUOTES)
     # Spaces collapsed over the whole text at once (they never include "\n"); a

@@ -123,6 +123,58 @@ def test_the_ascii_line_pass_lays_out_text_as_the_regexes_do():
         assert clean_text(clean_text(text)) == clean_text(text), repr(text)  # clean text stays as it is
 
 
+def test_the_compiled_cleaning_of_long_ascii_text_gives_what_the_python_path_gives(shared_data):
+    """The kernel a warmed-up worker cleans long ASCII text with: every ASCII character,
+    random layouts and every Reuters-21578 body, against the regexes' layout and the
+    line pass it replaces."""
+    import random
+    import subprocess
+    import sys
+    from wirestream.transforms.io.archive import list_archive_files, read_archive_file
+    from wirestream.transforms.normalise import text as module
+    from wirestream.transforms.parse import reuters
+
+    def python_path(text):
+        return module._ascii_layout(module._without_caret_m(module._INVISIBLE.sub(
+            "", text.replace("\r\n", "\n").replace("\r", "\n"))))
+
+    # A process that has not loaded the kernel cleans without it, and imports no numba for it.
+    probe = ("import sys; from wirestream.transforms.normalise.text import clean_text; "
+             "clean_text('Net  profit\\n\\n\\n up ' * 40); print('numba' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True).stdout.split() == ["False"]
+    module.load_kernels()
+    rng = random.Random(11)
+    alphabet = [chr(c) for c in range(128) if chr(c) != "^"] + list("  \n\n\r\tab")
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(200, 600))) for _ in range(3_000)]
+    texts += ["".join(rng.choice(" \t\n\r\x0b\x01\x7fab.") for _ in range(rng.randint(200, 400))) for _ in range(3_000)]
+    bodies = []
+    split = reuters.reuters_story
+
+    def keep(**fields):
+        bodies.append(reuters._PARAGRAPH_INDENT.sub("\n\n", fields["body"]))
+        return split(**fields)
+
+    reuters.reuters_story = keep
+    try:
+        from wirestream.transforms.parse import parse_record
+        for archive in list_archive_files(str(shared_data / "reuters21578" / "original" / "*.sgm")):
+            for raw in read_archive_file(archive):
+                list(parse_record(raw))
+    finally:
+        reuters.reuters_story = split
+    assert len(bodies) > 19_000
+    compiled = 0
+    for text in texts + [body for body in bodies if body.isascii()]:  # one Latin-1 body is not
+        module._CLEANED.clear()
+        expected = python_path(text)
+        compiled += len(text) >= module._COMPILED_LAYOUT_MIN and "^" not in text
+        assert module._ascii_cleaned(text) == expected, repr(text)
+    for text in texts:
+        assert clean_text(text) == _regex_layout(text), repr(text)
+    assert compiled > 15_000
+
+
 def test_every_ascii_output_is_cleaned_to_itself_whatever_the_input():
     # clean_text remembers its ASCII outputs by identity and returns them as they are.
     import random
