@@ -340,7 +340,6 @@ def _part(shard: int, rows: list[int], keys: list[str], lines: list[bytes], acks
 # forked child never writes through its parent's handle, whose position it would not know).
 _SPILLS: dict[tuple[str, int], IO[bytes]] = {}
 _SPILLS_LOCK = threading.Lock()
-os.register_at_fork(after_in_child=_SPILLS.clear)
 
 
 def _spilled(directory: str, data: bytes) -> tuple[str, int]:

@@ -63,7 +63,8 @@ class ReadableStory:
 
 
 def readable_story(story: Story, settings: NormaliseSettings = NormaliseSettings()) -> ReadableStory:
-    """Phase 1: the headline and body cleaned, the related headlines the body listed taken out."""
+    """Phase 1: the headline and body cleaned, the related headlines the body listed taken out
+    (``settings``, which every phase takes, change nothing here)."""
     headline = clean_text(story.headline)
     body, listed_related = strip_boilerplate(clean_text(story.body))
     related = list(story.related_headlines)
