@@ -207,37 +207,43 @@ def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings]:
             settings = replace(settings, sink_settings=replace(settings.sink_settings, files=files_settings))
         # Forked first: they load what the stages need while the graph is built and started.
         workers = _start_local_workers(options, settings) if runs_here else 0
-        finished = False
+        result = None
         try:
-            try:
-                pipeline = beam.Pipeline(options=options)  # validates the options for the runner
-            except ValueError as exc:
-                raise UsageError(f"invalid pipeline options: {' '.join(str(exc).split())}") from None
-            try:
-                build_pipeline(pipeline, source, settings)
-            except (SinkError, SourceError) as exc:  # a sink or source that cannot be used
-                raise UsageError(str(exc)) from None
-            if launch.describe_only:
-                describe_without_running(pipeline, options)
-                return None, settings
-            if standard.no_wait_until_finish:
-                # Submit and return (Flink/Dataflow launchers): the job runs on without us.
-                result = pipeline.run()
-                job_id = getattr(result, "job_id", None)
-                print(f"submitted job {job_id() if callable(job_id) else ''}".rstrip())
-                return None, settings
-            with short_sampler_waits(), state_cache_off():
-                if bounded:
-                    result = pipeline.run()
-                    result.wait_until_finish()
-                    finished = True
-                else:
-                    from wirestream.pipelines.streaming import run_until_interrupted
-                    result = run_until_interrupted(pipeline)
+            result = _build_and_run(options, source, settings)
         finally:
-            if workers:
-                stop_local_workers(finished)
-    return summary_from_metrics(result), settings
+            if workers:  # a bounded run that came back finished: the workers are done with
+                stop_local_workers(result is not None)
+    return (None if result is None else summary_from_metrics(result)), settings
+
+
+def _build_and_run(options: PipelineOptions, source: Source, settings: PipelineSettings):
+    """The pipeline built and run to its end (a bounded run) or to Ctrl-C (streaming):
+    its result; None for --dry-run, or a job submitted without waiting."""
+    launch, standard = options.view_as(LaunchOptions), options.view_as(StandardOptions)
+    try:
+        pipeline = beam.Pipeline(options=options)  # validates the options for the runner
+    except ValueError as exc:
+        raise UsageError(f"invalid pipeline options: {' '.join(str(exc).split())}") from None
+    try:
+        build_pipeline(pipeline, source, settings)
+    except (SinkError, SourceError) as exc:  # a sink or source that cannot be used
+        raise UsageError(str(exc)) from None
+    if launch.describe_only:
+        describe_without_running(pipeline, options)
+        return None
+    if standard.no_wait_until_finish:
+        # Submit and return (Flink/Dataflow launchers): the job runs on without us.
+        result = pipeline.run()
+        job_id = getattr(result, "job_id", None)
+        print(f"submitted job {job_id() if callable(job_id) else ''}".rstrip())
+        return None
+    with short_sampler_waits(), state_cache_off():
+        if source.bounded:
+            result = pipeline.run()
+            result.wait_until_finish()
+            return result
+        from wirestream.pipelines.streaming import run_until_interrupted
+        return run_until_interrupted(pipeline)
 
 
 # Runners that run the pipeline in this process (FnApiRunner; DirectRunner
