@@ -42,7 +42,6 @@ def counter_totals(result) -> dict[str, int]:
 def raw_payload(element: Any) -> bytes:
     """The best raw form of an element for its dead letter: the original bytes
     where the element still carries them, else the record as JSON."""
-    element = _carried(element)
     if isinstance(element, RawRecord):
         return element.payload
     if isinstance(element, Story) and element.raw:
