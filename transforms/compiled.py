@@ -17,6 +17,8 @@ import sys
 import threading
 from typing import Callable, Iterator
 
+import numpy as np
+
 # numba looks for scipy's BLAS when it first compiles or loads a kernel.
 _SCIPY_BLAS = "scipy.linalg.cython_blas"
 
@@ -62,3 +64,10 @@ class CompiledKernels:
                     compiled = numba.njit(nogil=True)(fn)
                 self._namespace[fn.__name__] = compiled
             self.compiled = True
+
+
+def ascii_rewritten(kernel: Callable, text: str, capacity: int, *args) -> str:
+    """The ASCII text a kernel writes from ASCII ``text``: ``kernel(text's bytes, out, *args)``
+    fills ``out`` (``capacity`` bytes) and returns the length it wrote."""
+    out = np.empty(capacity, dtype=np.uint8)
+    return out[:kernel(np.frombuffer(text.encode("ascii"), dtype=np.uint8), out, *args)].tobytes().decode("ascii")

@@ -15,9 +15,8 @@ from html.parser import HTMLParser
 
 import ftfy
 import ftfy.fixes
-import numpy as np
 
-from wirestream.transforms.compiled import CompiledKernels
+from wirestream.transforms.compiled import CompiledKernels, ascii_rewritten
 
 _BLOCK_TAGS = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article",
                "blockquote", "tr", "pre", "hr", "ul", "ol", "table", "figure", "figcaption"}
@@ -210,9 +209,8 @@ def _ascii_cleaned(text: str) -> str:
         # the controls (with \x0b, \x0c, \x1c-\x1f) are gone, " \t\n" are its
         # only whitespace (\s and str.split agree on them): _ascii_layout applies.
         return _ascii_layout(_without_caret_m(_INVISIBLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))))
-    raw = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
-    out = np.empty(len(raw), dtype=np.uint8)  # each character written is one read, or "\n\n" two newlines
-    return out[:_ascii_cleaned_kernel(raw, out)].tobytes().decode("ascii")
+    # Each character written is one read, or "\n\n" two newlines read.
+    return ascii_rewritten(_ascii_cleaned_kernel, text, len(text))
 
 
 def load_kernels() -> None:

@@ -15,7 +15,7 @@ from typing import Callable, Generic, Iterable, Mapping, Optional, TypeVar
 
 import numpy as np
 
-from wirestream.transforms.compiled import CompiledKernels
+from wirestream.transforms.compiled import CompiledKernels, ascii_rewritten
 from wirestream.transforms.normalise.text import ASCII_WHITESPACE
 
 # A word (letters, with inner dots/apostrophes/ampersands: "U.S.", "O'Neill", "AT&T"),
@@ -156,10 +156,9 @@ def _items(text: str) -> list[str]:
         return _WORD_OR_BREAK.findall(text)
     if not _KERNELS.compiled:
         _KERNELS.compile()
-    raw = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
-    out = np.empty(2 * len(raw), dtype=np.uint8)  # items and separators never outgrow that
-    written = _ascii_items_kernel(raw, out, _ASCII_CLASSES)
-    return out[:written].tobytes().decode("ascii").split(_ITEM_SEPARATOR) if written else []
+    # Items and separators never outgrow twice the text.
+    items = ascii_rewritten(_ascii_items_kernel, text, 2 * len(text), _ASCII_CLASSES)
+    return items.split(_ITEM_SEPARATOR) if items else []
 
 
 def load_kernels() -> None:
