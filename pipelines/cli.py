@@ -204,7 +204,10 @@ def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings]:
             # This process and its workers share a file system: rendered lines wait for
             # their clusters in files, not in the elements Beam copies from step to step.
             files_settings = replace(settings.sink_settings.files, spill_dir=run_scope.enter_context(spill_directory()))
-            settings = replace(settings, sink_settings=replace(settings.sink_settings, files=files_settings))
+            # This process also runs every bucket partition, one after the other: a partition
+            # more only copies each batch's uids and times once more (16 copies: 0.14 s).
+            settings = replace(settings, sink_settings=replace(settings.sink_settings, files=files_settings),
+                               dedup=replace(settings.dedup, band_partitions=1))
         # Forked first: they load what the stages need while the graph is built and started.
         workers = _start_local_workers(options, settings) if runs_here else 0
         result = None

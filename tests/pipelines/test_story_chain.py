@@ -137,9 +137,10 @@ def test_one_process_or_two_write_the_same_files(tmp_path):
 
 
 def test_a_local_run_keeps_its_rendered_lines_in_a_temporary_directory_it_removes(tmp_path, monkeypatch):
-    """The lines wait for their clusters in files under TMPDIR, not in what Beam carries;
-    the files written are those of a run that carries them through Beam, and nothing
-    spilled is left once the run is over."""
+    """The lines wait for their clusters in files under TMPDIR, not in what Beam carries,
+    and the bucket keys go in one partition; the files written are those of a run that
+    carries them through Beam in the default partitions, and nothing spilled is left
+    once the run is over."""
     import tempfile
     from wirestream.pipelines import cli
     from wirestream.transforms.io import files
@@ -148,8 +149,13 @@ def test_a_local_run_keeps_its_rendered_lines_in_a_temporary_directory_it_remove
     monkeypatch.setattr(files, "_spilled", lambda directory, data: spilled.append((directory, len(data))) or spill(
         directory, data))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    from wirestream.transforms.dedup import batch
+    partitions = {"spilled": set(), "carried": set()}  # of the bucket keys, per run
+    entries = batch.band_entries
     outputs = {}
     for name in ("spilled", "carried"):
+        monkeypatch.setattr(batch, "band_entries", lambda sketches, settings, count, used=partitions[name]: used.add(
+            count) or entries(sketches, settings, count))
         if name == "carried":  # no run in this process as such: no spill, no forked workers
             monkeypatch.setattr(cli, "_in_process", lambda options: False)
         summary, _ = cli.run(["--source", str(SAMPLES), "--sink", f"jsonl:{tmp_path / name}",
@@ -160,6 +166,8 @@ def test_a_local_run_keeps_its_rendered_lines_in_a_temporary_directory_it_remove
     assert sum(size for _, size in spilled) > 300 * 1000  # the lines of all 305 records, about 2 kB each
     assert sorted(p.name for p in tmp_path.iterdir()) == ["carried", "spilled"]
     assert outputs["spilled"] == outputs["carried"] and len(outputs["spilled"]) > 4
+    # Run in this process, every bucket partition is this process's: one, not the default 16.
+    assert partitions == {"spilled": {1}, "carried": {16}}
 
 
 @pytest.mark.parametrize("workers", ["0", "-1"])

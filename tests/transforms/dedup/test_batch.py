@@ -3,6 +3,7 @@ import json
 import random
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from wirestream.schemas import Origin
@@ -42,8 +43,10 @@ def test_same_clusters_whatever_the_arrival_order():
         assert decisions(cluster_records(shuffled)) == expected
 
 
-def test_batch_transform_matches_the_plain_functions_in_any_order():
-    run_beam(mixed_records(), DedupSettings(), reshuffle=True)
+@pytest.mark.parametrize("partitions", [1, 3, 16])
+def test_batch_transform_matches_the_plain_functions_in_any_order_and_any_number_of_bucket_partitions(partitions):
+    # A run in one process shuffles its bucket keys in one partition, a cluster's in many.
+    run_beam(mixed_records(), DedupSettings(band_partitions=partitions), reshuffle=True)
 
 
 def test_batch_transform_keeps_a_record_given_twice():
