@@ -28,7 +28,10 @@ flags, so it runs without any global step:
   templated burst costs O(n) comparisons, not O(n^2)). Only candidates'
   sketches then meet, one copy per pair, to be related; two small shuffles by story give the root flags
   and decisions, which reach the records as a side input (only stories with
-  an earlier match have one), so records themselves are never shuffled;
+  an earlier match have one), so records themselves are never shuffled. With
+  one partition (a run in one process, where the shuffles buy no parallelism)
+  the bucket keys and sketches meet in one step that relates and decides in
+  memory (``decided_in_memory``, what ``cluster_records`` runs too);
 * streaming: stateful DoFns keyed by the full bucket (band, bucket value) keep
   packed members (uid, times) in append-only bags and name each arrival's
   candidates under the same bucket policy; each sketch is stored once, keyed

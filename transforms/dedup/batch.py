@@ -69,18 +69,35 @@ def _render_undecided(rendering, records: list[EventRecord]) -> list:
 def cluster_records(records: list[EventRecord], settings: DedupSettings = DedupSettings()) -> list[EventRecord]:
     """The whole clustering in memory, with the same functions the Beam paths use."""
     sketches = [sketch_record(r, settings) for r in records]
-    by_uid = {s.uid: s for s in sketches}
-    incoming: dict[str, dict[str, Relation]] = defaultdict(dict)
-    entries = (packed for _, packed in band_entries(sketches, settings))
-    for a, b in set(candidate_pairs(entries, settings).pairs):
-        relation = relate(by_uid[a], by_uid[b], settings)
-        if relation is not None:
-            incoming[relation.later_uid][relation.earlier_uid] = relation
-    roots = {s.uid for s in sketches if is_root(incoming[s.uid].values())}
+    decisions, _ = decided_in_memory([tuple(s) for s in sketches], (packed for _, packed in band_entries(sketches, settings)),
+                                     settings)
     for record, sketch in zip(records, sketches):
-        relations = incoming[sketch.uid].values()
-        apply_decision(record, decide(record.event_id, relations, roots & incoming[sketch.uid].keys()))
+        apply_decision(record, _decision(record.event_id, decisions.get(sketch.uid)))
     return records
+
+
+def decided_in_memory(sketches: Iterable[tuple], entries: Iterable[tuple], settings: DedupSettings
+                      ) -> tuple[dict[str, tuple[list[Relation], list[str]]], int]:
+    """What the shuffles of ``BatchClusters`` decide, in one place: per story an earlier
+    one relates to, its incoming relations and the uids of the roots among the stories
+    it copies (``Decide``'s output), and the comparisons the bucket policy dropped.
+    ``sketches``: the stories' (plain tuples), ``entries``: their bucket keys (``band_entries``)."""
+    found = candidate_pairs(entries, settings)
+    wanted = set(found.names)  # only candidates' sketches are read as such
+    by_uid = {wire[_UID]: wire for wire in sketches if wire[_UID] in wanted}
+    incoming: dict[str, list[Relation]] = defaultdict(list)
+    outgoing: dict[str, list[Relation]] = defaultdict(list)
+    for a, b in found.pairs:
+        relation = relate(StorySketch._make(by_uid[a]), StorySketch._make(by_uid[b]), settings)
+        if relation is not None:
+            incoming[relation.later_uid].append(relation)
+            outgoing[relation.earlier_uid].append(relation)
+    roots: dict[str, list[str]] = defaultdict(list)
+    for uid, relations in outgoing.items():
+        if is_root(incoming.get(uid, ())):
+            for relation in copies_of(relations):
+                roots[relation.later_uid].append(uid)
+    return {uid: (relations, roots.get(uid, [])) for uid, relations in incoming.items()}, found.dropped
 
 
 def _sketches_to_partners(sketches: list[tuple], others: dict):
@@ -195,7 +212,33 @@ class BatchClusters(beam.PTransform):
 
     def expand(self, batches):
         """``batches``: ``SketchedBatch`` tuples (``sketched_batch``)."""
+        decisions = self._decisions(batches)
+        if self._rendering is not None:
+            # Grouped by the sink's shard before the decisions are applied, not after: the
+            # records then cross one stage boundary while they wait, not two.
+            return (batches
+                    | "PartsByShard" >> beam.FlatMap(_parts_by_shard)
+                    | "GroupByShard" >> beam.GroupByKey()
+                    | "ApplyDecisions" >> beam.ParDo(_AmendRendered(self._rendering), beam.pvalue.AsDict(decisions)))
+        decode = self._record_coder.decode if self._record_coder is not None else None
+        # Where the records wait for the decisions only their uids go with them:
+        # the sketches would be encoded and decoded there for nothing.
+        return (batches
+                | "RecordsByStory" >> beam.Map(lambda batch: (batch[_UIDS], batch[_RECORDS]))
+                | "ApplyDecisions" >> (beam.MapTuple(_applied_batch, beam.pvalue.AsDict(decisions), decode)
+                                       .with_output_types(beam.typehints.List[EventRecord]) if self._batched else
+                                       beam.FlatMapTuple(_apply_to_batch, beam.pvalue.AsDict(decisions), decode)
+                                       .with_output_types(EventRecord)))
+
+    def _decisions(self, batches):
+        """(uid, Decide's output) for each story an earlier one relates to."""
         s = self._settings
+        if s.band_partitions == 1:
+            # One partition: every bucket key meets in one place, and so can the rest.
+            return (batches
+                    | "SketchesAndKeys" >> beam.Map(lambda batch: (0, (batch[_SKETCHES], batch[_BANDS])))
+                    | "GroupAll" >> beam.GroupByKey()
+                    | "Decide" >> beam.ParDo(_DecideInOneStep(s)))
         # Only uids and bucket keys, packed per batch of stories, are shuffled by bucket.
         pairs = (batches
                  | "BandEntries" >> beam.FlatMap(lambda batch: batch[_BANDS])
@@ -223,22 +266,23 @@ class BatchClusters(beam.PTransform):
             | "RootFlags" >> beam.FlatMap(_root_flags)
             | "GroupForDecision" >> beam.GroupByKey()
             | "Decide" >> beam.FlatMapTuple(_decide_batch))
-        if self._rendering is not None:
-            # Grouped by the sink's shard before the decisions are applied, not after: the
-            # records then cross one stage boundary while they wait, not two.
-            return (batches
-                    | "PartsByShard" >> beam.FlatMap(_parts_by_shard)
-                    | "GroupByShard" >> beam.GroupByKey()
-                    | "ApplyDecisions" >> beam.ParDo(_AmendRendered(self._rendering), beam.pvalue.AsDict(decisions)))
-        decode = self._record_coder.decode if self._record_coder is not None else None
-        # Where the records wait for the decisions only their uids go with them:
-        # the sketches would be encoded and decoded there for nothing.
-        return (batches
-                | "RecordsByStory" >> beam.Map(lambda batch: (batch[_UIDS], batch[_RECORDS]))
-                | "ApplyDecisions" >> (beam.MapTuple(_applied_batch, beam.pvalue.AsDict(decisions), decode)
-                                       .with_output_types(beam.typehints.List[EventRecord]) if self._batched else
-                                       beam.FlatMapTuple(_apply_to_batch, beam.pvalue.AsDict(decisions), decode)
-                                       .with_output_types(EventRecord)))
+        return decisions
+
+
+class _DecideInOneStep(beam.DoFn):
+    """All batches' (sketches, bucket keys) -> Decide's output (``decided_in_memory``)."""
+
+    def __init__(self, settings: DedupSettings):
+        self._settings = settings
+        self._capped = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dedup_comparisons_capped")
+
+    def process(self, element):
+        parts = list(element[1])
+        decisions, dropped = decided_in_memory(
+            (wire for sketches, _ in parts for wire in sketches),
+            (packed for _, bands in parts for _, packed in bands), self._settings)
+        self._capped.inc(dropped)
+        yield from decisions.items()
 
 
 def _decide_batch(uid, parts):

@@ -22,7 +22,9 @@ class DedupSettings:
     # watermark) a story may arrive and still correct what was written; the window by
     # default, so any arrival order within it gives the batch clusters
     allowed_lateness_days: float = 7.0
-    band_partitions: int = 16  # batch: keys of the bucket shuffle (parallelism, not results)
+    # batch: keys of the bucket shuffle (parallelism, not results); with 1, as a run in one
+    # process has, the whole clustering is one step (``decided_in_memory``), without shuffles
+    band_partitions: int = 16
     # The bucket policy (``compared_members``): earlier members of a bucket a story is compared with.
     compare_earliest: int = 4
     compare_latest: int = 4

@@ -1,6 +1,8 @@
 import random
+from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from tests.transforms.dedup.stories import (BURST_SETTINGS, OTHER_STORY, STORY, mixed_records,
                                             templated_burst, story)
@@ -128,3 +130,31 @@ def test_batch_pairs_follow_the_bucket_policy_member_by_member():
               np.array(members, dtype=np.uint32).tobytes())
     found = candidate_pairs([packed], settings)
     assert found.pairs == sorted(expected) and found.dropped == dropped and dropped > 0
+
+
+def test_the_keys_other_keys_equal_are_those_np_unique_counts_twice_or_more():
+    from wirestream.transforms.dedup.buckets import _shared
+    rng = np.random.default_rng(5)
+    for size in (0, 1, 2, 3, 50, 5_000):
+        keys = rng.integers(0, max(2, size // 3), size, dtype=np.int64).astype(np.uint64)  # many repeats
+        _, key_of, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        assert _shared(keys).tolist() == (counts[key_of.reshape(-1)] > 1).tolist(), size
+    assert _shared(np.array([7, 7, 2**64 - 1, 3], dtype=np.uint64)).tolist() == [True, True, False, False]
+
+
+@pytest.mark.parametrize("partitions", [1, 16])
+def test_the_comparisons_the_cap_drops_are_counted_in_one_step_and_over_partitions(partitions):
+    import apache_beam as beam
+    from apache_beam.metrics.metric import MetricsFilter
+
+    from wirestream.transforms.dedup import NearDuplicateClusters
+    records = templated_burst(60)
+    sketches = [sketch_record(r, BURST_SETTINGS) for r in records]
+    dropped = candidate_pairs((p for _, p in band_entries(sketches, BURST_SETTINGS)), BURST_SETTINGS).dropped
+    assert dropped > 0
+    pipeline = beam.Pipeline(runner="FnApiRunner")
+    _ = pipeline | beam.Create(records) | NearDuplicateClusters(replace(BURST_SETTINGS, band_partitions=partitions))
+    result = pipeline.run()
+    result.wait_until_finish()
+    counters = result.metrics().query(MetricsFilter().with_name("dedup_comparisons_capped"))["counters"]
+    assert sum(c.committed for c in counters) == dropped
