@@ -43,11 +43,12 @@ from wirestream.transforms.dedup import DedupSettings  # noqa: E402
 from wirestream.transforms.io.archive import ReadArchiveFiles, SourceError, list_archive_files  # noqa: E402
 from wirestream.pipelines.sinks import SinkSettings, default_dead_letter_spec, sink_spec  # noqa: E402
 from wirestream.pipelines.story_chain import default_local_workers, start_local_workers, stop_local_workers  # noqa: E402
-from wirestream.transforms.io.files import FileSinkSettings, RollPolicy, spill_directory  # noqa: E402
+from wirestream.transforms.io.files import FileSinkSettings, RollPolicy  # noqa: E402
 from wirestream.transforms.io.sinks import SinkError, redacted_url  # noqa: E402
 from wirestream.transforms.normalise import NormaliseSettings  # noqa: E402
 from wirestream.transforms.parse import ParseSettings  # noqa: E402
 from wirestream.transforms.stage import CODE_ERRORS, counter_totals  # noqa: E402
+from wirestream.transforms.spill import spill_directory  # noqa: E402
 
 
 class UsageError(Exception):
@@ -201,13 +202,14 @@ def run(argv: Sequence[str]) -> tuple[Optional[RunSummary], PipelineSettings]:
     runs_here = bounded and not launch.describe_only and not standard.no_wait_until_finish and _in_process(options)
     with contextlib.ExitStack() as run_scope:
         if runs_here:
-            # This process and its workers share a file system: rendered lines wait for
-            # their clusters in files, not in the elements Beam copies from step to step.
-            files_settings = replace(settings.sink_settings.files, spill_dir=run_scope.enter_context(spill_directory()))
-            # This process also runs every bucket partition, one after the other: a partition
-            # more only copies each batch's uids and times once more (16 copies: 0.14 s).
+            # This process and its workers share a file system: rendered lines and sketches
+            # wait for the clusters in files, not in the elements Beam copies from step to step.
+            spill_dir = run_scope.enter_context(spill_directory())
+            files_settings = replace(settings.sink_settings.files, spill_dir=spill_dir)
+            # This process also runs every bucket partition, one after the other: in one
+            # partition the clustering is one step, and each batch's uids travel once.
             settings = replace(settings, sink_settings=replace(settings.sink_settings, files=files_settings),
-                               dedup=replace(settings.dedup, band_partitions=1))
+                               dedup=replace(settings.dedup, band_partitions=1, spill_dir=spill_dir))
         # Forked first: they load what the stages need while the graph is built and started.
         workers = _start_local_workers(options, settings) if runs_here else 0
         result = None

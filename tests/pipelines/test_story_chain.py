@@ -136,20 +136,20 @@ def test_one_process_or_two_write_the_same_files(tmp_path):
     assert runs["1"][0]["read"] == 313 and len(runs["1"][1]) == 305
 
 
-def test_a_local_run_keeps_its_rendered_lines_in_a_temporary_directory_it_removes(tmp_path, monkeypatch):
-    """The lines wait for their clusters in files under TMPDIR, not in what Beam carries,
-    and the bucket keys go in one partition; the files written are those of a run that
-    carries them through Beam in the default partitions, and nothing spilled is left
-    once the run is over."""
+def test_a_local_run_keeps_its_lines_and_sketches_in_a_temporary_directory_it_removes(tmp_path, monkeypatch):
+    """The rendered lines and the sketches wait for the clusters in files under TMPDIR,
+    not in what Beam carries, and the bucket keys go in one partition, clustered in one
+    step; the files written are those of a run that carries everything through Beam's
+    shuffles in the default partitions, and nothing spilled is left once the run is over."""
     import tempfile
     from wirestream.pipelines import cli
-    from wirestream.transforms.io import files
-    spilled = []
-    spill = files._spilled
-    monkeypatch.setattr(files, "_spilled", lambda directory, data: spilled.append((directory, len(data))) or spill(
-        directory, data))
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     from wirestream.transforms.dedup import batch
+    from wirestream.transforms.io import files
+    spilled = {"lines": [], "sketches": []}  # (directory, size) per spill
+    for module, what in ((files, "lines"), (batch, "sketches")):
+        monkeypatch.setattr(module, "spilled", lambda directory, data, spill=module.spilled, sizes=spilled[what]: (
+            sizes.append((directory, len(data))) or spill(directory, data)))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     partitions = {"spilled": set(), "carried": set()}  # of the bucket keys, per run
     entries = batch.band_entries
     outputs = {}
@@ -162,8 +162,9 @@ def test_a_local_run_keeps_its_rendered_lines_in_a_temporary_directory_it_remove
                               "--local-workers", "1", "--progress", "off"])
         assert summary.read == 313 and summary.adds_up
         outputs[name] = {p.relative_to(tmp_path / name): p.read_bytes() for p in sorted((tmp_path / name).rglob("*.jsonl"))}
-    assert {Path(directory).parent for directory, _ in spilled} == {tmp_path}
-    assert sum(size for _, size in spilled) > 300 * 1000  # the lines of all 305 records, about 2 kB each
+    assert {Path(directory).parent for sizes in spilled.values() for directory, _ in sizes} == {tmp_path}
+    assert sum(size for _, size in spilled["lines"]) > 300 * 1000  # the lines of all 305 records, about 2 kB each
+    assert sum(size for _, size in spilled["sketches"]) > 305 * 500  # a sketch holds a 512-byte signature
     assert sorted(p.name for p in tmp_path.iterdir()) == ["carried", "spilled"]
     assert outputs["spilled"] == outputs["carried"] and len(outputs["spilled"]) > 4
     # Run in this process, every bucket partition is this process's: one, not the default 16.

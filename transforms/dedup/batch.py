@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import pickle
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -18,11 +19,11 @@ from wirestream.transforms.dedup.decide import (ClusterDecision, apply_decision,
 from wirestream.transforms.dedup.relate import Relation, relate
 from wirestream.transforms.dedup.settings import DedupSettings
 from wirestream.transforms.dedup.sketch import StorySketch, band_entries, sketch_record
+from wirestream.transforms.spill import read_spilled, spilled
 from wirestream.transforms.stage import METRICS_NAMESPACE, OutcomeCounters
 
 BAND_BATCH = 1_024  # stories whose bucket keys travel together, packed as bytes
 _UID = StorySketch._fields.index("uid")  # sketches travel as plain tuples
-_EVENT_ID = StorySketch._fields.index("event_id")
 
 
 class SketchedBatch(NamedTuple):
@@ -35,7 +36,7 @@ class SketchedBatch(NamedTuple):
 
     records: list
     uids: list[str]
-    sketches: list[tuple]
+    sketches: list[tuple] | tuple[str, int, int]  # or, spilled, where they wait: (file, offset, length)
     bands: list[tuple[int, tuple]]
 
 
@@ -52,8 +53,18 @@ def sketched_batch(pairs: Iterable[tuple[Any, tuple]], settings: DedupSettings,
     records = [record for record, _ in pairs]
     sketches = [sketch for _, sketch in pairs]
     bands = band_entries(map(StorySketch._make, sketches), settings, settings.band_partitions) if pairs else []
-    return tuple(SketchedBatch(carry(records) if carry is not None else records,
-                               [sketch[_UID] for sketch in sketches], sketches, bands))
+    uids = [sketch[_UID] for sketch in sketches]
+    if settings.spill_dir is not None:
+        data = pickle.dumps(sketches, protocol=pickle.HIGHEST_PROTOCOL)
+        sketches = (*spilled(settings.spill_dir, data), len(data))
+    return tuple(SketchedBatch(carry(records) if carry is not None else records, uids, sketches, bands))
+
+
+def _sketches_of(carried: list[tuple] | tuple[str, int, int]) -> list[tuple]:
+    """A batch's sketches, read back where they were spilled (``sketched_batch``)."""
+    if isinstance(carried, list):
+        return carried
+    return pickle.loads(read_spilled(*carried, "sketches"))
 
 
 def rendered_undecided(rendering) -> Callable[[list[EventRecord]], list]:
@@ -279,7 +290,7 @@ class _DecideInOneStep(beam.DoFn):
     def process(self, element):
         parts = list(element[1])
         decisions, dropped = decided_in_memory(
-            (wire for sketches, _ in parts for wire in sketches),
+            (wire for sketches, _ in parts for wire in _sketches_of(sketches)),
             (packed for _, bands in parts for _, packed in bands), self._settings)
         self._capped.inc(dropped)
         yield from decisions.items()
@@ -311,11 +322,10 @@ def _decision(event_id: str, found: Optional[tuple]) -> ClusterDecision:
 
 
 def _parts_by_shard(batch: tuple) -> list[tuple[int, tuple]]:
-    """A batch's rendered parts by shard, each with the uids and event ids of its lines."""
+    """A batch's rendered parts by shard, each with the uids and event ids of its lines
+    (an event record's sort key in its shard is its event id)."""
     uids = batch[_UIDS]
-    event_ids = [sketch[_EVENT_ID] for sketch in batch[_SKETCHES]]
-    return [(part[0], ([uids[row] for row in part[1]], [event_ids[row] for row in part[1]], part))
-            for part in batch[_RECORDS]]
+    return [(part[0], ([uids[row] for row in part[1]], part[2], part)) for part in batch[_RECORDS]]
 
 
 class _AmendRendered(beam.DoFn):

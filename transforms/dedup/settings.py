@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 
 DAY = 86_400
@@ -28,10 +29,15 @@ class DedupSettings:
     # The bucket policy (``compared_members``): earlier members of a bucket a story is compared with.
     compare_earliest: int = 4
     compare_latest: int = 4
+    # batch, one partition: a directory every process of the run shares, where the
+    # stories' sketches wait for the one step (``transforms.spill``), not in Beam's elements
+    spill_dir: Optional[str] = None
 
     def __post_init__(self):
         if self.bands < 1 or self.num_perm // self.bands < 1:
             raise ValueError("need 1 <= bands <= num_perm")
+        if self.spill_dir is not None and self.band_partitions != 1:
+            raise ValueError("sketches are spilled only for the one-step clustering (band_partitions=1)")
 
     @property
     def rows_per_band(self) -> int:

@@ -32,7 +32,6 @@ between hosts but not between two writers of one process.)
 from __future__ import annotations
 
 import array
-import contextlib
 import datetime as dt
 import fcntl
 import hashlib
@@ -41,13 +40,11 @@ import json
 import operator
 import os
 import re
-import shutil
-import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Iterable, Iterator, NamedTuple, Optional
+from typing import IO, Any, Callable, Iterable, NamedTuple, Optional
 
 import apache_beam as beam
 import orjson
@@ -56,6 +53,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from wirestream.transforms.io.sinks import Acknowledgement, RecordKind, RecordSink, SinkSpec, Unbatch, WriteToRecordSink
 from wirestream.transforms.stage import METRICS_NAMESPACE
+from wirestream.transforms.spill import read_spilled, spilled
 
 
 # --- formats -------------------------------------------------------------------------------
@@ -320,7 +318,8 @@ class RenderedPart(NamedTuple):
 
     def split_lines(self) -> list[bytes]:
         ends = memoryview(self.ends).cast("I")
-        lines = self.lines if not self.spill else _read_spilled(self.spill, self.offset, ends[-1] if ends else 0)
+        lines = self.lines if not self.spill else read_spilled(self.spill, self.offset, ends[-1] if ends else 0,
+                                                                   "rendered lines")
         return [lines[start:end] for start, end in zip(itertools.chain((0,), ends), ends)]
 
     def entries(self) -> list[tuple]:
@@ -333,48 +332,7 @@ def _part(shard: int, rows: list[int], keys: list[str], lines: list[bytes], acks
     ends = array.array("I", itertools.accumulate(map(len, lines))).tobytes()
     if spill_dir is None:
         return shard, rows, keys, ends, b"".join(lines), acks, "", 0
-    return shard, rows, keys, ends, b"", acks, *_spilled(spill_dir, b"".join(lines))
-
-
-# Each process appends the lines it spills to one file of its own (by process id: a
-# forked child never writes through its parent's handle, whose position it would not know).
-_SPILLS: dict[tuple[str, int], IO[bytes]] = {}
-_SPILLS_LOCK = threading.Lock()
-
-
-def _spilled(directory: str, data: bytes) -> tuple[str, int]:
-    """Appends ``data`` to this process's file in ``directory``: (that file, the offset ``data`` starts at)."""
-    with _SPILLS_LOCK:
-        handle = _SPILLS.get((directory, os.getpid()))
-        if handle is None:
-            handle = _SPILLS[directory, os.getpid()] = open(os.path.join(directory, f"{os.getpid()}.lines"), "ab")
-        offset = handle.tell()
-        handle.write(data)
-        handle.flush()  # read by another process once the part reaches it
-        return handle.name, offset
-
-
-@contextlib.contextmanager
-def spill_directory() -> Iterator[str]:
-    """A temporary directory for a bounded run's spilled lines (``FileSinkSettings.spill_dir``),
-    removed with all that was spilled there once the run is over."""
-    directory = tempfile.mkdtemp(prefix="wirestream-lines-")
-    try:
-        yield directory
-    finally:
-        with _SPILLS_LOCK:
-            for key in [key for key in _SPILLS if key[0] == directory]:
-                _SPILLS.pop(key).close()
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def _read_spilled(path: str, offset: int, length: int) -> bytes:
-    with open(path, "rb") as handle:
-        handle.seek(offset)
-        data = handle.read(length)
-    if len(data) != length:
-        raise OSError(f"{path}: {length} bytes of rendered lines expected at {offset}, {len(data)} found")
-    return data
+    return shard, rows, keys, ends, b"", acks, *spilled(spill_dir, b"".join(lines))
 
 
 @dataclass(frozen=True)

@@ -86,3 +86,29 @@ def test_a_story_without_a_time_is_clustered_by_its_kafka_time_with_a_note():
             expected += [("c1", 0, None, note)] if streaming else []
             assert_that(clustered | beam.Map(lambda r: (r.story_id, r.cluster_revision, r.duplicate_of, r.quality)),
                         equal_to(expected))
+
+
+def test_spilled_sketches_read_back_as_they_were_and_a_file_cut_short_says_so(tmp_path, monkeypatch):
+    import tempfile
+
+    from wirestream.transforms.dedup import sketched
+    from wirestream.transforms.dedup.batch import _SKETCHES, _sketches_of, sketched_batch
+    from wirestream.transforms.spill import spill_directory
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    pairs = [sketched(r, DedupSettings()) for r in copies()]
+    carried = sketched_batch(pairs, DedupSettings())
+    with spill_directory() as directory:
+        spilled = sketched_batch(pairs, DedupSettings(band_partitions=1, spill_dir=directory))
+        path, offset, length = spilled[_SKETCHES]
+        assert _sketches_of(spilled[_SKETCHES]) == carried[_SKETCHES] == [s for _, s in pairs]
+        assert spilled[:_SKETCHES] == carried[:_SKETCHES]  # the records and uids travel as ever
+        with open(path, "r+b") as handle:
+            handle.truncate(offset + length - 1)
+        with pytest.raises(OSError, match="bytes of sketches expected"):
+            _sketches_of(spilled[_SKETCHES])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sketches_are_spilled_only_for_the_one_step_clustering():
+    with pytest.raises(ValueError, match="band_partitions=1"):
+        DedupSettings(spill_dir="/tmp", band_partitions=16)

@@ -487,7 +487,8 @@ def test_rendered_and_amended_records_write_the_files_their_records_write(events
 
 def test_spilled_lines_cut_short_fail_the_write_and_the_spill_directory_goes_with_the_run(events, tmp_path, monkeypatch):
     import tempfile
-    from wirestream.transforms.io.files import RenderedPart, RenderedShards, spill_directory
+    from wirestream.transforms.io.files import RenderedPart, RenderedShards
+    from wirestream.transforms.spill import spill_directory
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with spill_directory() as directory:
         parts = [RenderedPart._make(p) for p in RenderedShards(num_shards=1, spill_dir=directory).render(events[:4])]
