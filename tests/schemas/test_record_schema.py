@@ -67,3 +67,17 @@ def test_the_created_table_has_the_layout_columns_in_order(connection, kind):
         create_table(connection, table, kind)  # a second start changes nothing
     finally:
         connection.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def test_an_origin_with_its_item_is_the_origin_dataclasses_replace_gives():
+    import pickle
+
+    origin = Origin(kind="kafka", ingested_at="2024-06-23T10:00:00Z", topic="wire", partition=2, offset=7,
+                    headers={"h": "v"}, item=0, item_count=1)
+    moved = origin.with_item(3, 5)
+    assert moved == dataclasses.replace(origin, item=3, item_count=5)
+    assert (origin.item, origin.item_count) == (0, 1)  # the original is left as it was
+    assert moved.to_dict() == {**origin.to_dict(), "item": 3, "item_count": 5}
+    assert pickle.loads(pickle.dumps(moved)) == moved
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        moved.item = 4

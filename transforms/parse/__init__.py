@@ -9,7 +9,7 @@ a dead letter, never nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Iterator, Union
 
 from wirestream.schemas import DeadLetter, RawRecord, Story
@@ -127,7 +127,7 @@ def parse_record(raw: RawRecord, settings: ParseSettings = ParseSettings()
                 continue
             if item.origin.item is not None:
                 # A Kafka offset is fully written (and may be committed) once all its items are.
-                item.origin = replace(item.origin, item_count=count)
+                item.origin = item.origin.with_item(item.origin.item, count)
             yield item
         else:
             index, item_raw, reason = item
