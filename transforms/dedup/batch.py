@@ -36,7 +36,8 @@ class SketchedBatch(NamedTuple):
 
     records: list
     uids: list[str]
-    sketches: list[tuple] | tuple[str, int, int]  # or, spilled, where they wait: (file, offset, length)
+    # Or, spilled, where they wait: (file, offset, length, where each ends in it: int64 bytes).
+    sketches: list[tuple] | tuple[str, int, int, bytes]
     bands: list[tuple[int, tuple]]
 
 
@@ -55,16 +56,22 @@ def sketched_batch(pairs: Iterable[tuple[Any, tuple]], settings: DedupSettings,
     bands = band_entries(map(StorySketch._make, sketches), settings, settings.band_partitions) if pairs else []
     uids = [sketch[_UID] for sketch in sketches]
     if settings.spill_dir is not None:
-        data = pickle.dumps(sketches, protocol=pickle.HIGHEST_PROTOCOL)
-        sketches = (*spilled(settings.spill_dir, data), len(data))
+        # Each pickled on its own: clustering reads back only the candidates' (one in seven).
+        parts = [pickle.dumps(sketch, protocol=pickle.HIGHEST_PROTOCOL) for sketch in sketches]
+        ends = np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)))
+        sketches = (*spilled(settings.spill_dir, b"".join(parts)), int(ends[-1]) if len(ends) else 0, ends.tobytes())
     return tuple(SketchedBatch(carry(records) if carry is not None else records, uids, sketches, bands))
 
 
-def _sketches_of(carried: list[tuple] | tuple[str, int, int]) -> list[tuple]:
-    """A batch's sketches, read back where they were spilled (``sketched_batch``)."""
+def _sketches_of(carried: list[tuple] | tuple[str, int, int, bytes], rows: Optional[list[int]] = None) -> list[tuple]:
+    """A batch's sketches (those at ``rows``, else all), read back where they were
+    spilled (``sketched_batch``)."""
     if isinstance(carried, list):
-        return carried
-    return pickle.loads(read_spilled(*carried, "sketches"))
+        return carried if rows is None else [carried[row] for row in rows]
+    path, offset, length, ends = carried
+    data = memoryview(read_spilled(path, offset, length, "sketches"))
+    ends = [0, *np.frombuffer(ends, dtype=np.int64).tolist()]
+    return [pickle.loads(data[ends[row]:ends[row + 1]]) for row in (range(len(ends) - 1) if rows is None else rows)]
 
 
 def rendered_undecided(rendering) -> Callable[[list[EventRecord]], list]:
@@ -80,22 +87,27 @@ def _render_undecided(rendering, records: list[EventRecord]) -> list:
 def cluster_records(records: list[EventRecord], settings: DedupSettings = DedupSettings()) -> list[EventRecord]:
     """The whole clustering in memory, with the same functions the Beam paths use."""
     sketches = [sketch_record(r, settings) for r in records]
-    decisions, _ = decided_in_memory([tuple(s) for s in sketches], (packed for _, packed in band_entries(sketches, settings)),
-                                     settings)
+    decisions, _ = decided_in_memory([([s.uid for s in sketches], [tuple(s) for s in sketches])],
+                                     (packed for _, packed in band_entries(sketches, settings)), settings)
     for record, sketch in zip(records, sketches):
         apply_decision(record, _decision(record.event_id, decisions.get(sketch.uid)))
     return records
 
 
-def decided_in_memory(sketches: Iterable[tuple], entries: Iterable[tuple], settings: DedupSettings
+def decided_in_memory(batches: Iterable[tuple[list[str], Any]], entries: Iterable[tuple], settings: DedupSettings
                       ) -> tuple[dict[str, tuple[list[Relation], list[str]]], int]:
     """What the shuffles of ``BatchClusters`` decide, in one place: per story an earlier
     one relates to, its incoming relations and the uids of the roots among the stories
     it copies (``Decide``'s output), and the comparisons the bucket policy dropped.
-    ``sketches``: the stories' (plain tuples), ``entries``: their bucket keys (``band_entries``)."""
+    ``batches``: the stories' uids and sketches (``SketchedBatch``'s, plain tuples or
+    spilled), ``entries``: their bucket keys (``band_entries``)."""
     found = candidate_pairs(entries, settings)
-    wanted = set(found.names)  # only candidates' sketches are read as such
-    by_uid = {wire[_UID]: wire for wire in sketches if wire[_UID] in wanted}
+    wanted = set(found.names)  # only candidates' sketches are read
+    by_uid = {}
+    for uids, carried in batches:
+        rows = [row for row, uid in enumerate(uids) if uid in wanted]
+        if rows:
+            by_uid.update((wire[_UID], wire) for wire in _sketches_of(carried, rows))
     incoming: dict[str, list[Relation]] = defaultdict(list)
     outgoing: dict[str, list[Relation]] = defaultdict(list)
     for a, b in found.pairs:
@@ -247,7 +259,7 @@ class BatchClusters(beam.PTransform):
         if s.band_partitions == 1:
             # One partition: every bucket key meets in one place, and so can the rest.
             return (batches
-                    | "SketchesAndKeys" >> beam.Map(lambda batch: (0, (batch[_SKETCHES], batch[_BANDS])))
+                    | "SketchesAndKeys" >> beam.Map(lambda batch: (0, (batch[_UIDS], batch[_SKETCHES], batch[_BANDS])))
                     | "GroupAll" >> beam.GroupByKey()
                     | "Decide" >> beam.ParDo(_DecideInOneStep(s)))
         # Only uids and bucket keys, packed per batch of stories, are shuffled by bucket.
@@ -281,7 +293,7 @@ class BatchClusters(beam.PTransform):
 
 
 class _DecideInOneStep(beam.DoFn):
-    """All batches' (sketches, bucket keys) -> Decide's output (``decided_in_memory``)."""
+    """All batches' (uids, sketches, bucket keys) -> Decide's output (``decided_in_memory``)."""
 
     def __init__(self, settings: DedupSettings):
         self._settings = settings
@@ -290,8 +302,8 @@ class _DecideInOneStep(beam.DoFn):
     def process(self, element):
         parts = list(element[1])
         decisions, dropped = decided_in_memory(
-            (wire for sketches, _ in parts for wire in _sketches_of(sketches)),
-            (packed for _, bands in parts for _, packed in bands), self._settings)
+            ((uids, sketches) for uids, sketches, _ in parts),
+            (packed for _, _, bands in parts for _, packed in bands), self._settings)
         self._capped.inc(dropped)
         yield from decisions.items()
 

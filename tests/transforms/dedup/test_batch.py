@@ -99,8 +99,11 @@ def test_spilled_sketches_read_back_as_they_were_and_a_file_cut_short_says_so(tm
     carried = sketched_batch(pairs, DedupSettings())
     with spill_directory() as directory:
         spilled = sketched_batch(pairs, DedupSettings(band_partitions=1, spill_dir=directory))
-        path, offset, length = spilled[_SKETCHES]
+        path, offset, length, _ = spilled[_SKETCHES]
         assert _sketches_of(spilled[_SKETCHES]) == carried[_SKETCHES] == [s for _, s in pairs]
+        rows = [len(pairs) - 1, 0]  # only the candidates' are read, in the order asked
+        assert _sketches_of(spilled[_SKETCHES], rows) == _sketches_of(carried[_SKETCHES], rows) == [
+            pairs[-1][1], pairs[0][1]]
         assert spilled[:_SKETCHES] == carried[:_SKETCHES]  # the records and uids travel as ever
         with open(path, "r+b") as handle:
             handle.truncate(offset + length - 1)
