@@ -170,7 +170,7 @@ def warm_up(settings: ChainSettings) -> None:
     try:
         language.load_kernels()
         normalise_text.load_kernels()
-        language.normalise_language_tag("en")  # loads pycountry's languages
+        language.normalise_language_tag("en")  # loads the ISO 639 codes
         load_gazetteer(settings.tag_data_dir)
         load_rules(settings.tag_data_dir)
         text.load_kernels()

@@ -28,7 +28,7 @@ from langdetect.detector import Detector
 from langdetect.detector_factory import PROFILES_DIRECTORY
 from langdetect.utils.ngram import NGram
 
-from wirestream.transforms.cache import cache_path, mark_used, write_cached
+from wirestream.transforms.cache import cache_path, mark_used, read_pickle, write_cached, write_pickle
 from wirestream.transforms.compiled import CompiledKernels
 
 UNDETERMINED = "und"
@@ -473,18 +473,53 @@ def normalise_language_tag(tag: Optional[str]) -> tuple[Optional[str], Optional[
         primary, subtags = tag.strip(), []
     primary = primary.lower()
     code = _LEGACY_CODES.get(primary, primary)
-    if len(code) != 2 or not code.isalpha():
-        try:
-            code = getattr(pycountry.languages.lookup(code), "alpha_2", None)
-        except LookupError:
-            return None, None
-    elif pycountry.languages.get(alpha_2=code) is None:
-        return None, None
+    codes = _iso_639_codes()
+    code = codes.looked_up.get(code) if len(code) != 2 or not code.isalpha() else code if code in codes.alpha_2 else None
     if code is None:
         return None, None
     # BCP 47 case conventions: scripts in title case (Hans), regions in capitals (US).
     region = "-".join(s.title() if len(s) == 4 else s.upper() for s in subtags if s) or None
     return code, region
+
+
+@dataclass(frozen=True)
+class _Iso639Codes:
+    """pycountry's ISO 639 answers, as ``normalise_language_tag`` asks them:
+    ``looked_up``: what ``pycountry.languages.lookup(value)`` finds, by value in lower
+    case, as its alpha-2 code (None: the language it finds has none); ``alpha_2``: the codes."""
+
+    looked_up: dict[str, Optional[str]]
+    alpha_2: frozenset[str]
+
+
+def _build_iso_639_codes() -> _Iso639Codes:
+    languages = pycountry.languages
+    len(languages)  # loads them: their indexes are there only then
+    looked_up: dict[str, Optional[str]] = {}
+    # In lookup's order: its indexes field by field, then the other fields language by language;
+    # the first match is what it returns.
+    for index in languages.indices.values():
+        for value, language in index.items():
+            looked_up.setdefault(value, getattr(language, "alpha_2", None))
+    for language in languages:
+        for name in languages.no_index:
+            value = language._fields.get(name)
+            if value is not None:
+                looked_up.setdefault(value.lower(), getattr(language, "alpha_2", None))
+    return _Iso639Codes(looked_up, frozenset(languages.indices["alpha_2"]))
+
+
+@lru_cache(maxsize=1)
+def _iso_639_codes() -> _Iso639Codes:
+    """Loading pycountry's languages (8,000 of them, from JSON) took a worker 70 ms; this
+    table of its answers, cached like the gazetteer (named by pycountry's version and
+    this code), a few."""
+    path = cache_path("iso639", [metadata.version("pycountry").encode(), Path(__file__).read_bytes()], ".pickle")
+    codes = read_pickle(path, _Iso639Codes)
+    if codes is None:
+        codes = _build_iso_639_codes()
+        write_pickle(path, codes)
+    return codes
 
 
 # Close relatives that text statistics tell apart least reliably; when the

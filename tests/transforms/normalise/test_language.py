@@ -20,6 +20,23 @@ def test_declared_tags(tag, expected):
     assert normalise_language_tag(tag) == expected
 
 
+def test_the_cached_iso_639_table_answers_as_pycountry_does():
+    import pycountry
+
+    from wirestream.transforms.normalise.language import _build_iso_639_codes
+
+    codes = _build_iso_639_codes()
+    values = {v.lower() for language in pycountry.languages for v in language._fields.values()}
+    values |= {"i", "l", "english", "norwegian bokmål", "klingonese", "qqq"}  # one-letter scope/type fields too
+    for value in values:
+        try:
+            expected = getattr(pycountry.languages.lookup(value), "alpha_2", None)
+        except LookupError:
+            expected = None
+        assert codes.looked_up.get(value) == expected, value
+    assert codes.alpha_2 == {v for v in values if pycountry.languages.get(alpha_2=v) is not None}
+
+
 @pytest.mark.parametrize("text, expected", [
     ("Russian President Vladimir Putin's peace proposal for Ukraine remains open.", "en"),
     ("Für Lucien Favre war es der größte Skandal im Fußball seit Jahren.", "de"),
